@@ -1,0 +1,106 @@
+"""The shape every check shares: a check enumerates cases; running a case gives one result.
+
+A *case* is one unit of certification with a stable, readable id -- a check at one version
+pair (and journal mode, and crash-point group or race round where those apply). The certify
+runner, ``--only``/``--case`` replays, ``--shard i/n`` and the pytest plugin's items are all
+built from the same enumeration, so a failure anywhere names the same case and replays it
+with the same line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from migproof.engine.schema import Schema
+
+    from .target import Target
+
+
+class Status(Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    check: str
+    from_version: int | None = None
+    to_version: int | None = None
+    journal_mode: str | None = None  # "delete" | "wal" for checks that run per mode
+    point: str | None = None  # a crash-point group ("k0-19") or race round ("r3"), when used
+
+    @property
+    def id(self) -> str:
+        """Readable and stable: ``crash-recovery[v3->v12,wal,k0-19]``."""
+        parts: list[str] = []
+        if self.from_version is not None or self.to_version is not None:
+            parts.append(f"v{_v(self.from_version)}->v{_v(self.to_version)}")
+        if self.journal_mode is not None:
+            parts.append(self.journal_mode)
+        if self.point is not None:
+            parts.append(self.point)
+        return f"{self.check}[{','.join(parts)}]" if parts else self.check
+
+
+def _v(v: int | None) -> str:
+    return "?" if v is None else str(v)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    case: Case
+    status: Status
+    detail: str = ""  # for a failure: what was found, what was expected, where
+    reproduce: str = ""  # one copy-paste command line that replays this case
+    duration: float = 0.0  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    spec: str  # the SPEC as the user gave it, so a reproduction line can repeat it
+    seed: int
+    workdir: Path
+    journal_modes: tuple[str, ...] = ("delete", "wal")
+    crash_mode: str = "snapshot"  # "snapshot" | "kill"
+    race_procs: int = 8
+    race_rounds: int = 2
+    keep_failures: Path | None = None
+
+
+class Context(Protocol):
+    """What a check may ask of the runner. Paths it returns are shared: copy before writing."""
+
+    @property
+    def target(self) -> Target: ...
+
+    @property
+    def config(self) -> RunConfig: ...
+
+    def scratch(self, label: str) -> Path:
+        """A new, empty directory of this run's own."""
+        ...
+
+    def reference_db(self, version: int, journal_mode: str) -> Path:
+        """The clean DB at ``version``: ``migrate(empty, version)`` run uninterrupted."""
+        ...
+
+    def fixture_db(self, version: int, journal_mode: str) -> Path:
+        """A populated DB at ``version``, generated from the run's seed."""
+        ...
+
+    def schema_of(self, path: Path) -> Schema: ...
+
+
+class Check(Protocol):
+    name: str
+    description: str
+
+    def cases(self, ctx: Context) -> Iterable[Case]: ...
+
+    def run(self, ctx: Context, case: Case) -> CheckResult: ...
