@@ -1,0 +1,331 @@
+"""The ``race`` check: P processes migrate one file at once; the target must serialise them.
+
+One case per (start version, journal mode), from the empty file up to head - 1; the rounds
+run inside the case. A case per round would multiply the item count by R for no gain in
+replay: a race's interleaving is up to the OS scheduler, so a replay repeats the seed, the
+jitter and the start state, not the exact schedule -- repeating all R rounds is the better
+chance of seeing the failure again. The failing round is named in the detail.
+
+Each case first migrates a copy of the fixture uncontended (one process, traced): that run
+is the yardstick -- its ledger, its committed DDL, its final schema and data are what every
+race from the same start must reproduce. Then R plain rounds (``--race-rounds``, P processes
+each, ``--race-procs``) and ceil(R/4) mixed rounds, which add a live writer inserting into a
+start-version table throughout (``race_writer``). Judgement is in ``race_verdict``.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from migproof.engine.schema import diff
+
+from ..cases import Case, CheckResult, Context, Status
+from ..race import RoundResult, run_round
+from ..race_verdict import (
+    Bounds,
+    Finding,
+    OutcomeKind,
+    committed_changes,
+    judge_ledger,
+    judge_outcomes,
+    judge_trace,
+    judge_writer,
+)
+from ..race_writer import WRITER_BUSY_TIMEOUT, WriterPlan, choose_plan, missing_rows
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from migproof.engine.schema import Schema
+
+    from ..target import Target
+
+# Seconds a whole round may take before its processes are killed as hung. Far above any
+# sane migration of a fixture (milliseconds); a target declaring a long lock timeout gets
+# room for its losers to wait it out.
+RACE_DEADLINE: Final = 60.0
+MIXED_EVERY: Final = 4  # one mixed round (with a live writer) per this many plain rounds
+
+
+@dataclass(frozen=True, slots=True)
+class _Expected:
+    """The uncontended run from the same start: what every race must reproduce."""
+
+    changes: tuple[str, ...]
+    ledger: tuple[int, ...] | None
+    schema: Schema
+    data: dict[str, list[tuple[object, ...]]]
+    journal_mode: str
+    notes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class RaceCheck:
+    name: str = "race"
+    description: str = (
+        "P processes (--race-procs) start migrating the same file at the same instant, R "
+        "rounds (--race-rounds), from every start version and in each journal mode, plus a "
+        "live writer: each step is applied exactly once, every other process waits and finds "
+        "the file current or refuses on its lock timeout, nothing else fails, no committed "
+        "row is lost, and the file ends at head, intact, equal to an uncontended upgrade."
+    )
+
+    def cases(self, ctx: Context) -> Iterator[Case]:
+        target = ctx.target
+        first = int(getattr(target, "min_supported", 0) or 0)
+        for version in range(first, target.head):
+            for mode in ctx.config.journal_modes:
+                yield Case(self.name, version, target.head, mode)
+
+    def run(self, ctx: Context, case: Case) -> CheckResult:
+        began = time.monotonic()
+        status, detail = _run_case(ctx, case)
+        return CheckResult(case, status, detail, duration=time.monotonic() - began)
+
+
+RACE: Final = RaceCheck()
+
+
+def bounds_of(target: Target) -> Bounds:
+    timeout = getattr(target, "lock_timeout", None)
+    lock_timeout = float(timeout) if timeout is not None else None
+    deadline = max(RACE_DEADLINE, 4 * (lock_timeout or 0.0) + 30.0)
+    return Bounds(lock_timeout, deadline)
+
+
+def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
+    target, config = ctx.target, ctx.config
+    assert case.from_version is not None and case.journal_mode is not None
+    mode = case.journal_mode
+    bounds = bounds_of(target)
+    fixture = ctx.fixture_db(case.from_version, mode)
+    work = ctx.scratch(f"race-v{case.from_version}-{mode}")
+    internal = frozenset(getattr(target, "internal_tables", frozenset()))
+
+    solo_path = _copy(fixture, work / "uncontended.db")
+    solo = run_round(target, solo_path, procs=1, seed=f"{config.seed}:{case.id}:solo", bounds=bounds)
+    first = solo.outcomes[0]
+    if first.kind is not OutcomeKind.MIGRATED:
+        return Status.FAIL, (
+            f"the uncontended migration from v{case.from_version} ({mode}) already fails "
+            f"({first.kind.value}: {first.error_type} {first.message}); the other checks "
+            "say more -- the race needs a migration that works alone first"
+        )
+    expected = _expected(ctx, target, solo_path, first.statements, internal, case, mode)
+
+    mixed = math.ceil(config.race_rounds / MIXED_EVERY) if case.from_version > 0 else 0
+    labels = [f"r{r}" for r in range(config.race_rounds)] + [f"m{r}" for r in range(mixed)]
+    plan: WriterPlan | None = None
+    if mixed:
+        plan = choose_plan(
+            _copy(fixture, work / "probe.db"), ctx.schema_of(fixture), exclude=internal
+        )
+    notes = list(expected.notes)
+    if mixed and plan is None:
+        notes.append(
+            f"mixed rounds skipped: no table at v{case.from_version} accepts a generated row"
+        )
+    totals: dict[str, int] = {}
+    wall = 0.0
+    for label in labels:
+        writer = plan if label.startswith("m") else None
+        if label.startswith("m") and writer is None:
+            continue
+        path = _copy(fixture, work / f"{label}.db")
+        seed = f"{config.seed}:{case.id}:{label}"
+        result = run_round(
+            target, path, procs=config.race_procs, seed=seed, bounds=bounds, writer=writer
+        )
+        wall += result.wall
+        for o in result.outcomes:
+            totals[o.kind.value] = totals.get(o.kind.value, 0) + 1
+        findings = _judge(ctx, target, path, result, expected, bounds, writer, internal)
+        if findings:
+            return Status.FAIL, _failure_text(case, label, labels, seed, config.race_procs, findings, notes)
+    summary = (
+        f"{len(labels)} rounds x {config.race_procs} processes in {wall:.2f} s: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(totals.items()))
+    )
+    return Status.PASS, "; ".join([summary, *notes])
+
+
+def _expected(
+    ctx: Context,
+    target: Target,
+    solo_path: Path,
+    statements: Sequence[tuple[int, str]],
+    internal: frozenset[str],
+    case: Case,
+    mode: str,
+) -> _Expected:
+    ledger = getattr(target, "ledger", None)
+    schema = ctx.schema_of(solo_path)
+    notes: list[str] = []
+    assert case.to_version is not None
+    reference = ctx.schema_of(ctx.reference_db(case.to_version, mode))
+    if diff(reference, schema):
+        notes.append(
+            f"note: an uncontended upgrade from v{case.from_version} already differs from "
+            f"head's reference (see fresh-equivalence); races are judged against that upgrade"
+        )
+    return _Expected(
+        tuple(committed_changes(statements)),
+        tuple(ledger(str(solo_path))) if callable(ledger) else None,
+        schema,
+        _snapshot(solo_path, internal),
+        _journal_mode(solo_path),
+        tuple(notes),
+    )
+
+
+def _judge(
+    ctx: Context,
+    target: Target,
+    path: Path,
+    result: RoundResult,
+    expected: _Expected,
+    bounds: Bounds,
+    writer: WriterPlan | None,
+    internal: frozenset[str],
+) -> list[Finding]:
+    found = judge_outcomes(result.outcomes, bounds)
+    if any(o.kind in (OutcomeKind.HUNG, OutcomeKind.NOT_STARTED) for o in result.outcomes):
+        return found  # the file's state is not worth judging after a kill
+    if expected.ledger is not None:
+        ledger: Callable[[str], Sequence[int]] = getattr(target, "ledger")  # noqa: B009
+        found += judge_ledger(tuple(ledger(str(path))), expected.ledger)
+    else:
+        found += judge_trace(result.outcomes, expected.changes)
+    skip_data = internal
+    if writer is not None and result.writer is not None:
+        missing = missing_rows(path, writer, result.writer.committed)
+        found += judge_writer(result.writer, missing or [], WRITER_BUSY_TIMEOUT)
+        skip_data = internal | {writer.table}
+    found += _final_state(ctx, target, path, expected, skip_data)
+    return found
+
+
+def _final_state(
+    ctx: Context, target: Target, path: Path, expected: _Expected, skip_data: frozenset[str]
+) -> list[Finding]:
+    found: list[Finding] = []
+    version = target.version(str(path))
+    if version != target.head:
+        found.append(Finding(f"the file is at v{version} after the race, not at head v{target.head}"))
+    problems = _integrity(path)
+    if problems:
+        found.append(Finding("integrity_check fails after the race: " + "; ".join(problems[:5])))
+        return found
+    mode = _journal_mode(path)
+    if mode != expected.journal_mode:
+        found.append(Finding(f"journal mode is {mode} after the race, {expected.journal_mode} after an uncontended run"))
+    found += [
+        Finding(f"schema differs from an uncontended upgrade: {d}")
+        for d in diff(expected.schema, ctx.schema_of(path))
+    ]
+    actual = _snapshot(path, skip_data)
+    for table in sorted(set(expected.data) | set(actual)):
+        if table in skip_data:
+            continue
+        want, got = expected.data.get(table, []), actual.get(table, [])
+        if want != got:
+            found.append(Finding(_data_difference(table, want, got)))
+    return found
+
+
+def _failure_text(
+    case: Case,
+    label: str,
+    labels: Sequence[str],
+    seed: str,
+    procs: int,
+    findings: Sequence[Finding],
+    notes: Sequence[str],
+) -> str:
+    kind = "mixed round (with a live writer)" if label.startswith("m") else "round"
+    head = (
+        f"{kind} {label} of {len(labels)}, {procs} processes, from v{case.from_version} in "
+        f"{case.journal_mode} mode (jitter seed {seed!r}); a replay repeats the rounds, not "
+        "the OS's exact interleaving:"
+    )
+    return "\n".join([head, *(f"  - {f.message}" for f in findings), *notes])
+
+
+# --- file helpers (TODO: use harness/data.py's snapshot and diff once it lands) ----------
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    """Copy a fixture (and its -wal, never its -shm) to a path of our own."""
+    if src.exists():
+        shutil.copyfile(src, dst)
+        wal = Path(f"{src}-wal")
+        if wal.exists():
+            shutil.copyfile(wal, Path(f"{dst}-wal"))
+    return dst
+
+
+def _integrity(path: Path) -> list[str]:
+    if not path.exists():
+        return ["the file does not exist"]
+    conn = sqlite3.connect(str(path))
+    try:
+        rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
+    finally:
+        conn.close()
+    return [] if rows == ["ok"] else rows
+
+
+def _journal_mode(path: Path) -> str:
+    if not path.exists():
+        return "none"
+    conn = sqlite3.connect(str(path))
+    try:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    finally:
+        conn.close()
+
+
+def _snapshot(path: Path, skip: frozenset[str]) -> dict[str, list[tuple[object, ...]]]:
+    """Every user table's rows, as a sorted multiset (rowids left out: a rebuild renumbers)."""
+    if not path.exists():
+        return {}
+    low = {s.lower() for s in skip}
+    conn = sqlite3.connect(str(path))
+    try:
+        names = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+            )
+        ]
+        out: dict[str, list[tuple[object, ...]]] = {}
+        for name in names:
+            if name.lower() in low:
+                continue
+            quoted = '"' + name.replace('"', '""') + '"'
+            rows = [tuple(r) for r in conn.execute(f"SELECT * FROM {quoted}")]
+            out[name.lower()] = sorted(rows, key=repr)
+        return out
+    finally:
+        conn.close()
+
+
+def _data_difference(table: str, want: list[tuple[object, ...]], got: list[tuple[object, ...]]) -> str:
+    extra = [r for r in got if r not in want]
+    lost = [r for r in want if r not in got]
+    text = f"table {table}: {len(got)} rows after the race, {len(want)} after an uncontended run"
+    if extra:
+        text += f"; e.g. unexpected {extra[0]!r}"
+    if lost:
+        text += f"; e.g. missing {lost[0]!r}"
+    if not extra and not lost:
+        text += " (same rows, different multiplicities: something ran twice)"
+    return text
