@@ -35,6 +35,7 @@ Optional target capabilities used here (discovered with ``getattr``; none is req
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pickle
 import random
@@ -42,15 +43,20 @@ import select
 import signal
 import time
 import warnings
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from migproof.engine import errors as engine_errors
+
 from . import race_trace
+from .race_pipe import READY, qualified_name, send, signal_ready, wait_go
 from .race_verdict import Bounds, Outcome, OutcomeKind, WriterOutcome
+from .race_writer import writer_main
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+
     from .race_writer import WriterPlan
     from .target import Target
 
@@ -59,7 +65,6 @@ DEFAULT_PROCS: Final = 8
 # (seconds). Small against a migration (milliseconds) so they still overlap, large against
 # a fork's scheduling noise so the interleavings vary from round to round.
 JITTER_MAX: Final = 0.002
-_READY: Final = b"R"
 _EXIT_CHILD_BUG: Final = 70  # the child machinery itself failed (never the target)
 _REAP_GRACE: Final = 5.0  # seconds a child that has reported may take to exit
 
@@ -81,7 +86,7 @@ class _Child:
 
     @property
     def ready(self) -> bool:
-        return self.buf[:1] == _READY
+        return self.buf[:1] == READY
 
     @property
     def payload(self) -> bytes:
@@ -93,11 +98,7 @@ def lock_timeout_errors_of(target: Target) -> tuple[type[BaseException], ...]:
     declared = getattr(target, "lock_timeout_errors", None)
     if declared is not None:
         return tuple(declared)
-    try:
-        from migproof.engine import errors
-    except ImportError:  # pragma: no cover - the engine ships with the harness
-        return ()
-    engine_error = getattr(errors, "LockTimeoutError", None)
+    engine_error = getattr(engine_errors, "LockTimeoutError", None)
     return (engine_error,) if isinstance(engine_error, type) else ()
 
 
@@ -118,7 +119,9 @@ def run_round(
     order; the caller judges it (``race_verdict``).
     """
     bounds = bounds or Bounds()
-    refusals = lock_timeout_errors_of(target) if lock_timeout_errors is None else lock_timeout_errors
+    refusals = (
+        lock_timeout_errors_of(target) if lock_timeout_errors is None else lock_timeout_errors
+    )
     start = time.monotonic()
     deadline = start + bounds.deadline
     go_r, go_w = os.pipe()
@@ -129,20 +132,32 @@ def run_round(
     try:
         for i in range(procs):
             rng = random.Random(f"{seed}:{i}")
-            delay = 0.0 if rng.random() < 0.5 else rng.uniform(0.0, jitter)  # noqa: PLR2004
+            delay = 0.0 if rng.random() < 0.5 else rng.uniform(0.0, jitter)
             migrators.append(
                 _fork(
-                    lambda w, i=i, delay=delay: _migrator_main(
-                        w, target, db_path, i, delay, go_r, bounds.deadline, refusals
+                    functools.partial(
+                        _migrator_main,
+                        target=target,
+                        db_path=db_path,
+                        index=i,
+                        delay=delay,
+                        go_r=go_r,
+                        timeout=bounds.deadline,
+                        refusals=refusals,
                     ),
                     parent_only,
                 )
             )
         if writer is not None:
-            from .race_writer import writer_main
-
             writer_child = _fork(
-                lambda w: writer_main(w, writer, db_path, go_r, stop_r, bounds.deadline),
+                functools.partial(
+                    writer_main,
+                    plan=writer,
+                    db_path=db_path,
+                    go_r=go_r,
+                    stop_r=stop_r,
+                    timeout=bounds.deadline,
+                ),
                 parent_only,
             )
         everyone = [*migrators, *([writer_child] if writer_child else [])]
@@ -185,7 +200,7 @@ def _fork(main: Callable[[int], None], parent_only: Sequence[int]) -> _Child:
             for fd in parent_only:
                 os.close(fd)  # else the release (EOF) never reaches anyone
             main(w)
-        except BaseException:  # noqa: BLE001 - the child machinery failed; the parent reports it
+        except BaseException:  # the child machinery failed; the parent reports it
             code = _EXIT_CHILD_BUG
         finally:
             os._exit(code)
@@ -231,7 +246,7 @@ def _reap(children: Sequence[_Child]) -> None:
 
 def _outcome(index: int, c: _Child) -> Outcome:
     if c.payload:
-        reported: Outcome = pickle.loads(c.payload)  # noqa: S301 - our own child's report
+        reported: Outcome = pickle.loads(c.payload)  # our own child's report: trusted
         return reported
     if not c.ready:
         return Outcome(index, OutcomeKind.NOT_STARTED, exitcode=c.status)
@@ -242,7 +257,7 @@ def _outcome(index: int, c: _Child) -> Outcome:
 
 def _writer_outcome(c: _Child) -> WriterOutcome:
     if c.payload:
-        reported: WriterOutcome = pickle.loads(c.payload)  # noqa: S301 - our own child's report
+        reported: WriterOutcome = pickle.loads(c.payload)  # our own child's report: trusted
         return reported
     kind = OutcomeKind.HUNG if c.ready and not c.eof else OutcomeKind.DIED
     return WriterOutcome(kind if c.ready else OutcomeKind.NOT_STARTED, exitcode=c.status)
@@ -251,24 +266,9 @@ def _writer_outcome(c: _Child) -> WriterOutcome:
 # --- the child's side --------------------------------------------------------------------
 
 
-def signal_ready(w: int) -> None:
-    os.write(w, _READY)
-
-
-def wait_go(go_r: int, timeout: float) -> bool:
-    """Block until the parent releases everyone (EOF on the go pipe); False on timeout."""
-    readable, _, _ = select.select([go_r], [], [], timeout)
-    return bool(readable) and os.read(go_r, 1) == b""
-
-
-def send(w: int, report: object) -> None:
-    data = memoryview(pickle.dumps(report))
-    while data:
-        data = data[os.write(w, data) :]
-
-
 def _migrator_main(
     w: int,
+    *,
     target: Target,
     db_path: Path,
     index: int,
@@ -288,7 +288,7 @@ def _migrator_main(
     kind, error_type, message = OutcomeKind.MIGRATED, "", ""
     try:
         target.migrate(str(db_path))
-    except BaseException as err:  # noqa: BLE001 - every exception is a finding for the parent
+    except BaseException as err:  # every exception is a finding for the parent
         kind = OutcomeKind.REFUSED if isinstance(err, refusals) else OutcomeKind.ERROR
         error_type, message = qualified_name(type(err)), str(err)
     elapsed = time.perf_counter() - began
@@ -306,8 +306,3 @@ def _migrator_main(
             rec.count,
         ),
     )
-
-
-def qualified_name(cls: type) -> str:
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"

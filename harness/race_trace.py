@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .race_verdict import is_kept
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _original_connect: Callable[..., sqlite3.Connection] | None = None
 
@@ -57,7 +59,7 @@ class _TracedConnection(sqlite3.Connection):
 
 def _traced_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
     assert _original_connect is not None
-    if "factory" in kwargs or len(args) >= 6:  # noqa: PLR2004 - factory is connect()'s 6th parameter
+    if "factory" in kwargs or len(args) >= 6:
         # The target brings its own Connection class: trace it, unchained.
         conn = _original_connect(*args, **kwargs)
         serial = RECORDER.next_serial()
@@ -72,5 +74,5 @@ def install() -> None:
     if _original_connect is not None:
         return
     _original_connect = sqlite3.connect
-    sqlite3.connect = _traced_connect
-    sqlite3.dbapi2.connect = _traced_connect  # type: ignore[attr-defined]
+    for module in (sqlite3, sqlite3.dbapi2):
+        setattr(module, "connect", _traced_connect)  # noqa: B010 - typeshed types it as overloads

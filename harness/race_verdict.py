@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
 
 
 class OutcomeKind(Enum):
@@ -157,11 +159,16 @@ def _canonical(sql: str) -> str:
 
 
 def judge_outcomes(outcomes: Sequence[Outcome], bounds: Bounds) -> list[Finding]:
-    """Findings 1 and 2: every process migrated or refused within its bound."""
+    """Findings 1 and 2: every process migrated or refused within its bound.
+
+    Processes that failed the same way are reported once, with every index: eight copies
+    of "duplicate column name" say no more than one.
+    """
     found: list[Finding] = []
+    errors: dict[tuple[str, str], list[Outcome]] = {}
     for o in outcomes:
         if o.kind is OutcomeKind.ERROR:
-            found.append(Finding(_error_text(o), (o.index,)))
+            errors.setdefault((o.error_type, o.message), []).append(o)
         elif o.kind is OutcomeKind.HUNG:
             found.append(
                 Finding(
@@ -173,7 +180,10 @@ def judge_outcomes(outcomes: Sequence[Outcome], bounds: Bounds) -> list[Finding]
             )
         elif o.kind is OutcomeKind.DIED:
             found.append(
-                Finding(f"process {o.index} exited with status {o.exitcode} without reporting", (o.index,))
+                Finding(
+                    f"process {o.index} exited with status {o.exitcode} without reporting",
+                    (o.index,),
+                )
             )
         elif o.kind is OutcomeKind.NOT_STARTED:
             found.append(
@@ -185,6 +195,8 @@ def judge_outcomes(outcomes: Sequence[Outcome], bounds: Bounds) -> list[Finding]
             )
         elif o.kind is OutcomeKind.REFUSED and bounds.lock_timeout is not None:
             found.extend(_refusal_bounds(o, bounds.lock_timeout))
+    for group in errors.values():
+        found.append(Finding(_error_text(group), tuple(o.index for o in group)))
     return found
 
 
@@ -208,16 +220,24 @@ def _refusal_bounds(o: Outcome, timeout: float) -> list[Finding]:
     return []
 
 
-def _error_text(o: Outcome) -> str:
-    text = f"process {o.index} raised {o.error_type} after {o.elapsed:.3f} s: {o.message}"
-    low = o.message.lower()
+def _error_text(group: Sequence[Outcome]) -> str:
+    first = group[0]
+    fastest = min(o.elapsed for o in group)
+    slowest = max(o.elapsed for o in group)
+    who = "process" if len(group) == 1 else "processes"
+    when = f"{fastest:.3f} s" if len(group) == 1 else f"{fastest:.3f}-{slowest:.3f} s"
+    text = (
+        f"{who} {', '.join(str(o.index) for o in group)} raised {first.error_type} after "
+        f"{when}: {first.message}"
+    )
+    low = first.message.lower()
     if "duplicate column" in low or "already exists" in low:
         return (
             f"{text} -- a step ran twice: the version was read before the write lock was "
             "taken. Take the lock first (BEGIN IMMEDIATE), then re-read the version."
         )
     if "database is locked" in low or "database table is locked" in low:
-        if o.elapsed < IMMEDIATE_BUSY:
+        if fastest < IMMEDIATE_BUSY:
             return (
                 f"{text} -- immediately, without waiting: no busy timeout, or a deferred BEGIN "
                 "that later needed the write lock (SQLite then skips the busy handler to avoid "
@@ -281,7 +301,9 @@ def judge_trace(outcomes: Sequence[Outcome], uncontended: Sequence[str]) -> list
     return found
 
 
-def judge_writer(writer: WriterOutcome, missing: Sequence[object], busy_timeout: float) -> list[Finding]:
+def judge_writer(
+    writer: WriterOutcome, missing: Sequence[object], busy_timeout: float
+) -> list[Finding]:
     """The mixed race: the writer only waited within its bound and lost no committed row."""
     found: list[Finding] = []
     if writer.kind is OutcomeKind.ERROR:

@@ -20,15 +20,16 @@ import contextlib
 import select
 import sqlite3
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from .race import qualified_name, send, signal_ready, wait_go
+from .race_pipe import qualified_name, send, signal_ready, wait_go
 from .race_verdict import OutcomeKind, WriterOutcome
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
     from migproof.engine.schema import Schema, Table
 
 WRITER_BUSY_TIMEOUT: Final = 5.0  # seconds: Python's sqlite3 default, what applications get
@@ -134,7 +135,11 @@ def plan_for(conn: sqlite3.Connection, schema: Schema, table: Table) -> WriterPl
     plain = [c for c in table.columns if not c.hidden and c.name not in fk_cols]
     text_marker = next((c.name for c in plain if _affinity(c.type) == "text"), None)
     other_marker = next(
-        (c.name for c in plain if not _is_rowid_alias(table, c.name) and _affinity(c.type) != "blob"),
+        (
+            c.name
+            for c in plain
+            if not _is_rowid_alias(table, c.name) and _affinity(c.type) != "blob"
+        ),
         None,
     )
     marker = text_marker or other_marker or "rowid"
@@ -144,7 +149,9 @@ def plan_for(conn: sqlite3.Connection, schema: Schema, table: Table) -> WriterPl
             continue
         if c.name in fk_fixed:
             columns.append(WriterColumn(c.name, "fixed", fk_fixed[c.name]))
-        elif c.name == marker or (c.notnull and c.default is None) or (c.pk and table.without_rowid):
+        elif (
+            c.name == marker or (c.notnull and c.default is None) or (c.pk and table.without_rowid)
+        ):
             columns.append(WriterColumn(c.name, _affinity(c.type)))
     return WriterPlan(table.name, tuple(columns), marker)
 
@@ -177,17 +184,15 @@ def choose_plan(scratch_db: Path, schema: Schema, exclude: Iterable[str] = ()) -
     return None
 
 
-def missing_rows(db_path: Path, plan: WriterPlan, committed: Iterable[object]) -> list[object] | None:
+def missing_rows(
+    db_path: Path, plan: WriterPlan, committed: Iterable[object]
+) -> list[object] | None:
     """Committed markers not found afterwards; None when the table or column is gone."""
     conn = sqlite3.connect(str(db_path))
     try:
         try:
-            present = {
-                row[0]
-                for row in conn.execute(
-                    f"SELECT {_q(plan.marker) if plan.marker != 'rowid' else 'rowid'} FROM {_q(plan.table)}"
-                )
-            }
+            column = _q(plan.marker) if plan.marker != "rowid" else "rowid"
+            present = {row[0] for row in conn.execute(f"SELECT {column} FROM {_q(plan.table)}")}
         except sqlite3.OperationalError:
             return None
     finally:
@@ -201,7 +206,7 @@ def _stopped(stop_r: int, wait: float) -> bool:
 
 
 def writer_main(
-    w: int, plan: WriterPlan, db_path: Path, go_r: int, stop_r: int, timeout: float
+    w: int, *, plan: WriterPlan, db_path: Path, go_r: int, stop_r: int, timeout: float
 ) -> None:  # pragma: no cover - runs in a forked child
     conn = sqlite3.connect(str(db_path), timeout=plan.busy_timeout, isolation_level=None)
     signal_ready(w)
@@ -227,6 +232,6 @@ def writer_main(
                 raise
             longest = max(longest, time.perf_counter() - began)
             committed.append(marker if marker is not None else cur.lastrowid)
-    except Exception as err:  # noqa: BLE001 - the parent judges every error
+    except Exception as err:  # the parent judges every error
         kind, error_type, message = OutcomeKind.ERROR, qualified_name(type(err)), str(err)
     send(w, WriterOutcome(kind, tuple(committed), longest, error_type, message))

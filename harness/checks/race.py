@@ -19,14 +19,14 @@ import math
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from migproof.engine.schema import diff
 
-from ..cases import Case, CheckResult, Context, Status
+from ..cases import Case, CheckResult, Status
 from ..race import RoundResult, run_round
 from ..race_verdict import (
     Bounds,
@@ -41,10 +41,11 @@ from ..race_verdict import (
 from ..race_writer import WRITER_BUSY_TIMEOUT, WriterPlan, choose_plan, missing_rows
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator, Sequence
 
     from migproof.engine.schema import Schema
 
+    from ..cases import Context
     from ..target import Target
 
 # Seconds a whole round may take before its processes are killed as hung. Far above any
@@ -100,162 +101,180 @@ def bounds_of(target: Target) -> Bounds:
     return Bounds(lock_timeout, deadline)
 
 
-def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
-    target, config = ctx.target, ctx.config
-    assert case.from_version is not None and case.journal_mode is not None
-    mode = case.journal_mode
-    bounds = bounds_of(target)
-    fixture = ctx.fixture_db(case.from_version, mode)
-    work = ctx.scratch(f"race-v{case.from_version}-{mode}")
-    internal = frozenset(getattr(target, "internal_tables", frozenset()))
+@dataclass(frozen=True, slots=True)
+class _CaseRun:
+    """One case's fixed inputs: the target, where its files live, what it declares."""
 
-    solo_path = _copy(fixture, work / "uncontended.db")
-    solo = run_round(target, solo_path, procs=1, seed=f"{config.seed}:{case.id}:solo", bounds=bounds)
+    ctx: Context
+    case: Case
+    mode: str
+    bounds: Bounds
+    internal: frozenset[str]
+    fixture: Path
+    work: Path
+
+    @property
+    def target(self) -> Target:
+        return self.ctx.target
+
+
+def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
+    config = ctx.config
+    if case.from_version is None or case.journal_mode is None or case.to_version is None:
+        raise ValueError(f"{case.id}: a race case names its start, head and journal mode")
+    run = _CaseRun(
+        ctx,
+        case,
+        case.journal_mode,
+        bounds_of(ctx.target),
+        frozenset(getattr(ctx.target, "internal_tables", frozenset())),
+        ctx.fixture_db(case.from_version, case.journal_mode),
+        ctx.scratch(f"race-v{case.from_version}-{case.journal_mode}"),
+    )
+    solo_path = _copy(run.fixture, run.work / "uncontended.db")
+    solo = run_round(
+        run.target, solo_path, procs=1, seed=f"{config.seed}:{case.id}:solo", bounds=run.bounds
+    )
     first = solo.outcomes[0]
     if first.kind is not OutcomeKind.MIGRATED:
         return Status.FAIL, (
-            f"the uncontended migration from v{case.from_version} ({mode}) already fails "
+            f"the uncontended migration from v{case.from_version} ({run.mode}) already fails "
             f"({first.kind.value}: {first.error_type} {first.message}); the other checks "
             "say more -- the race needs a migration that works alone first"
         )
-    expected = _expected(ctx, target, solo_path, first.statements, internal, case, mode)
+    expected = _expected(run, solo_path, first.statements)
 
     mixed = math.ceil(config.race_rounds / MIXED_EVERY) if case.from_version > 0 else 0
-    labels = [f"r{r}" for r in range(config.race_rounds)] + [f"m{r}" for r in range(mixed)]
+    labels = [f"r{r}" for r in range(config.race_rounds)]
     plan: WriterPlan | None = None
-    if mixed:
-        plan = choose_plan(
-            _copy(fixture, work / "probe.db"), ctx.schema_of(fixture), exclude=internal
-        )
     notes = list(expected.notes)
-    if mixed and plan is None:
-        notes.append(
-            f"mixed rounds skipped: no table at v{case.from_version} accepts a generated row"
-        )
+    if mixed:
+        probe = _copy(run.fixture, run.work / "probe.db")
+        plan = choose_plan(probe, ctx.schema_of(run.fixture), exclude=run.internal)
+        if plan is None:
+            notes.append(
+                f"mixed rounds skipped: no table at v{case.from_version} accepts a generated row"
+            )
+        else:
+            labels += [f"m{r}" for r in range(mixed)]
     totals: dict[str, int] = {}
-    wall = 0.0
+    wall = writer_wait = 0.0
+    writer_rows = 0
     for label in labels:
         writer = plan if label.startswith("m") else None
-        if label.startswith("m") and writer is None:
-            continue
-        path = _copy(fixture, work / f"{label}.db")
+        path = _copy(run.fixture, run.work / f"{label}.db")
         seed = f"{config.seed}:{case.id}:{label}"
         result = run_round(
-            target, path, procs=config.race_procs, seed=seed, bounds=bounds, writer=writer
+            run.target, path, procs=config.race_procs, seed=seed, bounds=run.bounds, writer=writer
         )
         wall += result.wall
         for o in result.outcomes:
             totals[o.kind.value] = totals.get(o.kind.value, 0) + 1
-        findings = _judge(ctx, target, path, result, expected, bounds, writer, internal)
+        if result.writer is not None:
+            writer_rows += len(result.writer.committed)
+            writer_wait = max(writer_wait, result.writer.longest_wait)
+        findings = _judge(run, path, result, expected, writer)
         if findings:
-            return Status.FAIL, _failure_text(case, label, labels, seed, config.race_procs, findings, notes)
-    summary = (
-        f"{len(labels)} rounds x {config.race_procs} processes in {wall:.2f} s: "
-        + ", ".join(f"{n} {k}" for k, n in sorted(totals.items()))
-    )
+            where = _round_text(run, label, len(labels), seed, config.race_procs)
+            lines = [where, *(f"  - {f.message}" for f in findings), *notes]
+            return Status.FAIL, "\n".join(lines)
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(totals.items()))
+    summary = f"{len(labels)} rounds x {config.race_procs} processes in {wall:.2f} s: {counts}"
+    if writer_rows:
+        summary += (
+            f"; the live writer committed {writer_rows} rows, none lost, "
+            f"longest wait {writer_wait * 1000:.1f} ms"
+        )
     return Status.PASS, "; ".join([summary, *notes])
 
 
-def _expected(
-    ctx: Context,
-    target: Target,
-    solo_path: Path,
-    statements: Sequence[tuple[int, str]],
-    internal: frozenset[str],
-    case: Case,
-    mode: str,
-) -> _Expected:
-    ledger = getattr(target, "ledger", None)
-    schema = ctx.schema_of(solo_path)
+def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[tuple[int, str]]) -> _Expected:
+    ledger = getattr(run.target, "ledger", None)
+    schema = run.ctx.schema_of(solo_path)
     notes: list[str] = []
-    assert case.to_version is not None
-    reference = ctx.schema_of(ctx.reference_db(case.to_version, mode))
+    reference = run.ctx.schema_of(run.ctx.reference_db(run.target.head, run.mode))
     if diff(reference, schema):
         notes.append(
-            f"note: an uncontended upgrade from v{case.from_version} already differs from "
-            f"head's reference (see fresh-equivalence); races are judged against that upgrade"
+            f"note: an uncontended upgrade from v{run.case.from_version} already differs from "
+            "head's reference (see fresh-equivalence); races are judged against that upgrade"
         )
     return _Expected(
         tuple(committed_changes(statements)),
         tuple(ledger(str(solo_path))) if callable(ledger) else None,
         schema,
-        _snapshot(solo_path, internal),
+        _snapshot(solo_path, run.internal),
         _journal_mode(solo_path),
         tuple(notes),
     )
 
 
 def _judge(
-    ctx: Context,
-    target: Target,
+    run: _CaseRun,
     path: Path,
     result: RoundResult,
     expected: _Expected,
-    bounds: Bounds,
     writer: WriterPlan | None,
-    internal: frozenset[str],
 ) -> list[Finding]:
-    found = judge_outcomes(result.outcomes, bounds)
+    found = judge_outcomes(result.outcomes, run.bounds)
     if any(o.kind in (OutcomeKind.HUNG, OutcomeKind.NOT_STARTED) for o in result.outcomes):
         return found  # the file's state is not worth judging after a kill
     if expected.ledger is not None:
-        ledger: Callable[[str], Sequence[int]] = getattr(target, "ledger")  # noqa: B009
+        ledger: Callable[[str], Sequence[int]] = getattr(run.target, "ledger")  # noqa: B009
         found += judge_ledger(tuple(ledger(str(path))), expected.ledger)
     else:
         found += judge_trace(result.outcomes, expected.changes)
-    skip_data = internal
+    writer_tables: frozenset[str] = frozenset()
     if writer is not None and result.writer is not None:
         missing = missing_rows(path, writer, result.writer.committed)
         found += judge_writer(result.writer, missing or [], WRITER_BUSY_TIMEOUT)
-        skip_data = internal | {writer.table}
-    found += _final_state(ctx, target, path, expected, skip_data)
+        writer_tables = frozenset({writer.table})
+    found += _final_state(run, path, expected, writer_tables)
     return found
 
 
 def _final_state(
-    ctx: Context, target: Target, path: Path, expected: _Expected, skip_data: frozenset[str]
+    run: _CaseRun, path: Path, expected: _Expected, writer_tables: frozenset[str]
 ) -> list[Finding]:
     found: list[Finding] = []
-    version = target.version(str(path))
-    if version != target.head:
-        found.append(Finding(f"the file is at v{version} after the race, not at head v{target.head}"))
+    head = run.target.head
+    version = run.target.version(str(path))
+    if version != head:
+        found.append(Finding(f"the file is at v{version} after the race, not at head v{head}"))
     problems = _integrity(path)
     if problems:
         found.append(Finding("integrity_check fails after the race: " + "; ".join(problems[:5])))
         return found
     mode = _journal_mode(path)
     if mode != expected.journal_mode:
-        found.append(Finding(f"journal mode is {mode} after the race, {expected.journal_mode} after an uncontended run"))
+        found.append(
+            Finding(
+                f"journal mode is {mode} after the race, "
+                f"{expected.journal_mode} after an uncontended run"
+            )
+        )
     found += [
         Finding(f"schema differs from an uncontended upgrade: {d}")
-        for d in diff(expected.schema, ctx.schema_of(path))
+        for d in diff(expected.schema, run.ctx.schema_of(path))
     ]
-    actual = _snapshot(path, skip_data)
+    actual = _snapshot(path, run.internal)
     for table in sorted(set(expected.data) | set(actual)):
-        if table in skip_data:
-            continue
         want, got = expected.data.get(table, []), actual.get(table, [])
-        if want != got:
+        if table in writer_tables:
+            # The live writer added rows here: the uncontended run's rows must all remain.
+            if Counter(map(repr, want)) - Counter(map(repr, got)):
+                found.append(Finding(_data_difference(table, want, got)))
+        elif want != got:
             found.append(Finding(_data_difference(table, want, got)))
     return found
 
 
-def _failure_text(
-    case: Case,
-    label: str,
-    labels: Sequence[str],
-    seed: str,
-    procs: int,
-    findings: Sequence[Finding],
-    notes: Sequence[str],
-) -> str:
+def _round_text(run: _CaseRun, label: str, rounds: int, seed: str, procs: int) -> str:
     kind = "mixed round (with a live writer)" if label.startswith("m") else "round"
-    head = (
-        f"{kind} {label} of {len(labels)}, {procs} processes, from v{case.from_version} in "
-        f"{case.journal_mode} mode (jitter seed {seed!r}); a replay repeats the rounds, not "
+    return (
+        f"{kind} {label} of {rounds}, {procs} processes, from v{run.case.from_version} in "
+        f"{run.mode} mode (jitter seed {seed!r}); a replay repeats the rounds, not "
         "the OS's exact interleaving:"
     )
-    return "\n".join([head, *(f"  - {f.message}" for f in findings), *notes])
 
 
 # --- file helpers (TODO: use harness/data.py's snapshot and diff once it lands) ----------
@@ -318,14 +337,14 @@ def _snapshot(path: Path, skip: frozenset[str]) -> dict[str, list[tuple[object, 
         conn.close()
 
 
-def _data_difference(table: str, want: list[tuple[object, ...]], got: list[tuple[object, ...]]) -> str:
-    extra = [r for r in got if r not in want]
-    lost = [r for r in want if r not in got]
+def _data_difference(
+    table: str, want: list[tuple[object, ...]], got: list[tuple[object, ...]]
+) -> str:
+    want_n, got_n = Counter(map(repr, want)), Counter(map(repr, got))
+    extra, lost = got_n - want_n, want_n - got_n
     text = f"table {table}: {len(got)} rows after the race, {len(want)} after an uncontended run"
     if extra:
-        text += f"; e.g. unexpected {extra[0]!r}"
+        text += f"; e.g. unexpected {next(iter(extra))}"
     if lost:
-        text += f"; e.g. missing {lost[0]!r}"
-    if not extra and not lost:
-        text += " (same rows, different multiplicities: something ran twice)"
+        text += f"; e.g. missing {next(iter(lost))}"
     return text

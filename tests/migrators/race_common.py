@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 STEPS: Final[tuple[tuple[str, ...], ...]] = (
     ("CREATE TABLE jobs (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",),

@@ -13,15 +13,18 @@ import itertools
 import shutil
 import sqlite3
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-
 from migproof.engine.introspect import read_schema
-from migproof.engine.schema import Schema
 from migproof.harness.cases import Case, CheckResult, RunConfig, Status
 from migproof.harness.checks.race import RACE
-from migproof.harness.target import Target
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from migproof.engine.schema import Schema
+    from migproof.harness.target import Target
 
 
 @dataclass
@@ -80,8 +83,12 @@ def load(module: str) -> Target:
     return target
 
 
-def certify(target: Target, tmp_path: Path, *, procs: int = 4, rounds: int = 2, seed: int = 1) -> list[CheckResult]:
-    config = RunConfig(spec="test", seed=seed, workdir=tmp_path, race_procs=procs, race_rounds=rounds)
+def certify(
+    target: Target, tmp_path: Path, *, procs: int = 4, rounds: int = 2, seed: int = 1
+) -> list[CheckResult]:
+    config = RunConfig(
+        spec="test", seed=seed, workdir=tmp_path, race_procs=procs, race_rounds=rounds
+    )
     ctx = MiniContext(target, config, tmp_path)
     return [RACE.run(ctx, case) for case in RACE.cases(ctx)]
 
