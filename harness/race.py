@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Final
 from migproof.engine import errors as engine_errors
 
 from . import race_trace
-from .race_pipe import READY, qualified_name, send, signal_ready, wait_go
+from .race_pipe import READY, WARM, payload, qualified_name, send, signal_ready, wait_go
 from .race_verdict import Bounds, Outcome, OutcomeKind, WriterOutcome
 from .race_writer import writer_main
 
@@ -89,8 +89,12 @@ class _Child:
         return self.buf[:1] == READY
 
     @property
+    def warm(self) -> bool:
+        return WARM in self.buf[:2]
+
+    @property
     def payload(self) -> bytes:
-        return bytes(self.buf[1:])
+        return payload(bytes(self.buf))
 
 
 def lock_timeout_errors_of(target: Target) -> tuple[type[BaseException], ...]:
@@ -125,8 +129,9 @@ def run_round(
     start = time.monotonic()
     deadline = start + bounds.deadline
     go_r, go_w = os.pipe()
+    writer_go_r, writer_go_w = os.pipe()
     stop_r, stop_w = os.pipe()
-    parent_only = (go_w, stop_w)
+    parent_only = (go_w, writer_go_w, stop_w)
     migrators: list[_Child] = []
     writer_child: _Child | None = None
     try:
@@ -154,7 +159,7 @@ def run_round(
                     writer_main,
                     plan=writer,
                     db_path=db_path,
-                    go_r=go_r,
+                    go_r=writer_go_r,
                     stop_r=stop_r,
                     timeout=bounds.deadline,
                 ),
@@ -162,7 +167,13 @@ def run_round(
             )
         everyone = [*migrators, *([writer_child] if writer_child else [])]
         if _pump(everyone, lambda: all(c.ready or c.eof for c in everyone), deadline):
-            os.close(go_w)  # the release: every child's read of the go pipe returns EOF now
+            # The application is running first: the writer starts, commits its first rows,
+            # and only then do the migrators start -- onto a file that is being written.
+            os.close(writer_go_w)
+            writer_go_w = -1
+            if writer_child is not None:
+                _pump([writer_child], lambda: writer_child.warm or writer_child.eof, deadline)
+            os.close(go_w)  # the release: every migrator's read of the go pipe returns EOF now
             go_w = -1
             _pump(migrators, lambda: all(c.eof for c in migrators), deadline)
             os.close(stop_w)  # the writer stops after its current row
@@ -170,7 +181,7 @@ def run_round(
             if writer_child is not None:
                 _pump([writer_child], lambda: writer_child.eof, deadline)
     finally:
-        for fd in (go_r, go_w, stop_r, stop_w):
+        for fd in (go_r, go_w, writer_go_r, writer_go_w, stop_r, stop_w):
             if fd >= 0:
                 os.close(fd)
         _reap([*migrators, *([writer_child] if writer_child else [])])

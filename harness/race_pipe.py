@@ -1,8 +1,9 @@
 """The child's side of the race handshake, shared by the migrators and the live writer.
 
-A child reports on a pipe of its own: one ``R`` byte when it is ready, then the pickled
-report. The release is EOF on the shared *go* pipe (the parent closes the only write end
-left open), so every child wakes at once.
+A child reports on a pipe of its own: one ``R`` byte when it is ready (the live writer
+adds a ``W`` once its first rows are committed), then the pickled report. The release is
+EOF on the shared *go* pipe (the parent closes the only write end left open), so every
+child wakes at once.
 """
 
 from __future__ import annotations
@@ -13,10 +14,20 @@ import select
 from typing import Final
 
 READY: Final = b"R"
+WARM: Final = b"W"  # the live writer: "my first rows are committed; release the migrators"
 
 
 def signal_ready(w: int) -> None:
     os.write(w, READY)
+
+
+def signal_warm(w: int) -> None:
+    os.write(w, WARM)
+
+
+def payload(buf: bytes) -> bytes:
+    """The pickled report after the control bytes (a pickle starts with 0x80, never R or W)."""
+    return buf.lstrip(READY + WARM)
 
 
 def wait_go(go_r: int, timeout: float) -> bool:

@@ -165,10 +165,15 @@ def judge_outcomes(outcomes: Sequence[Outcome], bounds: Bounds) -> list[Finding]
     of "duplicate column name" say no more than one.
     """
     found: list[Finding] = []
-    errors: dict[tuple[str, str], list[Outcome]] = {}
+    groups: dict[tuple[str, str, str], list[Outcome]] = {}
     for o in outcomes:
         if o.kind is OutcomeKind.ERROR:
-            errors.setdefault((o.error_type, o.message), []).append(o)
+            groups.setdefault(("error", o.error_type, o.message), []).append(o)
+        elif o.kind is OutcomeKind.REFUSED and bounds.lock_timeout is not None:
+            if o.elapsed < bounds.lock_timeout * EARLY_REFUSAL_SHARE:
+                groups.setdefault(("early", o.error_type, o.message), []).append(o)
+            elif o.elapsed > bounds.lock_timeout * LATE_REFUSAL_FACTOR + LATE_REFUSAL_SLACK:
+                groups.setdefault(("late", o.error_type, o.message), []).append(o)
         elif o.kind is OutcomeKind.HUNG:
             found.append(
                 Finding(
@@ -193,43 +198,43 @@ def judge_outcomes(outcomes: Sequence[Outcome], bounds: Bounds) -> list[Finding]
                     (o.index,),
                 )
             )
-        elif o.kind is OutcomeKind.REFUSED and bounds.lock_timeout is not None:
-            found.extend(_refusal_bounds(o, bounds.lock_timeout))
-    for group in errors.values():
-        found.append(Finding(_error_text(group), tuple(o.index for o in group)))
+    for (what, _, _), group in groups.items():
+        indexes = tuple(o.index for o in group)
+        if what == "error":
+            found.append(Finding(_error_text(group), indexes))
+        else:
+            found.append(Finding(_refusal_text(what, group, bounds.lock_timeout or 0.0), indexes))
     return found
 
 
-def _refusal_bounds(o: Outcome, timeout: float) -> list[Finding]:
-    if o.elapsed < timeout * EARLY_REFUSAL_SHARE:
-        return [
-            Finding(
-                f"process {o.index} refused with {o.error_type} after {o.elapsed:.3f} s, "
-                f"without waiting for its {timeout:g} s lock timeout: {o.message}",
-                (o.index,),
-            )
-        ]
-    if o.elapsed > timeout * LATE_REFUSAL_FACTOR + LATE_REFUSAL_SLACK:
-        return [
-            Finding(
-                f"process {o.index} refused with {o.error_type} only after {o.elapsed:.1f} s, "
-                f"well past its {timeout:g} s lock timeout",
-                (o.index,),
-            )
-        ]
-    return []
+def _who(group: Sequence[Outcome]) -> tuple[str, str]:
+    """("processes 1, 4", "0.001-0.008 s") for a group of outcomes."""
+    fastest = min(o.elapsed for o in group)
+    slowest = max(o.elapsed for o in group)
+    indexes = ", ".join(str(o.index) for o in group)
+    if len(group) == 1:
+        return f"process {indexes}", f"{fastest:.3f} s"
+    return f"processes {indexes}", f"{fastest:.3f}-{slowest:.3f} s"
+
+
+def _refusal_text(what: str, group: Sequence[Outcome], timeout: float) -> str:
+    who, when = _who(group)
+    first = group[0]
+    if what == "early":
+        return (
+            f"{who} refused with {first.error_type} after {when}, without waiting for the "
+            f"declared {timeout:g} s lock timeout (no busy timeout set?): {first.message}"
+        )
+    return (
+        f"{who} refused with {first.error_type} only after {when}, well past the declared "
+        f"{timeout:g} s lock timeout: {first.message}"
+    )
 
 
 def _error_text(group: Sequence[Outcome]) -> str:
+    who, when = _who(group)
     first = group[0]
-    fastest = min(o.elapsed for o in group)
-    slowest = max(o.elapsed for o in group)
-    who = "process" if len(group) == 1 else "processes"
-    when = f"{fastest:.3f} s" if len(group) == 1 else f"{fastest:.3f}-{slowest:.3f} s"
-    text = (
-        f"{who} {', '.join(str(o.index) for o in group)} raised {first.error_type} after "
-        f"{when}: {first.message}"
-    )
+    text = f"{who} raised {first.error_type} after {when}: {first.message}"
     low = first.message.lower()
     if "duplicate column" in low or "already exists" in low:
         return (
@@ -237,7 +242,7 @@ def _error_text(group: Sequence[Outcome]) -> str:
             "taken. Take the lock first (BEGIN IMMEDIATE), then re-read the version."
         )
     if "database is locked" in low or "database table is locked" in low:
-        if fastest < IMMEDIATE_BUSY:
+        if min(o.elapsed for o in group) < IMMEDIATE_BUSY:
             return (
                 f"{text} -- immediately, without waiting: no busy timeout, or a deferred BEGIN "
                 "that later needed the write lock (SQLite then skips the busy handler to avoid "

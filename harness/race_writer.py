@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from .race_pipe import qualified_name, send, signal_ready, wait_go
+from .race_pipe import qualified_name, send, signal_ready, signal_warm, wait_go
 from .race_verdict import OutcomeKind, WriterOutcome
 
 if TYPE_CHECKING:
@@ -33,11 +33,11 @@ if TYPE_CHECKING:
     from migproof.engine.schema import Schema, Table
 
 WRITER_BUSY_TIMEOUT: Final = 5.0  # seconds: Python's sqlite3 default, what applications get
-WRITER_MIN_ROWS: Final = 3  # rows written before a stop is honoured, so some land mid-race
+WRITER_MIN_ROWS: Final = 3  # rows committed before the migrators start (and before a stop)
 WRITER_MAX_ROWS: Final = 100_000  # a bound, never reached in a sane round
 # Between rows the writer waits this long for the stop signal (a select on the stop pipe,
 # not a sleep): it leaves waiting migrators a window at the lock, as a real app would.
-WRITER_PACE: Final = 0.001
+WRITER_PACE: Final = 0.0005
 _BASE: Final = 7_000_000_000  # generated integers start here, clear of fixture keys
 
 
@@ -232,6 +232,8 @@ def writer_main(
                 raise
             longest = max(longest, time.perf_counter() - began)
             committed.append(marker if marker is not None else cur.lastrowid)
+            if i + 1 == WRITER_MIN_ROWS:
+                signal_warm(w)
     except Exception as err:  # the parent judges every error
         kind, error_type, message = OutcomeKind.ERROR, qualified_name(type(err)), str(err)
     send(w, WriterOutcome(kind, tuple(committed), longest, error_type, message))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -41,13 +41,58 @@ def file_version(db_path: str) -> int:
         conn.close()
 
 
-def apply(conn: sqlite3.Connection, current: int, target: int) -> None:
-    """Run steps ``current+1 .. target`` and stamp the version (inside the caller's txn)."""
+LEDGER: Final = "_race_ledger"
+
+
+def apply(
+    conn: sqlite3.Connection,
+    current: int,
+    target: int,
+    *,
+    ledger: bool = False,
+    swallow: bool = False,
+) -> None:
+    """Run steps ``current+1 .. target`` and stamp the version (inside the caller's txn).
+
+    ``ledger`` records each step in ``_race_ledger``; ``swallow`` is the anti-pattern
+    ``try: ALTER ... except OperationalError: pass`` that hides a step applied twice.
+    """
     for version in range(current + 1, target + 1):
         for sql in STEPS[version - 1]:
-            conn.execute(sql)
+            try:
+                conn.execute(sql)
+            except sqlite3.OperationalError:
+                if not swallow:
+                    raise
+        if ledger:
+            conn.execute(
+                f"INSERT INTO {LEDGER} (version, applied_at) VALUES (?, datetime('now'))",
+                (version,),
+            )
     if target > current:
         conn.execute(f"PRAGMA user_version = {target}")
+
+
+def ensure_ledger(conn: sqlite3.Connection) -> None:
+    """Create the ledger if missing: idempotent, so safe outside the lock in every process."""
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {LEDGER} (version INTEGER NOT NULL, applied_at TEXT NOT NULL)"
+    )
+
+
+def read_ledger(db_path: str) -> list[int]:
+    """Versions applied, in order, one entry per application."""
+    if file_version(db_path) == 0 and not os.path.exists(db_path):
+        return []
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        try:
+            rows = conn.execute(f"SELECT version FROM {LEDGER} ORDER BY rowid").fetchall()
+        except sqlite3.OperationalError:
+            return []
+        return [int(r[0]) for r in rows]
+    finally:
+        conn.close()
 
 
 @dataclass
@@ -59,10 +104,20 @@ class RaceTarget:
     head: int = HEAD
     lock_timeout_errors: tuple[type[BaseException], ...] = (LockTimeout,)
     lock_timeout: float | None = None
-    extras: dict[str, object] = field(default_factory=dict)
+    internal_tables: frozenset[str] = frozenset()
 
     def migrate(self, db_path: str, target: int | None = None) -> None:
         self.strategy(db_path, self.head if target is None else target)
 
     def version(self, db_path: str) -> int:
         return file_version(db_path)
+
+
+@dataclass
+class LedgerRaceTarget(RaceTarget):
+    """A RaceTarget with the ``ledger`` capability (and its table declared internal)."""
+
+    internal_tables: frozenset[str] = frozenset({LEDGER})
+
+    def ledger(self, db_path: str) -> list[int]:
+        return read_ledger(db_path)
