@@ -16,17 +16,16 @@ start-version table throughout (``race_writer``). Judgement is in ``race_verdict
 from __future__ import annotations
 
 import math
-import shutil
-import sqlite3
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from migproof.engine.schema import diff
 
+from .. import data, dbfiles
 from ..cases import Case, CheckResult, Status
+from ..declared import internal_tables, min_supported
 from ..race import RoundResult, run_round
 from ..race_verdict import (
     Bounds,
@@ -62,7 +61,7 @@ class _Expected:
     changes: tuple[str, ...]
     ledger: tuple[int, ...] | None
     schema: Schema
-    data: dict[str, list[tuple[object, ...]]]
+    data: data.DataSnapshot
     journal_mode: str
     notes: tuple[str, ...] = field(default=())
 
@@ -80,8 +79,7 @@ class RaceCheck:
 
     def cases(self, ctx: Context) -> Iterator[Case]:
         target = ctx.target
-        first = int(getattr(target, "min_supported", 0) or 0)
-        for version in range(first, target.head):
+        for version in range(min_supported(target), target.head):
             for mode in ctx.config.journal_modes:
                 yield Case(self.name, version, target.head, mode)
 
@@ -91,7 +89,7 @@ class RaceCheck:
         return CheckResult(case, status, detail, duration=time.monotonic() - began)
 
 
-RACE: Final = RaceCheck()
+CHECK: Final = RaceCheck()
 
 
 def bounds_of(target: Target) -> Bounds:
@@ -127,7 +125,7 @@ def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
         case,
         case.journal_mode,
         bounds_of(ctx.target),
-        frozenset(getattr(ctx.target, "internal_tables", frozenset())),
+        internal_tables(ctx.target),
         ctx.fixture_db(case.from_version, case.journal_mode),
         ctx.scratch(f"race-v{case.from_version}-{case.journal_mode}"),
     )
@@ -202,7 +200,7 @@ def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[tuple[int, st
         tuple(committed_changes(statements)),
         tuple(ledger(str(solo_path))) if callable(ledger) else None,
         schema,
-        _snapshot(solo_path, run.internal),
+        data.snapshot(solo_path, exclude=run.internal),
         _journal_mode(solo_path),
         tuple(notes),
     )
@@ -256,16 +254,22 @@ def _final_state(
         Finding(f"schema differs from an uncontended upgrade: {d}")
         for d in diff(expected.schema, run.ctx.schema_of(path))
     ]
-    actual = _snapshot(path, run.internal)
-    for table in sorted(set(expected.data) | set(actual)):
-        want, got = expected.data.get(table, []), actual.get(table, [])
-        if table in writer_tables:
-            # The live writer added rows here: the uncontended run's rows must all remain.
-            if Counter(map(repr, want)) - Counter(map(repr, got)):
-                found.append(Finding(_data_difference(table, want, got)))
-        elif want != got:
-            found.append(Finding(_data_difference(table, want, got)))
+    actual = data.snapshot(path, exclude=run.internal)
+    exact = data.compare(
+        _only(expected.data, writer_tables, keep=False), _only(actual, writer_tables, keep=False)
+    )
+    # The live writer added rows to its table: the uncontended run's rows must all remain.
+    kept = data.compare(
+        _only(expected.data, writer_tables), _only(actual, writer_tables), subset=True
+    )
+    found += [Finding(f"data differs from an uncontended upgrade: {d}") for d in exact + kept]
     return found
+
+
+def _only(
+    snap: data.DataSnapshot, tables: frozenset[str], *, keep: bool = True
+) -> data.DataSnapshot:
+    return data.DataSnapshot({n: t for n, t in snap.tables.items() if (n in tables) == keep})
 
 
 def _round_text(run: _CaseRun, label: str, rounds: int, seed: str, procs: int) -> str:
@@ -277,74 +281,23 @@ def _round_text(run: _CaseRun, label: str, rounds: int, seed: str, procs: int) -
     )
 
 
-# --- file helpers (TODO: use harness/data.py's snapshot and diff once it lands) ----------
+# --- file helpers ------------------------------------------------------------------------
 
 
 def _copy(src: Path, dst: Path) -> Path:
-    """Copy a fixture (and its -wal, never its -shm) to a path of our own."""
-    if src.exists():
-        shutil.copyfile(src, dst)
-        wal = Path(f"{src}-wal")
-        if wal.exists():
-            shutil.copyfile(wal, Path(f"{dst}-wal"))
-    return dst
+    """A private copy of a shared fixture (main file and sidecars, never ``-shm``)."""
+    if not src.exists():  # the empty start may be no file at all
+        return dst
+    return dbfiles.copy(src, dst)
 
 
 def _integrity(path: Path) -> list[str]:
     if not path.exists():
         return ["the file does not exist"]
-    conn = sqlite3.connect(str(path))
-    try:
+    with dbfiles.opened(path) as conn:
         rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
-    finally:
-        conn.close()
     return [] if rows == ["ok"] else rows
 
 
 def _journal_mode(path: Path) -> str:
-    if not path.exists():
-        return "none"
-    conn = sqlite3.connect(str(path))
-    try:
-        return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-    finally:
-        conn.close()
-
-
-def _snapshot(path: Path, skip: frozenset[str]) -> dict[str, list[tuple[object, ...]]]:
-    """Every user table's rows, as a sorted multiset (rowids left out: a rebuild renumbers)."""
-    if not path.exists():
-        return {}
-    low = {s.lower() for s in skip}
-    conn = sqlite3.connect(str(path))
-    try:
-        names = [
-            str(r[0])
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
-            )
-        ]
-        out: dict[str, list[tuple[object, ...]]] = {}
-        for name in names:
-            if name.lower() in low:
-                continue
-            quoted = '"' + name.replace('"', '""') + '"'
-            rows = [tuple(r) for r in conn.execute(f"SELECT * FROM {quoted}")]
-            out[name.lower()] = sorted(rows, key=repr)
-        return out
-    finally:
-        conn.close()
-
-
-def _data_difference(
-    table: str, want: list[tuple[object, ...]], got: list[tuple[object, ...]]
-) -> str:
-    want_n, got_n = Counter(map(repr, want)), Counter(map(repr, got))
-    extra, lost = got_n - want_n, want_n - got_n
-    text = f"table {table}: {len(got)} rows after the race, {len(want)} after an uncontended run"
-    if extra:
-        text += f"; e.g. unexpected {next(iter(extra))}"
-    if lost:
-        text += f"; e.g. missing {next(iter(lost))}"
-    return text
+    return dbfiles.journal_mode_of(path) if path.exists() else "none"

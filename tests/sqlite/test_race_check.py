@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 from migproof.engine.introspect import read_schema
 from migproof.harness.cases import Case, CheckResult, RunConfig, Status
-from migproof.harness.checks.race import RACE
+from migproof.harness.checks.race import CHECK as RACE
 
 if TYPE_CHECKING:
     from pathlib import Path
