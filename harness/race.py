@@ -1,13 +1,15 @@
 """Race real processes on one SQLite file: fork, release together, collect, reap.
 
 One *round* forks P children from this (warm) process. Each child installs the statement
-tracer, reports "ready" on its own pipe and blocks reading a shared *go* pipe; when every
-child is ready the parent closes the go pipe's write end and all of them see EOF at once --
-a barrier built from a pipe handshake, never from ``sleep``. Each child then spins for its
-seeded jitter (zero for about half of them, so several always collide head-on), calls
-``target.migrate(path)``, and sends back an ``Outcome`` (picklable: exception type name,
-message, whether it was the target's lock-timeout refusal, the statements it began) before
-leaving through ``os._exit``. An optional live writer joins the same barrier and keeps
+tracer, warms up (faults in, before the start, the memory the race will touch), reports
+"ready" on its own pipe and blocks reading a shared *go* pipe; when every child is ready the
+parent closes the go pipe's write end and all of them see EOF at once -- a barrier built from
+a pipe handshake, never from ``sleep``. Each child then waits its seeded jitter (zero for
+the first two, so every round has a head-on collision), calls ``target.migrate(path)`` --
+pausing a seeded fraction of a millisecond before each statement, which keeps the processes
+interleaved on a busy machine -- and sends back an ``Outcome`` (picklable: exception type
+name, message, whether it was the target's lock-timeout refusal, the statements it began)
+before leaving through ``os._exit``. An optional live writer starts first and keeps
 inserting until the migrators are done (see ``race_writer``).
 
 Everything is bounded: one deadline covers the whole round; a child still running then is
@@ -36,11 +38,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import pickle
 import random
 import select
 import signal
+import sqlite3
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -61,10 +65,20 @@ if TYPE_CHECKING:
     from .target import Target
 
 DEFAULT_PROCS: Final = 8
-# Jitter after the release: half the processes start at once, the others up to this late
-# (seconds). Small against a migration (milliseconds) so they still overlap, large against
-# a fork's scheduling noise so the interleavings vary from round to round.
-JITTER_MAX: Final = 0.002
+# Jitter after the release: the first HEAD_ON processes start at once, so every round has a
+# head-on collision; the others start up to JITTER_MAX seconds late, spread by the seed, to
+# land at other moments of the winner's migration. Small against a migration (a few ms),
+# large against the jitter of waking processes, so the interleavings vary between rounds.
+# Measured (bench_race.py --catch-rate): with jitter on half the processes instead, a
+# 4-process round caught "read the version, then lock" only 60% of the time.
+HEAD_ON: Final = 2
+# Before each statement a racing process sleeps a seeded 0..PAUSE_MAX seconds. On 2 busy
+# cores, woken processes otherwise run one after another, a whole time slice apart, and the
+# window between "read the version" and "take the lock" closed before a rival ran: a
+# 4-process round caught that bug 35-80% of the time under load, 100% with pauses
+# (bench_race.py --catch-rate, 120 rounds per bug). It costs ~0.15 ms per statement.
+PAUSE_MAX: Final = 0.0003
+JITTER_MAX: Final = 0.0005
 _EXIT_CHILD_BUG: Final = 70  # the child machinery itself failed (never the target)
 _REAP_GRACE: Final = 5.0  # seconds a child that has reported may take to exit
 
@@ -115,11 +129,12 @@ def run_round(
     bounds: Bounds | None = None,
     lock_timeout_errors: tuple[type[BaseException], ...] | None = None,
     jitter: float = JITTER_MAX,
+    pause: float = PAUSE_MAX,
     writer: WriterPlan | None = None,
 ) -> RoundResult:
     """Race ``procs`` processes migrating ``db_path`` (and the optional writer); judge nothing.
 
-    ``seed`` fixes each process's jitter. The result lists one outcome per process, in index
+    ``seed`` fixes each process's jitter and pauses (``pause=0`` turns pauses off). The result lists one outcome per process, in index
     order; the caller judges it (``race_verdict``).
     """
     bounds = bounds or Bounds()
@@ -134,10 +149,14 @@ def run_round(
     parent_only = (go_w, writer_go_w, stop_w)
     migrators: list[_Child] = []
     writer_child: _Child | None = None
+    # Freeze every object the parent has into the GC's permanent generation while forking:
+    # a collection in a child would otherwise walk (and so copy-on-write) the parent's whole
+    # heap at a random moment of the race (https://docs.python.org/3/library/gc.html#gc.freeze).
+    gc.freeze()
     try:
         for i in range(procs):
             rng = random.Random(f"{seed}:{i}")
-            delay = 0.0 if rng.random() < 0.5 else rng.uniform(0.0, jitter)
+            delay = 0.0 if i < HEAD_ON else rng.uniform(0.0, jitter)
             migrators.append(
                 _fork(
                     functools.partial(
@@ -149,6 +168,8 @@ def run_round(
                         go_r=go_r,
                         timeout=bounds.deadline,
                         refusals=refusals,
+                        seed=seed,
+                        pause=pause,
                     ),
                     parent_only,
                 )
@@ -165,6 +186,7 @@ def run_round(
                 ),
                 parent_only,
             )
+        gc.unfreeze()
         everyone = [*migrators, *([writer_child] if writer_child else [])]
         if _pump(everyone, lambda: all(c.ready or c.eof for c in everyone), deadline):
             # The application is running first: the writer starts, commits its first rows,
@@ -181,6 +203,7 @@ def run_round(
             if writer_child is not None:
                 _pump([writer_child], lambda: writer_child.eof, deadline)
     finally:
+        gc.unfreeze()
         for fd in (go_r, go_w, writer_go_r, writer_go_w, stop_r, stop_w):
             if fd >= 0:
                 os.close(fd)
@@ -277,6 +300,24 @@ def _writer_outcome(c: _Child) -> WriterOutcome:
 # --- the child's side --------------------------------------------------------------------
 
 
+def _warm_up() -> None:  # pragma: no cover - runs in a forked child
+    """Touch, before the barrier, the memory the race will touch after it.
+
+    A fresh fork pays copy-on-write faults for every page it writes; paid after the release,
+    they cost ~1 ms per process on 2 cores and spread the starts of 8 processes over ~8 ms
+    -- longer than a small migration, so the processes did not really race (measured with
+    bench_race.py). An in-memory SQLite session and a report round-trip fault in most of it.
+    """
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
+    conn.execute("INSERT INTO t (b) VALUES ('warm')")
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("COMMIT")
+    conn.close()
+    pickle.loads(pickle.dumps(Outcome(0, OutcomeKind.MIGRATED)))
+
+
 def _migrator_main(
     w: int,
     *,
@@ -287,15 +328,26 @@ def _migrator_main(
     go_r: int,
     timeout: float,
     refusals: tuple[type[BaseException], ...],
+    seed: str,
+    pause: float,
 ) -> None:  # pragma: no cover - runs in a forked child
     race_trace.install()
+    _warm_up()  # through the tracer, to warm it too; then forget what it saw
+    race_trace.RECORDER.reset()
+    if pause:
+        rng = random.Random(f"{seed}:{index}:pauses")
+        race_trace.RECORDER.pause = lambda: time.sleep(rng.uniform(0.0, pause))
     signal_ready(w)
     if not wait_go(go_r, timeout):
         return  # never released: the parent reports the round as not started
-    released = time.perf_counter()
-    while time.perf_counter() - released < delay:
-        pass  # a spin, not a sleep: sub-millisecond and seeded
+    released_at = time.monotonic()
+    if delay:
+        # A sleep, not a spin: a spinning process holds its CPU from the others pinned there
+        # (it delayed a head-on process by ~0.7 ms). This is an offset, never an ordering;
+        # the ordering comes from the barrier.
+        time.sleep(delay)
     began = time.perf_counter()
+    started_at = time.monotonic()
     kind, error_type, message = OutcomeKind.MIGRATED, "", ""
     try:
         target.migrate(str(db_path))
@@ -315,5 +367,7 @@ def _migrator_main(
             delay,
             tuple(rec.kept),
             rec.count,
+            released=released_at,
+            started=started_at,
         ),
     )

@@ -25,7 +25,12 @@ class _Recorder:
     def __init__(self) -> None:
         self.kept: list[tuple[int, str]] = []
         self.count = 0
+        self.pause: Callable[[], object] | None = None  # runs before each statement
         self._serials = itertools.count()
+
+    def reset(self) -> None:
+        self.kept.clear()
+        self.count = 0
 
     def next_serial(self) -> int:
         return next(self._serials)
@@ -34,6 +39,8 @@ class _Recorder:
         self.count += 1
         if is_kept(sql):
             self.kept.append((serial, sql))
+        if self.pause is not None:
+            self.pause()
 
 
 RECORDER = _Recorder()

@@ -59,6 +59,8 @@ class Outcome:
     statements: tuple[tuple[int, str], ...] = ()  # (connection serial, SQL) the process began
     statement_count: int = 0  # every statement traced, kept or not
     exitcode: int | None = None
+    released: float = 0.0  # time.monotonic() when the process saw the release (one clock
+    started: float = 0.0  # for all processes on Linux) and when it called migrate()
 
 
 @dataclass(frozen=True, slots=True)
