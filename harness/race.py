@@ -67,18 +67,15 @@ if TYPE_CHECKING:
 DEFAULT_PROCS: Final = 8
 # Jitter after the release: the first HEAD_ON processes start at once, so every round has a
 # head-on collision; the others start up to JITTER_MAX seconds late, spread by the seed, to
-# land at other moments of the winner's migration. Small against a migration (a few ms),
-# large against the jitter of waking processes, so the interleavings vary between rounds.
-# Measured (bench_race.py --catch-rate): with jitter on half the processes instead, a
-# 4-process round caught "read the version, then lock" only 60% of the time.
+# land at other moments of the winner's migration (small against a migration of a few ms).
 HEAD_ON: Final = 2
-# Before each statement a racing process sleeps a seeded 0..PAUSE_MAX seconds. On 2 busy
-# cores, woken processes otherwise run one after another, a whole time slice apart, and the
-# window between "read the version" and "take the lock" closed before a rival ran: a
-# 4-process round caught that bug 35-80% of the time under load, 100% with pauses
-# (bench_race.py --catch-rate, 120 rounds per bug). It costs ~0.15 ms per statement.
-PAUSE_MAX: Final = 0.0003
 JITTER_MAX: Final = 0.0005
+# Before each statement a racing process sleeps a seeded 0..PAUSE_MAX seconds. On 2 busy
+# cores the woken processes otherwise ran one after another, often a whole time slice
+# (~1.3 ms) apart, and the window between "read the version" and "take the lock" closed
+# before a rival ran: a 4-process round caught that bug in 35-80% of rounds under load;
+# with pauses, in all 120 (bench_race.py --catch-rate). It costs ~0.15 ms per statement.
+PAUSE_MAX: Final = 0.0003
 _EXIT_CHILD_BUG: Final = 70  # the child machinery itself failed (never the target)
 _REAP_GRACE: Final = 5.0  # seconds a child that has reported may take to exit
 
@@ -134,8 +131,9 @@ def run_round(
 ) -> RoundResult:
     """Race ``procs`` processes migrating ``db_path`` (and the optional writer); judge nothing.
 
-    ``seed`` fixes each process's jitter and pauses (``pause=0`` turns pauses off). The result lists one outcome per process, in index
-    order; the caller judges it (``race_verdict``).
+    ``seed`` fixes each process's jitter and pauses (``pause=0`` turns pauses off). The
+    result lists one outcome per process, in index order; the caller judges it
+    (``race_verdict``).
     """
     bounds = bounds or Bounds()
     refusals = (
@@ -342,9 +340,9 @@ def _migrator_main(
         return  # never released: the parent reports the round as not started
     released_at = time.monotonic()
     if delay:
-        # A sleep, not a spin: a spinning process holds its CPU from the others pinned there
-        # (it delayed a head-on process by ~0.7 ms). This is an offset, never an ordering;
-        # the ordering comes from the barrier.
+        # A sleep, not a spin: a spinning process holds a CPU the others need (on 2 cores it
+        # delayed a head-on process by ~0.7 ms). An offset, never an ordering: the ordering
+        # comes from the barrier.
         time.sleep(delay)
     began = time.perf_counter()
     started_at = time.monotonic()
