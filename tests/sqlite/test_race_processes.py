@@ -25,6 +25,10 @@ def assert_no_children_left() -> None:
         os.waitpid(-1, os.WNOHANG)
 
 
+class OwnConnection(sqlite3.Connection):
+    """A target's own Connection class, passed as ``factory``."""
+
+
 @dataclass
 class Misbehaving:
     """A target whose migrate does something nasty in the child."""
@@ -48,6 +52,10 @@ class Misbehaving:
             conn.close()
             if seen != ["CREATE TABLE t (a)"]:
                 raise AssertionError(f"the target's own trace callback saw {seen}")
+        elif self.how == "own-factory":
+            conn = sqlite3.connect(db_path, isolation_level=None, factory=OwnConnection)
+            conn.execute("CREATE TABLE t (a)")
+            conn.close()
 
     def version(self, db_path: str) -> int:
         return 0
@@ -78,6 +86,12 @@ def test_declared_refusals_are_told_apart_from_errors(tmp_path: Path) -> None:
 
 def test_tracing_chains_the_targets_own_callback(tmp_path: Path) -> None:
     (outcome,) = run_round(Misbehaving("own-trace"), tmp_path / "x.db", procs=1).outcomes
+    assert outcome.kind is OutcomeKind.MIGRATED, outcome.message
+    assert [sql for _, sql in outcome.statements] == ["CREATE TABLE t (a)"]
+
+
+def test_tracing_sees_a_targets_own_connection_factory(tmp_path: Path) -> None:
+    (outcome,) = run_round(Misbehaving("own-factory"), tmp_path / "x.db", procs=1).outcomes
     assert outcome.kind is OutcomeKind.MIGRATED, outcome.message
     assert [sql for _, sql in outcome.statements] == ["CREATE TABLE t (a)"]
 
@@ -147,3 +161,47 @@ def test_writer_plan_none_when_nothing_accepts_a_row(tmp_path: Path) -> None:
     schema = read_schema(conn)
     conn.close()
     assert choose_plan(db, schema, exclude=["e"]) is None
+
+
+@dataclass
+class ShortWaitEngine:
+    """The bundled example through the engine, with a short busy timeout (no capabilities)."""
+
+    name: str = "jobqueue-short-wait"
+    head: int = 0
+    busy_timeout: float = 0.3
+
+    def __post_init__(self) -> None:
+        from migproof.engine.examples.jobqueue import STEPS
+
+        self.steps = STEPS
+        self.head = STEPS.head
+
+    def migrate(self, db_path: str, target: int | None = None) -> None:
+        from migproof.engine import migrate
+
+        migrate(db_path, self.steps, to_version=target, busy_timeout=self.busy_timeout)
+
+    def version(self, db_path: str) -> int:
+        from migproof.engine import read_version
+
+        return int(read_version(db_path))
+
+
+def test_engine_lock_timeout_is_the_default_refusal_and_waits_its_bound(tmp_path: Path) -> None:
+    from migproof.harness.race_verdict import judge_outcomes
+
+    db = tmp_path / "x.db"
+    target = ShortWaitEngine()
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # this process holds the write lock throughout
+        holder.execute("CREATE TABLE squatter (a)")
+        result = run_round(target, db, procs=2)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert [o.kind for o in result.outcomes] == [OutcomeKind.REFUSED] * 2
+    assert result.outcomes[0].error_type == "migproof.engine.errors.LockTimeoutError"
+    assert judge_outcomes(result.outcomes, Bounds(lock_timeout=target.busy_timeout)) == []
+    assert_no_children_left()
