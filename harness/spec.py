@@ -33,11 +33,14 @@ class UsageError(MigproofError):
 def default_spec() -> str:
     """``[tool.migproof] steps`` in ./pyproject.toml, else the bundled example."""
     try:
-        from migproof.engine.spec import default_spec as engine_default  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
+        from migproof.engine.spec import default_spec as engine_default
+    except ImportError:  # pragma: no cover - the engine ships in the same distribution
         engine_default = None
     if engine_default is not None:
-        return str(engine_default())
+        try:
+            return str(engine_default())
+        except MigproofError:
+            return FALLBACK_SPEC  # no pyproject.toml (or no entry) here: certify the bundled example
     pyproject = Path("pyproject.toml")
     if pyproject.is_file():
         try:
@@ -50,18 +53,23 @@ def default_spec() -> str:
 
 
 def load_object(spec: str) -> object:
+    """What SPEC names. File paths inside a package are imported by their dotted name (so
+    their relative imports work); everything else goes through the engine's loader. Any
+    failure is a usage error (exit 2) for ``certify``."""
+    where = spec.rpartition(":")[0]
+    is_file = where.endswith(".py") or "/" in where or "\\" in where
+    if is_file and _package_of(Path(where).resolve()) is not None:
+        return _load(spec)
     try:
-        from migproof.engine.spec import load_object as engine_load  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        engine_load = None
-    if engine_load is not None:
-        try:
-            return engine_load(spec)
-        except MigproofError:
-            raise
-        except Exception as err:  # noqa: BLE001 - any failure to import a SPEC is a usage error
-            raise UsageError(f"cannot load SPEC {spec!r}: {type(err).__name__}: {err}") from err
-    return _load(spec)
+        from migproof.engine.spec import load_object as engine_load
+    except ImportError:  # pragma: no cover
+        return _load(spec)
+    try:
+        return engine_load(spec)
+    except MigproofError as err:
+        raise UsageError(str(err)) from err
+    except Exception as err:  # noqa: BLE001 - any failure to import a SPEC is a usage error
+        raise UsageError(f"cannot load SPEC {spec!r}: {type(err).__name__}: {err}") from err
 
 
 def _load(spec: str) -> object:

@@ -56,7 +56,7 @@ def test_a_changed_fingerprint_is_said(capsys: pytest.CaptureFixture[str]) -> No
     ("argv", "message"),
     [
         (["certify", CORRECT, "--only", "no-such-check"], "unknown check"),
-        (["certify", "no/such/file.py:X"], "not a file"),
+        (["certify", "no/such/file.py:X"], "no such file"),
         (["certify", "tests.migrators._common:HEAD"], "neither engine Steps nor a target"),
         (["certify", CORRECT, "--case", "fresh-equivalence[v9->v9,delete]"], "no case"),
     ],
