@@ -270,3 +270,8 @@ def _no_such_case(ctx: Context, selection: Selection) -> str:
 
 def write_certificate(report: Report, path: Path) -> None:
     path.write_text(json.dumps(report.certificate(), indent=2) + "\n")
+
+
+def run_case(ctx: RunContext, check: Check, case: Case, fp: str, *, rows: int = DEFAULT_ROWS) -> CheckResult:
+    """Run one case as ``certify`` does (timing, reproduction line); the pytest plugin's entry."""
+    return _run_one(ctx, check, case, fp, rows)
