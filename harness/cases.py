@@ -73,6 +73,7 @@ class RunConfig:
     race_procs: int = 8
     race_rounds: int = 2
     keep_failures: Path | None = None
+    fixtures_dir: Path | None = None  # frozen fixtures and the lock file (``migproof freeze``)
 
 
 class Context(Protocol):
