@@ -8,10 +8,23 @@ bodies), and it goes through the token normaliser first.
 
 from __future__ import annotations
 
-import sqlite3
+from typing import TYPE_CHECKING
 
 from . import sqltext
-from .schema import Column, ForeignKey, Index, Schema, Table, Trigger, View, parse_create_index, parse_create_table
+from .schema import (
+    Column,
+    ForeignKey,
+    Index,
+    Schema,
+    Table,
+    Trigger,
+    View,
+    parse_create_index,
+    parse_create_table,
+)
+
+if TYPE_CHECKING:
+    import sqlite3
 
 
 def read_schema(conn: sqlite3.Connection, *, exclude: frozenset[str] = frozenset()) -> Schema:
@@ -33,7 +46,12 @@ def read_schema(conn: sqlite3.Connection, *, exclude: frozenset[str] = frozenset
             tables.append(_read_table(conn, str(name), str(sql)))
         elif kind == "index" and sql is not None:
             keys, where = parse_create_index(str(sql))
-            unique = bool(conn.execute(f"SELECT 1 FROM pragma_index_list({_lit(tbl_name)}) WHERE name = ? AND \"unique\"", (name,)).fetchone())
+            unique = bool(
+                conn.execute(
+                    f'SELECT 1 FROM pragma_index_list({_lit(tbl_name)}) WHERE name = ? AND "unique"',
+                    (name,),
+                ).fetchone()
+            )
             indexes.append(Index(lname, ltable, keys, unique, where))
         elif kind == "trigger":
             triggers.append(Trigger(lname, ltable, sqltext.normalize_create(str(sql))))
@@ -53,14 +71,16 @@ def _read_table(conn: sqlite3.Connection, name: str, sql: str) -> Table:
             hidden=int(hidden),
         )
         for _cid, cname, ctype, notnull, dflt, pk, hidden in conn.execute(
-            f"SELECT cid, name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo({_lit(name)}) ORDER BY cid"
+            f'SELECT cid, name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo({_lit(name)}) ORDER BY cid'
         )
     )
     fks: dict[int, list[tuple[str, str, str | None, str, str]]] = {}
     for fk_id, _seq, ref_table, from_col, to_col, on_update, on_delete, _match in conn.execute(
-        f"SELECT id, seq, \"table\", \"from\", \"to\", on_update, on_delete, match FROM pragma_foreign_key_list({_lit(name)}) ORDER BY id, seq"
+        f'SELECT id, seq, "table", "from", "to", on_update, on_delete, match FROM pragma_foreign_key_list({_lit(name)}) ORDER BY id, seq'
     ):
-        fks.setdefault(int(fk_id), []).append((str(ref_table), str(from_col), to_col, str(on_update), str(on_delete)))
+        fks.setdefault(int(fk_id), []).append(
+            (str(ref_table), str(from_col), to_col, str(on_update), str(on_delete))
+        )
     foreign_keys = sorted(
         (
             ForeignKey(

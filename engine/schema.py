@@ -13,12 +13,15 @@ Pure: no I/O. ``migproof.engine.introspect`` builds a ``Schema`` from a live con
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from enum import Enum
+from typing import TYPE_CHECKING, TypeVar
 
 from . import sqltext
 from .sqltext import Kind, Token
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +43,11 @@ class ForeignKey:
     on_delete: str
 
     def describe(self) -> str:
-        ref = f"{self.ref_table}({', '.join(self.ref_columns)})" if self.ref_columns else self.ref_table
+        ref = (
+            f"{self.ref_table}({', '.join(self.ref_columns)})"
+            if self.ref_columns
+            else self.ref_table
+        )
         return (
             f"({', '.join(self.columns)}) -> {ref} "
             f"ON UPDATE {self.on_update} ON DELETE {self.on_delete}"
@@ -136,6 +143,9 @@ class Schema:
             triggers=tuple(sorted(triggers, key=lambda t: t.name)),
             views=tuple(sorted(views, key=lambda v: v.name)),
         )
+
+
+_N = TypeVar("_N", Table, Column, Index, Trigger, View)
 
 
 # --- parsing the parts of CREATE TABLE that no PRAGMA reports ------------------------------
@@ -239,9 +249,15 @@ class Difference:
     def __str__(self) -> str:
         what = f"{self.kind.value} {self.name}"
         if self.change is Change.MISSING:
-            return f"{what} is missing (expected {self.expected})" if self.expected else f"{what} is missing"
+            return (
+                f"{what} is missing (expected {self.expected})"
+                if self.expected
+                else f"{what} is missing"
+            )
         if self.change is Change.EXTRA:
-            return f"{what} is unexpected ({self.actual})" if self.actual else f"{what} is unexpected"
+            return (
+                f"{what} is unexpected ({self.actual})" if self.actual else f"{what} is unexpected"
+            )
         if self.change is Change.ORDER:
             return f"{what} has columns in another order: expected ({self.expected}), found ({self.actual})"
         if self.details:
@@ -253,28 +269,46 @@ def diff(expected: Schema, actual: Schema) -> tuple[Difference, ...]:
     """Every structural difference between two schemas; empty when they are equal."""
     out: list[Difference] = []
     for name, exp_t, act_t in _pair(expected.tables, actual.tables):
-        if act_t is None:
-            out.append(Difference(ObjectKind.TABLE, name, Change.MISSING, describe_table(exp_t)))
-        elif exp_t is None:
-            out.append(Difference(ObjectKind.TABLE, name, Change.EXTRA, actual=describe_table(act_t)))
-        else:
+        if exp_t is not None and act_t is not None:
             out.extend(_diff_table(exp_t, act_t))
-    for kind, exp_objs, act_objs in (
-        (ObjectKind.INDEX, expected.indexes, actual.indexes),
-        (ObjectKind.TRIGGER, expected.triggers, actual.triggers),
-        (ObjectKind.VIEW, expected.views, actual.views),
-    ):
-        for name, e, a in _pair(exp_objs, act_objs):
-            if a is None:
-                out.append(Difference(kind, name, Change.MISSING, _describe(e)))
-            elif e is None:
-                out.append(Difference(kind, name, Change.EXTRA, actual=_describe(a)))
-            elif e != a:
-                out.append(Difference(kind, name, Change.DIFFERENT, _describe(e), _describe(a), _field_changes(e, a)))
+        elif exp_t is not None:
+            out.append(Difference(ObjectKind.TABLE, name, Change.MISSING, describe_table(exp_t)))
+        elif act_t is not None:
+            out.append(
+                Difference(ObjectKind.TABLE, name, Change.EXTRA, actual=describe_table(act_t))
+            )
+    out.extend(_diff_objects(ObjectKind.INDEX, expected.indexes, actual.indexes))
+    out.extend(_diff_objects(ObjectKind.TRIGGER, expected.triggers, actual.triggers))
+    out.extend(_diff_objects(ObjectKind.VIEW, expected.views, actual.views))
     return tuple(out)
 
 
-def _pair(exp: Iterable[_Named], act: Iterable[_Named]) -> list[tuple[str, _Named | None, _Named | None]]:
+def _diff_objects(
+    kind: ObjectKind, expected: Iterable[_N], actual: Iterable[_N]
+) -> list[Difference]:
+    out: list[Difference] = []
+    for name, e, a in _pair(expected, actual):
+        if e is not None and a is not None:
+            if e != a:
+                out.append(
+                    Difference(
+                        kind,
+                        name,
+                        Change.DIFFERENT,
+                        _describe(e),
+                        _describe(a),
+                        _field_changes(e, a),
+                    )
+                )
+        elif e is not None:
+            out.append(Difference(kind, name, Change.MISSING, _describe(e)))
+        elif a is not None:
+            out.append(Difference(kind, name, Change.EXTRA, actual=_describe(a)))
+    return out
+
+
+def _pair(exp: Iterable[_N], act: Iterable[_N]) -> list[tuple[str, _N | None, _N | None]]:
+    """Objects of both sides matched by name, in name order."""
     e = {o.name: o for o in exp}
     a = {o.name: o for o in act}
     return [(n, e.get(n), a.get(n)) for n in sorted(e.keys() | a.keys())]
@@ -284,29 +318,47 @@ def _diff_table(exp: Table, act: Table) -> list[Difference]:
     out: list[Difference] = []
     for name, ec, ac in _pair(exp.columns, act.columns):
         qual = f"{exp.name}.{name}"
-        if ac is None:
-            out.append(Difference(ObjectKind.COLUMN, qual, Change.MISSING, describe_column(ec)))
-        elif ec is None:
-            out.append(Difference(ObjectKind.COLUMN, qual, Change.EXTRA, actual=describe_column(ac)))
-        elif ec != ac:
-            out.append(
-                Difference(
-                    ObjectKind.COLUMN, qual, Change.DIFFERENT,
-                    describe_column(ec), describe_column(ac), _field_changes(ec, ac),
+        if ec is not None and ac is not None:
+            if ec != ac:
+                out.append(
+                    Difference(
+                        ObjectKind.COLUMN,
+                        qual,
+                        Change.DIFFERENT,
+                        describe_column(ec),
+                        describe_column(ac),
+                        _field_changes(ec, ac),
+                    )
                 )
+        elif ec is not None:
+            out.append(Difference(ObjectKind.COLUMN, qual, Change.MISSING, describe_column(ec)))
+        elif ac is not None:
+            out.append(
+                Difference(ObjectKind.COLUMN, qual, Change.EXTRA, actual=describe_column(ac))
             )
     if set(exp.column_names) == set(act.column_names) and exp.column_names != act.column_names:
         out.append(
             Difference(
-                ObjectKind.TABLE, exp.name, Change.ORDER,
-                ", ".join(exp.column_names), ", ".join(act.column_names),
+                ObjectKind.TABLE,
+                exp.name,
+                Change.ORDER,
+                ", ".join(exp.column_names),
+                ", ".join(act.column_names),
             )
         )
     details: list[str] = []
     for label, e, a in (
-        ("foreign keys", [fk.describe() for fk in exp.foreign_keys], [fk.describe() for fk in act.foreign_keys]),
+        (
+            "foreign keys",
+            [fk.describe() for fk in exp.foreign_keys],
+            [fk.describe() for fk in act.foreign_keys],
+        ),
         ("CHECK constraints", list(exp.checks), list(act.checks)),
-        ("UNIQUE constraints", [f"({', '.join(u)})" for u in exp.uniques], [f"({', '.join(u)})" for u in act.uniques]),
+        (
+            "UNIQUE constraints",
+            [f"({', '.join(u)})" for u in exp.uniques],
+            [f"({', '.join(u)})" for u in act.uniques],
+        ),
     ):
         missing = [x for x in e if x not in a]
         extra = [x for x in a if x not in e]
@@ -354,6 +406,3 @@ def _describe(o: object) -> str:
     if isinstance(o, Trigger | View):
         return o.sql
     return repr(o)
-
-
-_Named = Table | Column | Index | Trigger | View

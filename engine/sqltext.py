@@ -14,10 +14,12 @@ Pure: no I/O, no sqlite3.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
 
 
 class Kind(Enum):
@@ -104,7 +106,9 @@ def _end_of_quoted(sql: str, start: int, close: str) -> int:
     while True:
         k = sql.find(close, j)
         if k < 0:
-            raise SQLTextError(f"unterminated quote starting at offset {start}: {sql[start:start + 40]!r}")
+            raise SQLTextError(
+                f"unterminated quote starting at offset {start}: {sql[start : start + 40]!r}"
+            )
         # A doubled quote is an escaped quote, except for [bracketed] identifiers.
         if close != "]" and sql.startswith(close * 2, k):
             j = k + 2
@@ -198,9 +202,7 @@ def split_statements(script: str) -> list[str]:
             word = script[i:j].lower()
             # CREATE TRIGGER ... BEGIN opens a body; CASE ... END does not count (it nests
             # inside the body and closes itself).
-            if word == "begin" and "trigger" in prev_words:
-                depth_begin += 1
-            elif word == "case" and depth_begin:
+            if (word == "begin" and "trigger" in prev_words) or (word == "case" and depth_begin):
                 depth_begin += 1
             elif word == "end" and depth_begin:
                 depth_begin -= 1

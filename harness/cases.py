@@ -9,13 +9,15 @@ with the same line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from pathlib import Path
+
     from migproof.engine.schema import Schema
 
     from .target import Target
@@ -104,3 +106,33 @@ class Check(Protocol):
     def cases(self, ctx: Context) -> Iterable[Case]: ...
 
     def run(self, ctx: Context, case: Case) -> CheckResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """Shard ``index`` of ``count`` (1-based, as CI matrices count): ``--shard 2/4``."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        try:
+            i_s, n_s = text.split("/")
+            shard = cls(int(i_s), int(n_s))
+        except ValueError:
+            raise ValueError(
+                f"--shard takes I/N with 1 <= I <= N, e.g. 2/4; got {text!r}"
+            ) from None
+        if not 1 <= shard.index <= shard.count:
+            raise ValueError(f"--shard takes I/N with 1 <= I <= N, e.g. 2/4; got {text!r}")
+        return shard
+
+    def owns(self, case: Case) -> bool:
+        # A hash of the case id, not its position: adding a step or a check moves no other
+        # case to another shard, so a CI matrix's history stays comparable run to run.
+        digest = hashlib.sha256(case.id.encode()).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index - 1
+
+    def select(self, cases: Sequence[Case]) -> list[Case]:
+        return [c for c in cases if self.owns(c)]

@@ -9,11 +9,14 @@ nothing reaches the user as a bare traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from migproof import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 EXIT_INTERNAL: Final = 70  # EX_SOFTWARE: a bug in migproof itself, never a verdict on the DB
 EXIT_INTERRUPTED: Final = 130
@@ -46,15 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("migproof: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as err:  # noqa: BLE001 - the last line of defence against a bare traceback
+    except Exception as err:
         print(
             f"migproof: internal error: {type(err).__name__}: {err}\n"
             "This is a bug in migproof, not a verdict on your database; please report it "
             "with the command you ran. Set MIGPROOF_DEBUG=1 to see the traceback.",
             file=sys.stderr,
         )
-        import os
-
         if os.environ.get("MIGPROOF_DEBUG"):
             raise
         return EXIT_INTERNAL

@@ -32,7 +32,9 @@ def test_foreign_key_actions_and_checks_are_read() -> None:
 
 def test_exclude_drops_a_table_and_its_indexes() -> None:
     conn = sqlite3.connect(":memory:")
-    conn.executescript("CREATE TABLE ledger (v INT); CREATE INDEX ledger_v ON ledger(v); CREATE TABLE t (a);")
+    conn.executescript(
+        "CREATE TABLE ledger (v INT); CREATE INDEX ledger_v ON ledger(v); CREATE TABLE t (a);"
+    )
     schema = read_schema(conn, exclude=frozenset({"ledger"}))
     assert [t.name for t in schema.tables] == ["t"]
     assert schema.indexes == ()

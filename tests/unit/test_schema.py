@@ -22,7 +22,7 @@ def col(name: str, type_: str = "integer", **kw: object) -> Column:
 
 def test_normalize_ignores_layout_case_comments_and_line_endings() -> None:
     a = "CREATE TABLE Jobs (\r\n  id INTEGER, -- key\r\n  state TEXT DEFAULT 'New'\r\n)"
-    b = 'create   table "jobs"(id integer,/* c */state text default \'New\')'
+    b = "create   table \"jobs\"(id integer,/* c */state text default 'New')"
     assert sqltext.normalize(a) == sqltext.normalize(b)
 
 
@@ -31,9 +31,9 @@ def test_normalize_keeps_string_literals_verbatim() -> None:
 
 
 def test_normalize_create_ignores_if_not_exists() -> None:
-    assert sqltext.normalize_create("CREATE INDEX IF NOT EXISTS i ON t(a)") == sqltext.normalize_create(
-        "create index i on t (a)"
-    )
+    assert sqltext.normalize_create(
+        "CREATE INDEX IF NOT EXISTS i ON t(a)"
+    ) == sqltext.normalize_create("create index i on t (a)")
 
 
 def test_split_statements_respects_quotes_comments_and_trigger_bodies() -> None:
@@ -47,7 +47,8 @@ def test_split_statements_respects_quotes_comments_and_trigger_bodies() -> None:
     """
     stmts = sqltext.split_statements(script)
     assert len(stmts) == 3
-    assert stmts[1].startswith("CREATE TRIGGER") and stmts[1].endswith("END")
+    assert stmts[1].startswith("CREATE TRIGGER")
+    assert stmts[1].endswith("END")
     assert stmts[2] == "INSERT INTO a VALUES (';')"
 
 
@@ -58,11 +59,14 @@ def test_parse_create_table_finds_checks_uniques_and_options() -> None:
     )
     assert text.checks == ("a > 0", "b != ''")
     assert text.uniques == (("a",), ("a", "b"))
-    assert text.strict and not text.without_rowid
+    assert text.strict
+    assert not text.without_rowid
 
 
 def test_parse_create_index_reads_expressions_and_partial_predicate() -> None:
-    keys, where = parse_create_index("CREATE UNIQUE INDEX i ON t (lower(a) COLLATE NOCASE, b DESC) WHERE c IS NULL")
+    keys, where = parse_create_index(
+        "CREATE UNIQUE INDEX i ON t (lower(a) COLLATE NOCASE, b DESC) WHERE c IS NULL"
+    )
     assert keys == ("lower ( a ) collate nocase", "b desc")
     assert where == "c is null"
 
@@ -88,5 +92,6 @@ def test_diff_reports_partial_predicate_change_on_an_index() -> None:
     e = Schema.build(indexes=[Index("i", "t", ("a",), True, "b == 1")])
     a = Schema.build(indexes=[Index("i", "t", ("a",), True, None)])
     (d,) = diff(e, a)
-    assert d.kind is ObjectKind.INDEX and d.change is Change.DIFFERENT
+    assert d.kind is ObjectKind.INDEX
+    assert d.change is Change.DIFFERENT
     assert "where" in str(d)
