@@ -1,10 +1,125 @@
-"""The harness's subcommands (``certify``, ``freeze``); each imports its library lazily."""
+"""The harness's subcommands (``certify``); each imports its library lazily.
+
+``migproof migrate`` must stay fast, so nothing here imports Hypothesis or the checks until
+``certify`` actually runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
+
+JOURNAL_MODES = ("delete", "wal")
+CRASH_MODES = ("snapshot", "kill")
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add the harness's subcommands to the ``migproof`` parser."""
+    p = sub.add_parser(
+        "certify",
+        help="certify a migrator: populated fixtures at every version, structural oracle, refusals",
+        description=(
+            "Run migproof's checks against a migrator and print a verdict. SPEC is "
+            "'package.module:ATTR' or 'path/to/file.py:ATTR' naming engine Steps or a target "
+            "(name, head, migrate(db_path, target=None), version(db_path)); default: "
+            "[tool.migproof] steps in ./pyproject.toml. Exit 0 when every check passes, 1 when "
+            "any fails, 2 on a usage error."
+        ),
+    )
+    p.add_argument("spec", nargs="?", metavar="SPEC", help="steps or target to certify")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed for every random choice (default 0)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the certificate (JSON) to FILE")
+    p.add_argument("--only", type=_names, metavar="CHECK[,CHECK]", help="run only these checks")
+    p.add_argument("--case", metavar="ID", help="run only the case with this id (from a reproduction line)")
+    p.add_argument("--expect", metavar="FP", help="fingerprint recorded with a reproduction line")
+    p.add_argument(
+        "--journal-modes", type=_modes, default=JOURNAL_MODES, metavar="MODES",
+        help="journal modes to prepare files in (default delete,wal)",
+    )
+    p.add_argument("--crash-mode", choices=CRASH_MODES, default="snapshot", help="how crash-recovery crashes (default snapshot)")
+    p.add_argument("--race-procs", type=_pos_int, default=8, metavar="N", help="processes per race round (default 8)")
+    p.add_argument("--race-rounds", type=_pos_int, default=2, metavar="N", help="race rounds per version pair (default 2)")
+    p.add_argument("--rows", type=_pos_int, default=24, metavar="N", help="max rows per table in fixtures (default 24)")
+    p.add_argument("--keep-failures", type=Path, metavar="DIR", help="copy each failing case's files into DIR")
+    p.add_argument("--workdir", type=Path, metavar="DIR", help="work in DIR and keep it (default: a temporary directory)")
+    p.add_argument("--list", action="store_true", help="list the case ids and exit")
+    p.set_defaults(handler=certify_command)
+
+
+def certify_command(args: argparse.Namespace) -> int:
+    from .cases import RunConfig
+    from .certify import Selection, run, write_certificate
+    from .checks import select
+    from .spec import default_spec, load_target
+
+    spec = args.spec or default_spec()
+    target = load_target(spec)
+    checks = select(args.only)
+    workdir = args.workdir
+    temporary = workdir is None
+    if temporary:
+        workdir = Path(tempfile.mkdtemp(prefix="migproof-certify-"))
+    try:
+        config = RunConfig(
+            spec=spec,
+            seed=args.seed,
+            workdir=workdir,
+            journal_modes=args.journal_modes,
+            crash_mode=args.crash_mode,
+            race_procs=args.race_procs,
+            race_rounds=args.race_rounds,
+            keep_failures=args.keep_failures,
+        )
+        if args.list:
+            from .certify import enumerate_cases
+            from .context import RunContext
+
+            ctx = RunContext(target, config, rows=args.rows)
+            for _check, case, early in enumerate_cases(ctx, checks):
+                print(case.id if case is not None else f"{early.case.id if early else '?'} (cannot enumerate)")
+            return 0
+        report = run(target, config, Selection(checks, args.case, args.expect), rows=args.rows, out=sys.stdout)
+        if args.json is not None:
+            write_certificate(report, args.json)
+            print(f"certificate written to {args.json}")
+        return 0 if report.verdict == "pass" else 1
+    finally:
+        if temporary:
+            import shutil
+
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _pos_int(text: str) -> int:
+    value = _nonneg_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("expected one or more check names separated by commas")
+    return names
+
+
+def _modes(text: str) -> tuple[str, ...]:
+    modes = tuple(m.strip().lower() for m in text.split(",") if m.strip())
+    bad = [m for m in modes if m not in JOURNAL_MODES]
+    if not modes or bad:
+        raise argparse.ArgumentTypeError(f"journal modes are {', '.join(JOURNAL_MODES)} (comma-separated), got {text!r}")
+    return tuple(dict.fromkeys(modes))

@@ -1,0 +1,272 @@
+"""The certify runner: enumerate cases, run them, report, and write the certificate.
+
+Every result carries one copy-paste line that replays its case from the seed::
+
+    migproof certify SPEC --seed N --only CHECK --case 'CASE_ID' --expect FINGERPRINT
+
+FINGERPRINT is ``<migproof version>:<12 hex>`` over the target's step checksums (when it
+declares them) or its reference schemas at every version. A replay computes it again and says
+so when it differs: the target or migproof changed, and a pass proves nothing about the
+recorded failure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+import shlex
+import shutil
+import sqlite3
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from migproof import __version__
+
+from .cases import Case, CheckResult, RunConfig, Status
+from .context import DEFAULT_ROWS, ReferenceError_, RunContext
+from .spec import UsageError
+
+if TYPE_CHECKING:
+    from .cases import Check, Context
+    from .target import Target
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    checks: tuple[Check, ...]
+    case_id: str | None = None
+    expect: str | None = None
+
+
+@dataclass(slots=True)
+class Report:
+    target: Target
+    config: RunConfig
+    fingerprint: str
+    results: list[CheckResult] = field(default_factory=list)
+    expect_mismatch: str | None = None
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [r for r in self.results if r.status is Status.FAIL]
+
+    @property
+    def verdict(self) -> str:
+        return "fail" if self.failed else "pass"
+
+    def certificate(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "target": self.target.name,
+            "head": self.target.head,
+            "seed": self.config.seed,
+            "migproof_version": __version__,
+            "sqlite_version": sqlite3.sqlite_version,
+            "python_version": platform.python_version(),
+            "journal_modes": list(self.config.journal_modes),
+            "checks": _entries(self.results),
+        }
+
+
+def _entries(results: Sequence[CheckResult]) -> list[dict[str, Any]]:
+    """One entry per check per version pair: a pair fails if any of its cases failed."""
+    groups: dict[tuple[str, int | None, int | None], list[CheckResult]] = {}
+    for r in results:
+        groups.setdefault((r.case.check, r.case.from_version, r.case.to_version), []).append(r)
+    out: list[dict[str, Any]] = []
+    for (check, v_from, v_to), rs in groups.items():
+        failed = [r for r in rs if r.status is Status.FAIL]
+        if failed:
+            status, shown = Status.FAIL, failed
+        elif all(r.status is Status.SKIP for r in rs):
+            status, shown = Status.SKIP, rs
+        else:
+            status, shown = Status.PASS, [r for r in rs if r.detail]
+        detail = "\n".join(f"{r.case.id}: {r.detail}" for r in shown if r.detail)
+        out.append(
+            {
+                "check": check,
+                "status": status.value,
+                "from_version": v_from,
+                "to_version": v_to,
+                "detail": detail,
+                "reproduce": (failed or rs)[0].reproduce,
+            }
+        )
+    return out
+
+
+def fingerprint(ctx: Context) -> str:
+    target = ctx.target
+    parts_fn = getattr(target, "fingerprint_parts", None)
+    if callable(parts_fn):
+        text = "\n".join(str(p) for p in parts_fn())
+    else:
+        mode = ctx.config.journal_modes[0]
+        chunks = []
+        for v in range(target.head + 1):
+            try:
+                chunks.append(repr(ctx.schema_of(ctx.reference_db(v, mode))))
+            except ReferenceError_ as err:
+                chunks.append(f"unbuildable: {err}")
+        text = "\n".join(chunks)
+    return f"{__version__}:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def reproduce_line(config: RunConfig, case: Case, fp: str, *, rows: int = DEFAULT_ROWS) -> str:
+    defaults = RunConfig(spec="", seed=0, workdir=Path())
+    parts = [
+        "migproof certify", _quote(config.spec), f"--seed {config.seed}",
+        f"--only {case.check}", f"--case {_quote_always(case.id)}", f"--expect {fp}",
+    ]
+    if rows != DEFAULT_ROWS:
+        parts.append(f"--rows {rows}")
+    if case.check == "crash-recovery" and config.crash_mode != defaults.crash_mode:
+        parts.append(f"--crash-mode {config.crash_mode}")
+    if case.check == "race":
+        if config.race_procs != defaults.race_procs:
+            parts.append(f"--race-procs {config.race_procs}")
+        if config.race_rounds != defaults.race_rounds:
+            parts.append(f"--race-rounds {config.race_rounds}")
+    return " ".join(parts)
+
+
+def _quote(text: str) -> str:
+    return shlex.quote(text)
+
+
+def _quote_always(text: str) -> str:
+    return f"'{text}'" if "'" not in text else shlex.quote(text)
+
+
+def enumerate_cases(ctx: Context, checks: Sequence[Check]) -> list[tuple[Check, Case | None, CheckResult | None]]:
+    """Each check's cases; a check whose enumeration fails yields one failed result instead."""
+    out: list[tuple[Check, Case | None, CheckResult | None]] = []
+    for check in checks:
+        try:
+            cases = list(check.cases(ctx))
+        except ReferenceError_ as err:
+            out.append((check, None, CheckResult(Case(check.name), Status.FAIL, str(err))))
+            continue
+        out.extend((check, c, None) for c in cases)
+    return out
+
+
+def run(
+    target: Target,
+    config: RunConfig,
+    selection: Selection,
+    *,
+    rows: int = DEFAULT_ROWS,
+    out: TextIO = sys.stdout,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> Report:
+    ctx = RunContext(target, config, rows=rows)
+    fp = fingerprint(ctx)
+    report = Report(target, config, fp)
+    if selection.expect is not None and selection.expect != fp:
+        report.expect_mismatch = (
+            f"fingerprint mismatch: the line was recorded with {selection.expect}, this run is {fp}. "
+            "The target's steps (or migproof) changed since; this replay does not necessarily "
+            "exercise the recorded failure."
+        )
+        print(f"migproof: warning: {report.expect_mismatch}", file=out)
+    planned = enumerate_cases(ctx, selection.checks)
+    if selection.case_id is not None:
+        planned = [p for p in planned if p[1] is not None and p[1].id == selection.case_id]
+        if not planned:
+            raise UsageError(_no_such_case(ctx, selection))
+    print(
+        f"migproof certify: {target.name} (head {target.head}), seed {config.seed}, "
+        f"{len(planned)} cases, journal modes {','.join(config.journal_modes)}, fingerprint {fp}",
+        file=out,
+    )
+    width = len(str(len(planned)))
+    for i, (check, case, early) in enumerate(planned, 1):
+        result = early if early is not None else _run_one(ctx, check, case, fp, rows)
+        if early is not None:
+            result = dataclasses.replace(result, reproduce=reproduce_line(config, result.case, fp, rows=rows))
+        report.results.append(result)
+        _progress(out, i, len(planned), width, result)
+        if result.status is Status.FAIL and config.keep_failures is not None:
+            _keep(ctx, result, config.keep_failures)
+        if on_result is not None:
+            on_result(result)
+    print_summary(report, out)
+    return report
+
+
+def _run_one(ctx: RunContext, check: Check, case: Case | None, fp: str, rows: int) -> CheckResult:
+    assert case is not None
+    ctx.begin_case(case)
+    started = time.perf_counter()
+    try:
+        result = check.run(ctx, case)
+    except ReferenceError_ as err:
+        result = CheckResult(case, Status.FAIL, str(err))
+    except Exception as err:  # noqa: BLE001 - a crashing check is reported, and the run goes on
+        tb = traceback.format_exception(err)[-3:]
+        result = CheckResult(case, Status.FAIL, f"the check itself raised {type(err).__name__}: {err}\n{''.join(tb)}")
+    return dataclasses.replace(
+        result,
+        reproduce=result.reproduce or reproduce_line(ctx.config, case, fp, rows=rows),
+        duration=result.duration or (time.perf_counter() - started),
+    )
+
+
+def _progress(out: TextIO, i: int, n: int, width: int, r: CheckResult) -> None:
+    line = f"[{i:>{width}}/{n}] {r.status.value.upper():4} {r.case.id} ({r.duration:.2f}s)"
+    if r.status is not Status.PASS and r.detail:
+        line += "  " + r.detail.splitlines()[0][:160]
+    print(line, file=out, flush=True)
+
+
+def print_summary(report: Report, out: TextIO) -> None:
+    rows: dict[str, list[int | float]] = {}
+    for r in report.results:
+        counts = rows.setdefault(r.case.check, [0, 0, 0, 0.0])
+        counts[[Status.PASS, Status.FAIL, Status.SKIP].index(r.status)] += 1
+        counts[3] += r.duration
+    name_w = max([len("check"), *(len(n) for n in rows)])
+    print("", file=out)
+    print(f"{'check':<{name_w}}  {'pass':>5} {'fail':>5} {'skip':>5} {'time':>8}", file=out)
+    for name, (p, f, s, t) in rows.items():
+        mark = "  <-- FAIL" if f else ""
+        print(f"{name:<{name_w}}  {p:>5} {f:>5} {s:>5} {t:>7.2f}s{mark}", file=out)
+    for r in report.failed:
+        print(f"\nFAIL {r.case.id}\n{_indent(r.detail)}\n  reproduce: {r.reproduce}", file=out)
+    if report.expect_mismatch:
+        print(f"\nNOTE: {report.expect_mismatch}", file=out)
+    verdict = "PASS" if report.verdict == "pass" else "FAIL"
+    print(f"\n{verdict}: {report.target.name} -- {len(report.failed)} of {len(report.results)} cases failed", file=out)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines()[:40])
+
+
+def _keep(ctx: RunContext, result: CheckResult, dest: Path) -> None:
+    from .context import _safe
+
+    folder = dest / _safe(result.case.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    for src in ctx.case_scratch():
+        shutil.copytree(src, folder / src.name, dirs_exist_ok=True)
+    (folder / "README.txt").write_text(f"{result.case.id}\n\n{result.detail}\n\nreproduce: {result.reproduce}\n")
+
+
+def _no_such_case(ctx: Context, selection: Selection) -> str:
+    ids = [c.id for ch in selection.checks for c in ch.cases(ctx)]
+    shown = "\n  ".join(ids[:30]) + ("\n  ..." if len(ids) > 30 else "")
+    return f"no case {selection.case_id!r} among the selected checks; the cases are:\n  {shown}"
+
+
+def write_certificate(report: Report, path: Path) -> None:
+    path.write_text(json.dumps(report.certificate(), indent=2) + "\n")

@@ -1,0 +1,54 @@
+"""Every check, in the order certify runs them. CRASH and RACE each add one line below."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .additive_only import CHECK as ADDITIVE_ONLY
+from .corrupt_refused import CHECK as CORRUPT_REFUSED
+from .data_preservation import CHECK as DATA_PRESERVATION
+from .drift import CHECK as DRIFT
+from .fresh_equivalence import CHECK as FRESH_EQUIVALENCE
+from .idempotent_rerun import CHECK as IDEMPOTENT_RERUN
+from .integrity import CHECK as INTEGRITY
+from .newer_refused import CHECK as NEWER_REFUSED
+from .step_by_step import CHECK as STEP_BY_STEP
+
+if TYPE_CHECKING:
+    from migproof.harness.cases import Check
+
+ALL_CHECKS: tuple[Check, ...] = (
+    FRESH_EQUIVALENCE,
+    STEP_BY_STEP,
+    DATA_PRESERVATION,
+    IDEMPOTENT_RERUN,
+    ADDITIVE_ONLY,
+    DRIFT,
+    NEWER_REFUSED,
+    CORRUPT_REFUSED,
+    INTEGRITY,
+)
+
+
+def by_name() -> dict[str, Check]:
+    return {c.name: c for c in ALL_CHECKS}
+
+
+def select(names: Sequence[str] | None) -> tuple[Check, ...]:
+    """The named checks in run order (all when ``names`` is None); unknown names are a usage error."""
+    if not names:
+        return ALL_CHECKS
+    known = by_name()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        from migproof.harness.spec import UsageError
+
+        raise UsageError(
+            f"unknown check {', '.join(repr(n) for n in unknown)}; the checks are: {', '.join(known)}"
+        )
+    wanted = set(names)
+    return tuple(c for c in ALL_CHECKS if c.name in wanted)
+
+
+__all__ = ["ALL_CHECKS", "by_name", "select"]

@@ -1,0 +1,76 @@
+"""The engine's declared ``Steps`` as a target, with every optional capability filled in.
+
+Written against the engine's public contract (BRIEF.md): ``migrate(path, steps, *,
+to_version=None, ...)``, ``read_version``, ``read_ledger``, ``INTERNAL_TABLES``, ``Steps`` with
+``head``/``name``/``min_supported`` and ``Step`` with ``version``/``name``/``checksum`` and the
+declarations ``rebuilds``/``transforms``/``postconditions``. ``journal_mode`` is left at None
+so the engine keeps the mode of the file the harness prepared.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from migproof.engine.errors import MigproofError
+
+from .declared import DeclaredChanges
+
+
+def _engine() -> Any:
+    return importlib.import_module("migproof.engine")
+
+
+def is_engine_steps(obj: object) -> bool:
+    try:
+        steps_cls = _engine().Steps
+    except (ImportError, AttributeError):
+        return False
+    return isinstance(obj, steps_cls)
+
+
+class EngineTarget:
+    """``Target`` over the engine: ``migrate`` runs ``migproof.engine.migrate(path, steps)``."""
+
+    refusal_error: type[BaseException] = MigproofError
+
+    def __init__(self, steps: Any) -> None:
+        self.steps = steps
+        self.name: str = str(steps.name)
+        self.head: int = int(steps.head)
+        self.min_supported: int = int(getattr(steps, "min_supported", 0) or 0)
+        engine = _engine()
+        self.internal_tables: frozenset[str] = frozenset(
+            str(n).lower() for n in getattr(engine, "INTERNAL_TABLES", frozenset())
+        )
+        self._by_version = {int(s.version): s for s in steps}
+
+    def __repr__(self) -> str:
+        return f"EngineTarget({self.name!r}, head={self.head})"
+
+    def migrate(self, db_path: str, target: int | None = None) -> None:
+        _engine().migrate(db_path, self.steps, to_version=target)
+
+    def version(self, db_path: str) -> int:
+        return int(_engine().read_version(db_path))
+
+    def ledger(self, db_path: str) -> Sequence[int]:
+        return tuple(int(e.version) for e in _engine().read_ledger(db_path))
+
+    def declared_changes(self, version: int) -> DeclaredChanges:
+        step = self._by_version.get(version)
+        if step is None:
+            return DeclaredChanges()
+        return DeclaredChanges(
+            rebuilds=frozenset(_lower(getattr(step, "rebuilds", ()))),
+            transforms=frozenset(_lower(getattr(step, "transforms", ()))),
+            postconditions=tuple(str(p) for p in getattr(step, "postconditions", ()) or ()),
+        )
+
+    def fingerprint_parts(self) -> Sequence[str]:
+        return [f"{s.version}:{s.checksum}" for s in self.steps]
+
+
+def _lower(names: Iterable[object] | None) -> Iterable[str]:
+    return (str(n).lower() for n in (names or ()))
