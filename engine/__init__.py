@@ -1,0 +1,82 @@
+"""migproof's reference migrator for embedded SQLite state files."""
+
+from __future__ import annotations
+
+from .core import (
+    INTERNAL_TABLES,
+    LEDGER_TABLE,
+    META_TABLE,
+    Decision,
+    LedgerEntry,
+    Plan,
+    Verdict,
+    render_plan,
+)
+from .errors import (
+    BackupError,
+    DriftError,
+    IntegrityFailureError,
+    InvalidDeclarationError,
+    LockTimeoutError,
+    MigproofError,
+    NotADatabaseError,
+    SchemaTooNewError,
+    SchemaTooOldError,
+    StepFailedError,
+    StorageError,
+)
+from .shell import MigrationReport, inspect, migrate, open_state_db, read_ledger, read_version
+from .spec import default_spec, load_object, load_steps
+from .steps import (
+    AddColumn,
+    CreateIndex,
+    CreateTable,
+    CreateTrigger,
+    CreateView,
+    DataChange,
+    Operation,
+    RebuildTable,
+    Step,
+    Steps,
+)
+
+__all__ = [
+    "INTERNAL_TABLES",
+    "LEDGER_TABLE",
+    "META_TABLE",
+    "AddColumn",
+    "BackupError",
+    "CreateIndex",
+    "CreateTable",
+    "CreateTrigger",
+    "CreateView",
+    "DataChange",
+    "Decision",
+    "DriftError",
+    "IntegrityFailureError",
+    "InvalidDeclarationError",
+    "LedgerEntry",
+    "LockTimeoutError",
+    "MigproofError",
+    "MigrationReport",
+    "NotADatabaseError",
+    "Operation",
+    "Plan",
+    "RebuildTable",
+    "SchemaTooNewError",
+    "SchemaTooOldError",
+    "Step",
+    "StepFailedError",
+    "Steps",
+    "StorageError",
+    "Verdict",
+    "default_spec",
+    "inspect",
+    "load_object",
+    "load_steps",
+    "migrate",
+    "open_state_db",
+    "read_ledger",
+    "read_version",
+    "render_plan",
+]

@@ -1,0 +1,600 @@
+"""The engine's pure core: from a snapshot of a state file and the declared steps, one decision.
+
+Theory of operation
+-------------------
+The shell takes the write lock, reads a ``Snapshot`` (stored version, user schema, ledger,
+schema cookie) and asks ``decide``. The answer is frozen data: a ``Verdict`` and, when the
+file must change, a ``Plan`` -- the exact statements, in order, that the shell runs inside the
+one transaction it already holds. ``render_plan`` prints that same plan for ``migproof plan``.
+
+The compatibility table (first matching row wins):
+
+  ============== ======================================== ===================================
+  verdict         when                                     what happens, and why
+  ============== ======================================== ===================================
+  INVALID         the header is unreadable, or             refuse: nothing here is safe to
+                  ``user_version`` is negative             write to (NotADatabaseError)
+  TOO_NEW         version > head, or > the requested       refuse: a newer release wrote it;
+                  target                                   migproof never downgrades
+  TOO_OLD         0 < version < min_supported              refuse: the steps from there were
+                                                           retired; an intermediate release
+                                                           must migrate it first
+  DRIFTED         the ledger's checksum of an applied      refuse (DriftError): the objects or
+                  step differs from its declaration; or    the history are not what the version
+                  an object differs from what the          claims, and guessing would make it
+                  version (or a pending step) expects,     worse; every difference is named
+                  is unexpected, or is missing and cannot
+                  be recreated by re-running its step
+  REPAIR          only additive objects (tables, columns,  recreate them by re-running the op
+                  indexes, triggers, views) that an        that created them, then continue
+                  applied step created are missing         forward: a daemon must not start on
+                                                           a file lacking its columns
+  EMPTY           version 0 and no user objects            create at the target in one
+                                                           transaction: the version never
+                                                           claims tables that do not exist
+  OLDER           version < target                         run the pending steps; an op whose
+                                                           object already exists identically is
+                                                           skipped (a history that says N-1
+                                                           while some of N's objects exist
+                                                           converges), anything else is DRIFTED
+  CURRENT         version == target, structure matches     nothing to migrate; re-record the
+                                                           schema cookie if it moved (VACUUM)
+  ============== ======================================== ===================================
+
+How objects are compared. The shell builds a ``Reference``: the schema after every declared
+operation, obtained by running the declarations on an empty in-memory database. Each schema
+is cut into keys -- a table's shape (foreign keys, CHECKs, UNIQUEs, options), each column,
+each index, trigger and view -- and an operation *touches* the keys whose value it changes.
+For a pending operation: every touched key already at its after-value means the operation
+was applied (skip it); every touched key at its before-value means it is pending (run it);
+anything else is drift, and the key is named. At the end the simulated result must equal the
+reference schema at the target, column order included (SQLite appends added columns, and an
+upgraded file that differs from a fresh one in order breaks ``SELECT *`` and positional
+INSERTs).
+
+Pure: imports only ``schema``, ``sqltext``, ``steps`` and ``errors``; a test walks the imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Final
+
+from .schema import Column, ForeignKey, Index, Schema, Table, Trigger, View, describe_column, diff
+from .steps import AddColumn, OpKind, RebuildTable
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .steps import Operation, Steps
+
+LEDGER_TABLE: Final = "_migproof_ledger"
+META_TABLE: Final = "_migproof_meta"
+INTERNAL_TABLES: Final = frozenset({LEDGER_TABLE, META_TABLE})
+
+# Bookkeeping DDL. IF NOT EXISTS: a file stamped by an older migproof, or by hand, may lack them.
+INTERNAL_DDL: Final = (
+    f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} ("
+    "seq INTEGER PRIMARY KEY, version INTEGER NOT NULL, name TEXT NOT NULL, "
+    "checksum TEXT NOT NULL, applied_at TEXT NOT NULL, duration_ms REAL NOT NULL)",
+    # One row: the schema cookie (PRAGMA schema_version) as it stood when the last migration
+    # committed. Equal cookie + version at head = nothing changed the schema since: fast path.
+    f"CREATE TABLE IF NOT EXISTS {META_TABLE} ("
+    "id INTEGER PRIMARY KEY CHECK (id = 1), schema_cookie INTEGER NOT NULL, "
+    "steps TEXT NOT NULL, fingerprint TEXT NOT NULL)",
+)
+LEDGER_INSERT: Final = (
+    f"INSERT INTO {LEDGER_TABLE} (version, name, checksum, applied_at, duration_ms) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+META_UPSERT: Final = (
+    f"INSERT INTO {META_TABLE} (id, schema_cookie, steps, fingerprint) VALUES (1, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET schema_cookie = excluded.schema_cookie, "
+    "steps = excluded.steps, fingerprint = excluded.fingerprint"
+)
+
+_ADDITIVE: Final = frozenset(
+    {
+        OpKind.CREATE_TABLE,
+        OpKind.ADD_COLUMN,
+        OpKind.CREATE_INDEX,
+        OpKind.CREATE_TRIGGER,
+        OpKind.CREATE_VIEW,
+    }
+)
+
+
+class Verdict(Enum):
+    EMPTY = "empty"
+    CURRENT = "current"
+    OLDER = "older"
+    REPAIR = "repair"
+    TOO_OLD = "too-old"
+    TOO_NEW = "too-new"
+    DRIFTED = "drifted"
+    INVALID = "invalid"
+
+    @property
+    def refused(self) -> bool:
+        return self in (Verdict.TOO_OLD, Verdict.TOO_NEW, Verdict.DRIFTED, Verdict.INVALID)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One applied step, as recorded in the ledger table (one row per application)."""
+
+    version: int
+    name: str
+    checksum: str
+    applied_at: str  # ISO 8601, UTC
+    duration_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the shell read from the file, under the write lock."""
+
+    version: int
+    schema: Schema  # user objects only: INTERNAL_TABLES left out
+    ledger: tuple[LedgerEntry, ...] = ()
+    has_internal: bool = False  # both bookkeeping tables exist
+    cookie: int = 0  # PRAGMA schema_version now
+    recorded_cookie: int | None = None  # as recorded at the last migration
+    unreadable: str | None = None  # why the header could not be read, when it could not
+
+
+@dataclass(frozen=True, slots=True)
+class OpEffect:
+    before: Schema
+    after: Schema
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """The declared history run on an empty database: the schema at every version and op."""
+
+    versions: tuple[Schema, ...]  # versions[v] = schema at version v; versions[0] is empty
+    effects: tuple[tuple[OpEffect, ...], ...]  # effects[v - 1][i] = op i of step v
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedOp:
+    version: int
+    index: int
+    description: str
+    kind: OpKind
+    statements: tuple[str, ...]
+    skip_reason: str | None = None  # set when the op's objects already exist identically
+    fk_check_table: str | None = None  # a rebuilt table: foreign_key_check it afterwards
+
+    @property
+    def skipped(self) -> bool:
+        return self.skip_reason is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedStep:
+    version: int
+    name: str
+    checksum: str
+    ops: tuple[PlannedOp, ...]
+    postconditions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the shell runs inside its transaction, in this order."""
+
+    create_internal: bool = False
+    repairs: tuple[PlannedOp, ...] = ()
+    steps: tuple[PlannedStep, ...] = ()
+    target: int = 0
+    record_cookie: bool = False  # write the schema cookie (and the version stamp)
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.create_internal or self.repairs or self.steps or self.record_cookie)
+
+    @property
+    def migrates(self) -> bool:
+        """Whether schema or data change (not only bookkeeping): needs preflight and backup."""
+        return bool(self.repairs or self.steps)
+
+    @property
+    def statement_count(self) -> int:
+        ops = [*self.repairs, *(op for s in self.steps for op in s.ops)]
+        return sum(len(op.statements) for op in ops if not op.skipped)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict
+    version: int  # stored version found
+    target: int
+    head: int
+    min_supported: int
+    plan: Plan = field(default_factory=Plan)
+    reasons: tuple[str, ...] = ()  # drift differences, or why the file is invalid
+
+    @property
+    def pending(self) -> tuple[int, ...]:
+        return tuple(s.version for s in self.plan.steps)
+
+
+def fast_path_ok(version: int, cookie: int, recorded_cookie: int | None, target: int) -> bool:
+    """The file is at the target and nothing changed its schema since we recorded the cookie.
+
+    The cookie is bumped by every DDL statement and by VACUUM (not by data writes or
+    ``user_version``), so an equal cookie means the structure verified at the last migration
+    is still the structure: no introspection needed.
+    """
+    return version == target and recorded_cookie is not None and cookie == recorded_cookie
+
+
+def decide(  # noqa: PLR0911, PLR0912 - one return per row of the compatibility table
+    snapshot: Snapshot, steps: Steps, reference: Reference, *, to_version: int | None = None
+) -> Decision:
+    target = steps.head if to_version is None else to_version
+    v = snapshot.version
+
+    def verdict(kind: Verdict, reasons: Sequence[str] = (), plan: Plan | None = None) -> Decision:
+        return Decision(
+            kind,
+            v,
+            target,
+            steps.head,
+            steps.min_supported,
+            plan or Plan(target=target),
+            tuple(reasons),
+        )
+
+    if snapshot.unreadable is not None:
+        return verdict(Verdict.INVALID, [snapshot.unreadable])
+    if v < 0:
+        return verdict(Verdict.INVALID, [f"user_version is {v}; versions are never negative"])
+    if v > target:
+        return verdict(Verdict.TOO_NEW)
+    if 0 < v < steps.min_supported:
+        return verdict(Verdict.TOO_OLD)
+    changed = [
+        f"step {e.version} ({e.name}) was applied with checksum {e.checksum[:12]}, but its "
+        f"declaration now has {steps.step(e.version).checksum[:12]}: an applied step was edited"
+        for e in snapshot.ledger
+        if 1 <= e.version <= v and e.checksum != steps.step(e.version).checksum
+    ]
+    if changed:
+        return verdict(Verdict.DRIFTED, changed)
+
+    sim = _Sim(snapshot.schema)
+    repairs, problems = _repairs(sim, steps, reference, v)
+    if problems:
+        return verdict(Verdict.DRIFTED, problems)
+    planned_steps: list[PlannedStep] = []
+    for version in range(v + 1, target + 1):
+        step = steps.step(version)
+        ops: list[PlannedOp] = []
+        for rop, effect in zip(
+            steps.resolved(version), reference.effects[version - 1], strict=True
+        ):
+            touched = _touched(effect)
+            applied = bool(touched) and all(sim.get(k) == _get(effect.after, k) for k in touched)
+            pending = all(sim.get(k) == _get(effect.before, k) for k in touched)
+            planned = _planned(rop.version, rop.index, rop.op, rop.statements)
+            if applied:
+                planned = _skip(planned, touched)
+            elif pending:
+                sim.apply(effect, touched, rop.op)
+            else:
+                return verdict(
+                    Verdict.DRIFTED, _conflicts(sim, effect, touched, version, rop.op.describe())
+                )
+            ops.append(planned)
+        planned_steps.append(
+            PlannedStep(version, step.name, step.checksum, tuple(ops), step.postconditions)
+        )
+    final = diff(reference.versions[target], sim.schema())
+    if final:
+        return verdict(Verdict.DRIFTED, [str(d) for d in final])
+
+    plan = Plan(
+        create_internal=not snapshot.has_internal,
+        repairs=tuple(repairs),
+        steps=tuple(planned_steps),
+        target=target,
+        record_cookie=bool(repairs or planned_steps) or snapshot.recorded_cookie != snapshot.cookie,
+    )
+    if repairs:
+        kind = Verdict.REPAIR
+    elif v == 0 and snapshot.schema.is_empty:
+        kind = Verdict.EMPTY
+    elif v < target:
+        kind = Verdict.OLDER
+    else:
+        kind = Verdict.CURRENT
+    return verdict(kind, plan=plan)
+
+
+def render_plan(decision: Decision) -> str:
+    """The SQL the shell would run for this decision, as a script (``migproof plan``)."""
+    plan = decision.plan
+    lines = [
+        f"-- {decision.verdict.value}: version {decision.version} -> {plan.target} "
+        f"(head {decision.head})"
+    ]
+    if decision.verdict.refused:
+        lines.append("-- refused: nothing would run")
+        lines.extend(f"--   {r}" for r in decision.reasons)
+        return "\n".join(lines) + "\n"
+    if not plan.writes:
+        lines.append("-- nothing to do")
+        return "\n".join(lines) + "\n"
+    lines.append("BEGIN IMMEDIATE;")
+    if plan.create_internal:
+        lines.extend(f"{s};" for s in INTERNAL_DDL)
+    for op in plan.repairs:
+        lines.append(f"-- repair: {op.description} (missing; created by step {op.version})")
+        lines.extend(f"{s};" for s in op.statements)
+    for step in plan.steps:
+        lines.append(f"-- step {step.version}: {step.name}")
+        for op in step.ops:
+            if op.skipped:
+                lines.append(f"-- skip {op.description}: {op.skip_reason}")
+                continue
+            lines.extend(f"{s};" for s in op.statements)
+            if op.fk_check_table:
+                lines.append(
+                    f"PRAGMA foreign_key_check({_lit(op.fk_check_table)});  -- no new violations"
+                )
+        lines.extend(f"{p};  -- postcondition: must return no rows" for p in step.postconditions)
+        lines.append(
+            f"INSERT INTO {LEDGER_TABLE} (version, name, checksum, applied_at, duration_ms) "
+            f"VALUES ({step.version}, {_lit(step.name)}, {_lit(step.checksum)}, <now>, <ms>);"
+        )
+    if plan.record_cookie:
+        if plan.migrates:
+            lines.append(f"PRAGMA user_version = {plan.target};")
+        lines.append(
+            f"INSERT INTO {META_TABLE} (id, schema_cookie, steps, fingerprint) "
+            "VALUES (1, <PRAGMA schema_version>, ...) ON CONFLICT (id) DO UPDATE ...;"
+        )
+    lines.append("COMMIT;")
+    return "\n".join(lines) + "\n"
+
+
+# --- the simulation ---------------------------------------------------------------------------
+
+_Key = tuple[
+    str, ...
+]  # ("table", t) | ("column", t, c) | ("index", n) | ("trigger", n) | ("view", n)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A table less its columns: what a rebuild changes and ADD COLUMN ... REFERENCES extends."""
+
+    foreign_keys: tuple[ForeignKey, ...]
+    checks: tuple[str, ...]
+    uniques: tuple[tuple[str, ...], ...]
+    without_rowid: bool
+    strict: bool
+
+
+def _shape(t: Table) -> _Shape:
+    return _Shape(t.foreign_keys, t.checks, t.uniques, t.without_rowid, t.strict)
+
+
+def _get(schema: Schema, key: _Key) -> object:
+    kind = key[0]
+    if kind == "table":
+        t = schema.table(key[1])
+        return None if t is None else _shape(t)
+    if kind == "column":
+        t = schema.table(key[1])
+        return None if t is None else t.column(key[2])
+    if kind == "index":
+        return schema.index(key[1])
+    if kind == "trigger":
+        return schema.trigger(key[1])
+    return schema.view(key[1])
+
+
+def _keys(schema: Schema) -> dict[_Key, object]:
+    out: dict[_Key, object] = {}
+    for t in schema.tables:
+        out[("table", t.name)] = _shape(t)
+        for c in t.columns:
+            out[("column", t.name, c.name)] = c
+    for i in schema.indexes:
+        out[("index", i.name)] = i
+    for tr in schema.triggers:
+        out[("trigger", tr.name)] = tr
+    for vw in schema.views:
+        out[("view", vw.name)] = vw
+    return out
+
+
+def _touched(effect: OpEffect) -> tuple[_Key, ...]:
+    before, after = _keys(effect.before), _keys(effect.after)
+    return tuple(sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k)))
+
+
+class _Sim:
+    """The file's schema as keys, updated as planned operations would change it."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.keys = _keys(schema)
+        self.order = {t.name: list(t.column_names) for t in schema.tables}
+        self.names = {t.name: t for t in schema.tables}
+
+    def get(self, key: _Key) -> object:
+        return self.keys.get(key)
+
+    def apply(self, effect: OpEffect, touched: Sequence[_Key], op: Operation) -> None:
+        for k in touched:
+            value = _get(effect.after, k)
+            if value is None:
+                self.keys.pop(k, None)
+            else:
+                self.keys[k] = value
+        for table in {k[1] for k in touched if k[0] in ("table", "column")}:
+            after = effect.after.table(table)
+            if after is None:
+                self.order.pop(table, None)
+            elif isinstance(op, AddColumn) and table in self.order:
+                # ALTER TABLE ... ADD COLUMN appends, whatever the reference's order is.
+                added = [c for c in after.column_names if c not in self.order[table]]
+                self.order[table].extend(added)
+            else:
+                self.order[table] = list(after.column_names)
+
+    def schema(self) -> Schema:
+        tables: list[Table] = []
+        for name, cols in self.order.items():
+            shape = self.keys.get(("table", name))
+            if not isinstance(shape, _Shape):
+                continue
+            columns = tuple(
+                c
+                for c in (self.keys.get(("column", name, col)) for col in cols)
+                if isinstance(c, Column)
+            )
+            tables.append(
+                Table(
+                    name,
+                    columns,
+                    shape.foreign_keys,
+                    shape.checks,
+                    shape.uniques,
+                    shape.without_rowid,
+                    shape.strict,
+                )
+            )
+        values = list(self.keys.values())
+        return Schema.build(
+            tables,
+            [v for v in values if isinstance(v, Index)],
+            [v for v in values if isinstance(v, Trigger)],
+            [v for v in values if isinstance(v, View)],
+        )
+
+
+def _repairs(
+    sim: _Sim, steps: Steps, reference: Reference, v: int
+) -> tuple[list[PlannedOp], list[str]]:
+    """Ops to re-run for objects the stored version promises but the file lacks."""
+    if v == 0:
+        return [], []
+    expected = _keys(reference.versions[v])
+    missing = [k for k in expected if sim.get(k) is None]
+    if not missing:
+        return [], []
+    # The op that last changed each key, over steps 1..v.
+    last: dict[_Key, tuple[int, int]] = {}
+    touched_by: dict[tuple[int, int], tuple[_Key, ...]] = {}
+    for version in range(1, v + 1):
+        for i, effect in enumerate(reference.effects[version - 1]):
+            t = _touched(effect)
+            touched_by[(version, i)] = t
+            for k in t:
+                last[k] = (version, i)
+    problems: list[str] = []
+    chosen: set[tuple[int, int]] = set()
+    missing_set = set(missing)
+    for k in missing:
+        where = last.get(k)
+        if where is None:
+            problems.append(f"{_describe_key(k)} is missing (no step creates it)")
+            continue
+        rop = steps.resolved(where[0])[where[1]]
+        effect = reference.effects[where[0] - 1][where[1]]
+        creates = _get(effect.before, k) is None
+        whole = all(t in missing_set for t in touched_by[where])
+        if rop.op.kind in _ADDITIVE and creates and whole:
+            chosen.add(where)
+        else:
+            last_change = rop.op.describe()
+            problems.append(
+                f"{_describe_key(k)} is missing, and step {where[0]} ({last_change}) changed it "
+                f"after it was created, so re-creating it cannot be done safely"
+            )
+    if problems:
+        return [], problems
+    repairs: list[PlannedOp] = []
+    for version, i in sorted(chosen):
+        rop = steps.resolved(version)[i]
+        effect = reference.effects[version - 1][i]
+        sim.apply(effect, touched_by[(version, i)], rop.op)
+        repairs.append(_planned(version, i, rop.op, rop.statements))
+    return repairs, []
+
+
+def _planned(version: int, index: int, op: Operation, statements: tuple[str, ...]) -> PlannedOp:
+    return PlannedOp(
+        version=version,
+        index=index,
+        description=op.describe(),
+        kind=op.kind,
+        statements=statements,
+        fk_check_table=op.table if isinstance(op, RebuildTable) else None,
+    )
+
+
+def _skip(op: PlannedOp, touched: Sequence[_Key]) -> PlannedOp:
+    objects = ", ".join(_describe_key(k) for k in touched if k[0] != "table" or len(touched) == 1)
+    return PlannedOp(
+        op.version,
+        op.index,
+        op.description,
+        op.kind,
+        op.statements,
+        skip_reason=f"already present and identical ({objects})",
+        fk_check_table=None,
+    )
+
+
+def _conflicts(
+    sim: _Sim, effect: OpEffect, touched: Sequence[_Key], version: int, what: str
+) -> list[str]:
+    out: list[str] = []
+    for k in touched:
+        found, before, after = sim.get(k), _get(effect.before, k), _get(effect.after, k)
+        if found in (before, after):
+            continue
+        expected = _show(after) if after is not None else "absent"
+        prior = f" or {_show(before)}" if before is not None else ""
+        out.append(
+            f"{_describe_key(k)}: step {version} ({what}) expects {expected}{prior}, "
+            f"found {_show(found) if found is not None else 'nothing'}"
+        )
+    return out
+
+
+def _describe_key(k: _Key) -> str:
+    if k[0] == "column":
+        return f"column {k[1]}.{k[2]}"
+    if k[0] == "table":
+        return f"table {k[1]} (constraints)"
+    return f"{k[0]} {k[1]}"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, Column):
+        return describe_column(value)
+    if isinstance(value, _Shape):
+        parts = [f"CHECK ({c})" for c in value.checks]
+        parts += [fk.describe() for fk in value.foreign_keys]
+        parts += [f"UNIQUE ({', '.join(u)})" for u in value.uniques]
+        return "[" + "; ".join(parts) + "]" if parts else "[no constraints]"
+    if isinstance(value, Index):
+        where = f" WHERE {value.where}" if value.where else ""
+        unique = "UNIQUE " if value.unique else ""
+        return f"{unique}INDEX ON {value.table}({', '.join(value.keys)}){where}"
+    sql = getattr(value, "sql", None)
+    if isinstance(sql, str):
+        return sql
+    return repr(value)
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
