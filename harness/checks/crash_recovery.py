@@ -55,4 +55,5 @@ class CrashRecovery:
         return run_case(ctx, case)
 
 
-CRASH_RECOVERY: Final = CrashRecovery()
+CHECK: Final = CrashRecovery()
+CRASH_RECOVERY: Final = CHECK
