@@ -8,6 +8,7 @@ from migproof.harness.spec import UsageError
 
 from .additive_only import CHECK as ADDITIVE_ONLY
 from .corrupt_refused import CHECK as CORRUPT_REFUSED
+from .crash_recovery import CHECK as CRASH_RECOVERY
 from .data_preservation import CHECK as DATA_PRESERVATION
 from .drift import CHECK as DRIFT
 from .fresh_equivalence import CHECK as FRESH_EQUIVALENCE
@@ -31,6 +32,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     NEWER_REFUSED,
     CORRUPT_REFUSED,
     INTEGRITY,
+    CRASH_RECOVERY,
 )
 
 
