@@ -15,6 +15,7 @@ from .fresh_equivalence import CHECK as FRESH_EQUIVALENCE
 from .idempotent_rerun import CHECK as IDEMPOTENT_RERUN
 from .integrity import CHECK as INTEGRITY
 from .newer_refused import CHECK as NEWER_REFUSED
+from .race import CHECK as RACE
 from .step_by_step import CHECK as STEP_BY_STEP
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     CORRUPT_REFUSED,
     INTEGRITY,
     CRASH_RECOVERY,
+    RACE,
 )
 
 
