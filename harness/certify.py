@@ -22,7 +22,6 @@ import sqlite3
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -30,10 +29,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 from migproof import __version__
 
 from .cases import Case, CheckResult, RunConfig, Status
-from .context import DEFAULT_ROWS, ReferenceError_, RunContext
+from .context import DEFAULT_ROWS, ReferenceError_, RunContext, safe_name
 from .spec import UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from .cases import Check, Context
     from .target import Target
 
@@ -123,8 +124,12 @@ def fingerprint(ctx: Context) -> str:
 def reproduce_line(config: RunConfig, case: Case, fp: str, *, rows: int = DEFAULT_ROWS) -> str:
     defaults = RunConfig(spec="", seed=0, workdir=Path())
     parts = [
-        "migproof certify", _quote(config.spec), f"--seed {config.seed}",
-        f"--only {case.check}", f"--case {_quote_always(case.id)}", f"--expect {fp}",
+        "migproof certify",
+        _quote(config.spec),
+        f"--seed {config.seed}",
+        f"--only {case.check}",
+        f"--case {_quote_always(case.id)}",
+        f"--expect {fp}",
     ]
     if rows != DEFAULT_ROWS:
         parts.append(f"--rows {rows}")
@@ -146,7 +151,9 @@ def _quote_always(text: str) -> str:
     return f"'{text}'" if "'" not in text else shlex.quote(text)
 
 
-def enumerate_cases(ctx: Context, checks: Sequence[Check]) -> list[tuple[Check, Case | None, CheckResult | None]]:
+def enumerate_cases(
+    ctx: Context, checks: Sequence[Check]
+) -> list[tuple[Check, Case | None, CheckResult | None]]:
     """Each check's cases; a check whose enumeration fails yields one failed result instead."""
     out: list[tuple[Check, Case | None, CheckResult | None]] = []
     for check in checks:
@@ -173,7 +180,8 @@ def run(
     report = Report(target, config, fp)
     if selection.expect is not None and selection.expect != fp:
         report.expect_mismatch = (
-            f"fingerprint mismatch: the line was recorded with {selection.expect}, this run is {fp}. "
+            f"fingerprint mismatch: the line was recorded with {selection.expect}, "
+            f"this run is {fp}. "
             "The target's steps (or migproof) changed since; this replay does not necessarily "
             "exercise the recorded failure."
         )
@@ -192,7 +200,9 @@ def run(
     for i, (check, case, early) in enumerate(planned, 1):
         result = early if early is not None else _run_one(ctx, check, case, fp, rows)
         if early is not None:
-            result = dataclasses.replace(result, reproduce=reproduce_line(config, result.case, fp, rows=rows))
+            result = dataclasses.replace(
+                result, reproduce=reproduce_line(config, result.case, fp, rows=rows)
+            )
         report.results.append(result)
         _progress(out, i, len(planned), width, result)
         if result.status is Status.FAIL and config.keep_failures is not None:
@@ -211,9 +221,11 @@ def _run_one(ctx: RunContext, check: Check, case: Case | None, fp: str, rows: in
         result = check.run(ctx, case)
     except ReferenceError_ as err:
         result = CheckResult(case, Status.FAIL, str(err))
-    except Exception as err:  # noqa: BLE001 - a crashing check is reported, and the run goes on
+    except Exception as err:
         tb = traceback.format_exception(err)[-3:]
-        result = CheckResult(case, Status.FAIL, f"the check itself raised {type(err).__name__}: {err}\n{''.join(tb)}")
+        result = CheckResult(
+            case, Status.FAIL, f"the check itself raised {type(err).__name__}: {err}\n{''.join(tb)}"
+        )
     return dataclasses.replace(
         result,
         reproduce=result.reproduce or reproduce_line(ctx.config, case, fp, rows=rows),
@@ -245,7 +257,11 @@ def print_summary(report: Report, out: TextIO) -> None:
     if report.expect_mismatch:
         print(f"\nNOTE: {report.expect_mismatch}", file=out)
     verdict = "PASS" if report.verdict == "pass" else "FAIL"
-    print(f"\n{verdict}: {report.target.name} -- {len(report.failed)} of {len(report.results)} cases failed", file=out)
+    print(
+        f"\n{verdict}: {report.target.name} -- "
+        f"{len(report.failed)} of {len(report.results)} cases failed",
+        file=out,
+    )
 
 
 def _indent(text: str) -> str:
@@ -253,13 +269,13 @@ def _indent(text: str) -> str:
 
 
 def _keep(ctx: RunContext, result: CheckResult, dest: Path) -> None:
-    from .context import _safe
-
-    folder = dest / _safe(result.case.id)
+    folder = dest / safe_name(result.case.id)
     folder.mkdir(parents=True, exist_ok=True)
     for src in ctx.case_scratch():
         shutil.copytree(src, folder / src.name, dirs_exist_ok=True)
-    (folder / "README.txt").write_text(f"{result.case.id}\n\n{result.detail}\n\nreproduce: {result.reproduce}\n")
+    (folder / "README.txt").write_text(
+        f"{result.case.id}\n\n{result.detail}\n\nreproduce: {result.reproduce}\n"
+    )
 
 
 def _no_such_case(ctx: Context, selection: Selection) -> str:

@@ -30,30 +30,67 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     p.add_argument("spec", nargs="?", metavar="SPEC", help="steps or target to certify")
-    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed for every random choice (default 0)")
+    p.add_argument(
+        "--seed", type=_nonneg_int, default=0, help="seed for every random choice (default 0)"
+    )
     p.add_argument("--json", type=Path, metavar="FILE", help="write the certificate (JSON) to FILE")
     p.add_argument("--only", type=_names, metavar="CHECK[,CHECK]", help="run only these checks")
-    p.add_argument("--case", metavar="ID", help="run only the case with this id (from a reproduction line)")
+    p.add_argument(
+        "--case", metavar="ID", help="run only the case with this id (from a reproduction line)"
+    )
     p.add_argument("--expect", metavar="FP", help="fingerprint recorded with a reproduction line")
     p.add_argument(
-        "--journal-modes", type=_modes, default=JOURNAL_MODES, metavar="MODES",
+        "--journal-modes",
+        type=_modes,
+        default=JOURNAL_MODES,
+        metavar="MODES",
         help="journal modes to prepare files in (default delete,wal)",
     )
-    p.add_argument("--crash-mode", choices=CRASH_MODES, default="snapshot", help="how crash-recovery crashes (default snapshot)")
-    p.add_argument("--race-procs", type=_pos_int, default=8, metavar="N", help="processes per race round (default 8)")
-    p.add_argument("--race-rounds", type=_pos_int, default=2, metavar="N", help="race rounds per version pair (default 2)")
-    p.add_argument("--rows", type=_pos_int, default=24, metavar="N", help="max rows per table in fixtures (default 24)")
-    p.add_argument("--keep-failures", type=Path, metavar="DIR", help="copy each failing case's files into DIR")
-    p.add_argument("--workdir", type=Path, metavar="DIR", help="work in DIR and keep it (default: a temporary directory)")
+    p.add_argument(
+        "--crash-mode",
+        choices=CRASH_MODES,
+        default="snapshot",
+        help="how crash-recovery crashes (default snapshot)",
+    )
+    p.add_argument(
+        "--race-procs",
+        type=_pos_int,
+        default=8,
+        metavar="N",
+        help="processes per race round (default 8)",
+    )
+    p.add_argument(
+        "--race-rounds",
+        type=_pos_int,
+        default=2,
+        metavar="N",
+        help="race rounds per version pair (default 2)",
+    )
+    p.add_argument(
+        "--rows",
+        type=_pos_int,
+        default=24,
+        metavar="N",
+        help="max rows per table in fixtures (default 24)",
+    )
+    p.add_argument(
+        "--keep-failures", type=Path, metavar="DIR", help="copy each failing case's files into DIR"
+    )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="work in DIR and keep it (default: a temporary directory)",
+    )
     p.add_argument("--list", action="store_true", help="list the case ids and exit")
     p.set_defaults(handler=certify_command)
 
 
 def certify_command(args: argparse.Namespace) -> int:
-    from .cases import RunConfig
-    from .certify import Selection, run, write_certificate
-    from .checks import select
-    from .spec import default_spec, load_target
+    from .cases import RunConfig  # noqa: PLC0415 - lazy: migproof migrate stays fast
+    from .certify import Selection, run, write_certificate  # noqa: PLC0415 - lazy: migproof migrate stays fast
+    from .checks import select  # noqa: PLC0415 - lazy: migproof migrate stays fast
+    from .spec import default_spec, load_target  # noqa: PLC0415 - lazy: migproof migrate stays fast
 
     spec = args.spec or default_spec()
     target = load_target(spec)
@@ -74,21 +111,31 @@ def certify_command(args: argparse.Namespace) -> int:
             keep_failures=args.keep_failures,
         )
         if args.list:
-            from .certify import enumerate_cases
-            from .context import RunContext
+            from .certify import enumerate_cases  # noqa: PLC0415 - lazy: migproof migrate stays fast
+            from .context import RunContext  # noqa: PLC0415 - lazy: migproof migrate stays fast
 
             ctx = RunContext(target, config, rows=args.rows)
             for _check, case, early in enumerate_cases(ctx, checks):
-                print(case.id if case is not None else f"{early.case.id if early else '?'} (cannot enumerate)")
+                print(
+                    case.id
+                    if case is not None
+                    else f"{early.case.id if early else '?'} (cannot enumerate)"
+                )
             return 0
-        report = run(target, config, Selection(checks, args.case, args.expect), rows=args.rows, out=sys.stdout)
+        report = run(
+            target,
+            config,
+            Selection(checks, args.case, args.expect),
+            rows=args.rows,
+            out=sys.stdout,
+        )
         if args.json is not None:
             write_certificate(report, args.json)
             print(f"certificate written to {args.json}")
         return 0 if report.verdict == "pass" else 1
     finally:
         if temporary:
-            import shutil
+            import shutil  # noqa: PLC0415 - only on the way out
 
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -121,5 +168,7 @@ def _modes(text: str) -> tuple[str, ...]:
     modes = tuple(m.strip().lower() for m in text.split(",") if m.strip())
     bad = [m for m in modes if m not in JOURNAL_MODES]
     if not modes or bad:
-        raise argparse.ArgumentTypeError(f"journal modes are {', '.join(JOURNAL_MODES)} (comma-separated), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"journal modes are {', '.join(JOURNAL_MODES)} (comma-separated), got {text!r}"
+        )
     return tuple(dict.fromkeys(modes))

@@ -56,7 +56,7 @@ def run_migrate(target: Target, path: Path, to_version: int | None = None) -> Ou
     """Call the target, turning whatever it raises into an ``Outcome`` (a refusal or a bug)."""
     try:
         target.migrate(str(path), to_version)
-    except (Exception, SystemExit) as err:  # noqa: BLE001 - any exception is the target's answer
+    except (Exception, SystemExit) as err:
         return Outcome(path, err)
     return Outcome(path)
 
@@ -104,7 +104,7 @@ class RunContext:
     def scratch(self, label: str) -> Path:
         with self._lock:
             self._scratch_count += 1
-            path = self.scratch_root / f"{_safe(label)}-{self._scratch_count}"
+            path = self.scratch_root / f"{safe_name(label)}-{self._scratch_count}"
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
         self._case_scratch.append(path)
@@ -115,7 +115,7 @@ class RunContext:
         path = self.cache / f"ref-{journal_mode}-v{version}.db"
         with self._lock:
             if not path.exists():
-                from .strategies import build_reference
+                from .strategies import build_reference  # noqa: PLC0415 - Hypothesis loads only when needed
 
                 tmp = self._tmp(path)
                 try:
@@ -128,7 +128,9 @@ class RunContext:
 
     def fixture_db(self, version: int, journal_mode: str) -> Path:
         self._check(version, journal_mode)
-        path = self.cache / f"fixture-s{self._config.seed}-r{self.rows}-{journal_mode}-v{version}.db"
+        path = (
+            self.cache / f"fixture-s{self._config.seed}-r{self.rows}-{journal_mode}-v{version}.db"
+        )
         with self._lock:
             if not path.exists():
                 ref = self.reference_db(version, journal_mode)
@@ -150,8 +152,8 @@ class RunContext:
         with self._lock:
             found = self._populations.get(version)
             if found is None:
-                from . import seeded
-                from .strategies import populations_of
+                from . import seeded  # noqa: PLC0415 - Hypothesis loads only when fixtures are drawn
+                from .strategies import populations_of  # noqa: PLC0415 - likewise
 
                 ref = self.reference_db(version, self._config.journal_modes[0])
                 strategy = populations_of(
@@ -161,7 +163,9 @@ class RunContext:
                     max_rows=self.rows,
                     edge_values=self.edge_values,
                 )
-                found = seeded.draw(strategy, seeded.derive_seed(self._config.seed, "fixture", version))
+                found = seeded.draw(
+                    strategy, seeded.derive_seed(self._config.seed, "fixture", version)
+                )
                 self._populations[version] = found
         return found
 
@@ -172,7 +176,10 @@ class RunContext:
             found = self._upgraded.get(key)
             if found is None:
                 fixture = self.fixture_db(version, journal_mode)
-                path = self.cache / f"upgraded-s{self._config.seed}-r{self.rows}-{journal_mode}-v{version}.db"
+                path = (
+                    self.cache
+                    / f"upgraded-s{self._config.seed}-r{self.rows}-{journal_mode}-v{version}.db"
+                )
                 dbfiles.copy(fixture, path)
                 found = run_migrate(self._target, path)
                 if found.ok:
@@ -192,13 +199,15 @@ class RunContext:
         if not 0 <= version <= self._target.head:
             raise ValueError(f"version {version} is outside 0..{self._target.head}")
         if journal_mode not in dbfiles.JOURNAL_MODES:
-            raise ValueError(f"unknown journal mode {journal_mode!r}; expected one of {dbfiles.JOURNAL_MODES}")
+            raise ValueError(
+                f"unknown journal mode {journal_mode!r}; expected one of {dbfiles.JOURNAL_MODES}"
+            )
 
     def _tmp(self, path: Path) -> Path:
         return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
-class ReferenceError_(Exception):  # noqa: N801 - ReferenceError is a builtin
+class ReferenceError_(Exception):
     """The target failed to build a clean database from empty: nothing else can be certified."""
 
     def __init__(self, target: str, version: int, journal_mode: str, cause: BaseException) -> None:
@@ -219,5 +228,5 @@ def _publish(tmp: Path, path: Path) -> None:
             side.unlink()
 
 
-def _safe(label: str) -> str:
+def safe_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_")[:80] or "scratch"

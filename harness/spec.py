@@ -12,14 +12,15 @@ import hashlib
 import importlib
 import importlib.util
 import sys
-import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from migproof.engine.errors import MigproofError
+from migproof.engine.spec import default_spec as engine_default
+from migproof.engine.spec import load_object as engine_load
 
-if TYPE_CHECKING:
-    from .target import Target
+from .engine_target import EngineTarget, is_engine_steps
+from .target import Target
 
 FALLBACK_SPEC: Final = "migproof.engine.examples.jobqueue:STEPS"
 
@@ -33,23 +34,9 @@ class UsageError(MigproofError):
 def default_spec() -> str:
     """``[tool.migproof] steps`` in ./pyproject.toml, else the bundled example."""
     try:
-        from migproof.engine.spec import default_spec as engine_default
-    except ImportError:  # pragma: no cover - the engine ships in the same distribution
-        engine_default = None
-    if engine_default is not None:
-        try:
-            return str(engine_default())
-        except MigproofError:
-            return FALLBACK_SPEC  # no pyproject.toml (or no entry) here: certify the bundled example
-    pyproject = Path("pyproject.toml")
-    if pyproject.is_file():
-        try:
-            found = tomllib.loads(pyproject.read_text()).get("tool", {}).get("migproof", {}).get("steps")
-        except tomllib.TOMLDecodeError:
-            found = None
-        if isinstance(found, str) and found:
-            return found
-    return FALLBACK_SPEC
+        return str(engine_default())
+    except MigproofError:
+        return FALLBACK_SPEC  # no pyproject.toml (or no entry) here: certify the bundled example
 
 
 def load_object(spec: str) -> object:
@@ -61,14 +48,10 @@ def load_object(spec: str) -> object:
     if is_file and _package_of(Path(where).resolve()) is not None:
         return _load(spec)
     try:
-        from migproof.engine.spec import load_object as engine_load
-    except ImportError:  # pragma: no cover
-        return _load(spec)
-    try:
         return engine_load(spec)
     except MigproofError as err:
         raise UsageError(str(err)) from err
-    except Exception as err:  # noqa: BLE001 - any failure to import a SPEC is a usage error
+    except Exception as err:
         raise UsageError(f"cannot load SPEC {spec!r}: {type(err).__name__}: {err}") from err
 
 
@@ -86,8 +69,10 @@ def _load(spec: str) -> object:
             module = importlib.import_module(where)
     except UsageError:
         raise
-    except Exception as err:  # noqa: BLE001 - the user's module failed to import
-        raise UsageError(f"cannot import {where!r} from SPEC {spec!r}: {type(err).__name__}: {err}") from err
+    except Exception as err:
+        raise UsageError(
+            f"cannot import {where!r} from SPEC {spec!r}: {type(err).__name__}: {err}"
+        ) from err
     obj: object = module
     for part in attr.split("."):
         try:
@@ -141,9 +126,6 @@ def load_target(spec: str) -> Target:
 
 
 def as_target(obj: object, spec: str = "?") -> Target:
-    from .engine_target import EngineTarget, is_engine_steps
-    from .target import Target
-
     if is_engine_steps(obj):
         return EngineTarget(obj)
     if isinstance(obj, Target) and isinstance(getattr(obj, "head", None), int):

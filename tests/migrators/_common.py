@@ -1,8 +1,8 @@
 """What the test migrators share: a small three-version schema and stdlib plumbing.
 
 v1 users; v2 posts (foreign key, CHECK, index) and a trigger on users; v3 users.status
-(NOT NULL DEFAULT, CHECK). Every migrator under ``tests/migrators`` is a target over these steps, written one
-way or another; the broken ones each get one thing wrong.
+(NOT NULL DEFAULT, CHECK). Every migrator under ``tests/migrators`` is a target over these
+steps, written one way or another; the broken ones each get one thing wrong.
 """
 
 from __future__ import annotations
@@ -14,15 +14,14 @@ from typing import Final
 HEAD: Final = 3
 
 STEPS: Final[dict[int, tuple[str, ...]]] = {
-    1: (
-        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT)",
-    ),
+    1: ("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT)",),
     2: (
         "CREATE TABLE posts (id INTEGER PRIMARY KEY, "
         "user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE, "
         "title TEXT NOT NULL CHECK (length(title) > 0), body TEXT, score REAL DEFAULT 0)",
         "CREATE INDEX posts_user ON posts(user_id)",
-        "CREATE TRIGGER users_gone AFTER DELETE ON users BEGIN DELETE FROM posts WHERE user_id = old.id; END",
+        "CREATE TRIGGER users_gone AFTER DELETE ON users "
+        "BEGIN DELETE FROM posts WHERE user_id = old.id; END",
     ),
     3: (
         "ALTER TABLE users ADD COLUMN status TEXT NOT NULL DEFAULT 'active' "
@@ -60,7 +59,9 @@ def refuse_newer(version: int, head: int = HEAD) -> None:
         raise NewerDatabase(f"database is at v{version}, newer than this migrator's head v{head}")
 
 
-def run_per_step(path: str, target: int | None, steps: dict[int, tuple[str, ...]] = STEPS, *, refuse: bool = True) -> None:
+def run_per_step(
+    path: str, target: int | None, steps: dict[int, tuple[str, ...]] = STEPS, *, refuse: bool = True
+) -> None:
     """Migrate with one transaction per step (BEGIN IMMEDIATE, re-read, step, stamp, COMMIT)."""
     goal = HEAD if target is None else target
     conn = connect(path)
@@ -90,7 +91,9 @@ class PerStepTarget:
 
     head = HEAD
 
-    def __init__(self, name: str, steps: dict[int, tuple[str, ...]] = STEPS, *, refuse: bool = True) -> None:
+    def __init__(
+        self, name: str, steps: dict[int, tuple[str, ...]] = STEPS, *, refuse: bool = True
+    ) -> None:
         self.name = name
         self.steps = steps
         self.refuse = refuse

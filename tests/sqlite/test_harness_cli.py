@@ -4,34 +4,60 @@ from __future__ import annotations
 
 import json
 import shlex
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from migproof.cli import main
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 CORRECT = "tests/migrators/correct_per_step.py:TARGET"
 BROKEN = "tests/migrators/broken_accepts_newer.py:TARGET"
 
 
-def test_pass_exits_0_and_writes_the_certificate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pass_exits_0_and_writes_the_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cert = tmp_path / "cert.json"
     assert main(["certify", CORRECT, "--seed", "2", "--rows", "6", "--json", str(cert)]) == 0
     doc = json.loads(cert.read_text())
     assert set(doc) == {
-        "verdict", "target", "head", "seed", "migproof_version", "sqlite_version",
-        "python_version", "journal_modes", "checks",
+        "verdict",
+        "target",
+        "head",
+        "seed",
+        "migproof_version",
+        "sqlite_version",
+        "python_version",
+        "journal_modes",
+        "checks",
     }
-    assert (doc["verdict"], doc["target"], doc["head"], doc["seed"]) == ("pass", "correct-per-step", 3, 2)
+    assert (doc["verdict"], doc["target"], doc["head"], doc["seed"]) == (
+        "pass",
+        "correct-per-step",
+        3,
+        2,
+    )
     for entry in doc["checks"]:
-        assert set(entry) == {"check", "status", "from_version", "to_version", "detail", "reproduce"}
+        assert set(entry) == {
+            "check",
+            "status",
+            "from_version",
+            "to_version",
+            "detail",
+            "reproduce",
+        }
         assert entry["reproduce"].startswith("migproof certify ")
     pairs = [(e["check"], e["from_version"], e["to_version"]) for e in doc["checks"]]
     assert len(pairs) == len(set(pairs))  # one entry per check per version pair
     assert "PASS: correct-per-step" in capsys.readouterr().out
 
 
-def test_failure_prints_a_line_that_replays_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_failure_prints_a_line_that_replays_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["certify", BROKEN, "--rows", "6", "--only", "newer-refused"]) == 1
     out = capsys.readouterr().out
     line = next(x.split("reproduce: ", 1)[1] for x in out.splitlines() if "reproduce: " in x)
@@ -46,8 +72,20 @@ def test_failure_prints_a_line_that_replays_it(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_a_changed_fingerprint_is_said(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["certify", CORRECT, "--rows", "6", "--only", "newer-refused",
-                 "--case", "newer-refused[v4->v3,delete]", "--expect", "0.0.0:000000000000"])
+    code = main(
+        [
+            "certify",
+            CORRECT,
+            "--rows",
+            "6",
+            "--only",
+            "newer-refused",
+            "--case",
+            "newer-refused[v4->v3,delete]",
+            "--expect",
+            "0.0.0:000000000000",
+        ]
+    )
     assert code == 0
     assert "fingerprint mismatch" in capsys.readouterr().out
 
@@ -61,12 +99,21 @@ def test_a_changed_fingerprint_is_said(capsys: pytest.CaptureFixture[str]) -> No
         (["certify", CORRECT, "--case", "fresh-equivalence[v9->v9,delete]"], "no case"),
     ],
 )
-def test_usage_errors_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["certify", "--journal-modes", "memory"], ["certify", "--seed", "-1"], ["certify", "--crash-mode", "x"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["certify", "--journal-modes", "memory"],
+        ["certify", "--seed", "-1"],
+        ["certify", "--crash-mode", "x"],
+    ],
+)
 def test_argparse_errors_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -75,7 +122,21 @@ def test_argparse_errors_exit_2(argv: list[str]) -> None:
 
 def test_keep_failures_copies_the_case_files(tmp_path: Path) -> None:
     keep = tmp_path / "kept"
-    assert main(["certify", BROKEN, "--rows", "4", "--only", "newer-refused", "--keep-failures", str(keep)]) == 1
+    assert (
+        main(
+            [
+                "certify",
+                BROKEN,
+                "--rows",
+                "4",
+                "--only",
+                "newer-refused",
+                "--keep-failures",
+                str(keep),
+            ]
+        )
+        == 1
+    )
     kept = sorted(p.name for p in keep.iterdir())
     assert kept == ["newer-refused_v4-_v3_delete", "newer-refused_v4-_v3_wal"]
     assert any(p.suffix == ".sqlite" for p in (keep / kept[0]).rglob("*"))
@@ -86,5 +147,7 @@ def test_certify_does_not_import_hypothesis_for_other_commands() -> None:
     import sys
 
     code = "import sys, migproof.cli as c; c.build_parser(); print('hypothesis' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.strip() == "False"

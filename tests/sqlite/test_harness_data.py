@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from migproof.harness import data
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def make(path: Path, *script: str) -> Path:
@@ -18,15 +21,28 @@ def make(path: Path, *script: str) -> Path:
 
 
 def test_storage_classes_differ(tmp_path: Path) -> None:
-    a = make(tmp_path / "a.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, v)", "INSERT INTO t VALUES (1, 1)")
-    b = make(tmp_path / "b.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, v)", "INSERT INTO t VALUES (1, 1.0)")
-    c = make(tmp_path / "c.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, v)", "INSERT INTO t VALUES (1, '1')")
+    a = make(
+        tmp_path / "a.db",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v)",
+        "INSERT INTO t VALUES (1, 1)",
+    )
+    b = make(
+        tmp_path / "b.db",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v)",
+        "INSERT INTO t VALUES (1, 1.0)",
+    )
+    c = make(
+        tmp_path / "c.db",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v)",
+        "INSERT INTO t VALUES (1, '1')",
+    )
     sa, sb, sc = (data.snapshot(p) for p in (a, b, c))
     assert data.compare(sa, sa) == ()
     (d,) = data.compare(sa, sb)
     assert (d.table, d.key, d.column) == ("t", "id=integer 1", "v")
     assert d.change is data.DataChange.VALUE
-    assert "integer 1" in d.expected and "real 1.0" in d.actual
+    assert "integer 1" in d.expected
+    assert "real 1.0" in d.actual
     assert data.compare(sb, sc)
     assert data.cell(-0.0) != data.cell(0.0)
 
@@ -51,7 +67,13 @@ def test_keys_pk_rowid_and_whole_row(tmp_path: Path) -> None:
 
 
 def test_subset_allows_new_rows_columns_tables_but_not_losses(tmp_path: Path) -> None:
-    old = data.snapshot(make(tmp_path / "o.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, a)", "INSERT INTO t VALUES (1, 'x'), (2, 'y')"))
+    old = data.snapshot(
+        make(
+            tmp_path / "o.db",
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, a)",
+            "INSERT INTO t VALUES (1, 'x'), (2, 'y')",
+        )
+    )
     grown = data.snapshot(
         make(
             tmp_path / "n.db",
@@ -62,10 +84,19 @@ def test_subset_allows_new_rows_columns_tables_but_not_losses(tmp_path: Path) ->
     )
     assert data.compare(old, grown, subset=True) == ()
     assert data.compare(old, grown)  # not equal
-    lost = data.snapshot(make(tmp_path / "l.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, a)", "INSERT INTO t VALUES (1, 'changed')"))
+    lost = data.snapshot(
+        make(
+            tmp_path / "l.db",
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, a)",
+            "INSERT INTO t VALUES (1, 'changed')",
+        )
+    )
     diffs = data.compare(old, lost, subset=True)
     assert {d.change for d in diffs} == {data.DataChange.VALUE, data.DataChange.MISSING_ROW}
-    assert data.compare(old, lost, subset=True, skip_columns={"t.a"})[0].change is data.DataChange.MISSING_ROW
+    assert (
+        data.compare(old, lost, subset=True, skip_columns={"t.a"})[0].change
+        is data.DataChange.MISSING_ROW
+    )
 
 
 def test_excluded_tables_are_not_read(tmp_path: Path) -> None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-
 from migproof.engine import AddColumn, CreateTable, DataChange, Step, Steps
 from migproof.engine.errors import MigproofError
 from migproof.engine.examples.jobqueue import STEPS as JOBQUEUE
@@ -16,8 +15,13 @@ from migproof.harness.checks import ALL_CHECKS, by_name
 from migproof.harness.engine_target import EngineTarget
 from migproof.harness.spec import as_target, load_target
 
+if TYPE_CHECKING:
+    from pathlib import Path
 
-def certify(steps: Steps, tmp_path: Path, *, only: tuple[str, ...] | None = None, rows: int = 6) -> Report:
+
+def certify(
+    steps: Steps, tmp_path: Path, *, only: tuple[str, ...] | None = None, rows: int = 6
+) -> Report:
     checks = ALL_CHECKS if only is None else tuple(by_name()[n] for n in only)
     config = RunConfig(spec="test:STEPS", seed=0, workdir=tmp_path / "work")
     return run(as_target(steps), config, Selection(checks), rows=rows, out=io.StringIO())
@@ -48,7 +52,11 @@ def test_adapter_capabilities(tmp_path: Path) -> None:
 def _history(step2: Step) -> Steps:
     return Steps(
         [
-            Step(1, "people", [CreateTable("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")]),
+            Step(
+                1,
+                "people",
+                [CreateTable("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")],
+            ),
             step2,
             Step(3, "age", [AddColumn("people", "age INTEGER")]),
         ],
@@ -66,19 +74,31 @@ def test_an_undeclared_transform_fails_data_preservation(tmp_path: Path) -> None
 
 def test_a_declared_transform_is_checked_by_its_postcondition(tmp_path: Path) -> None:
     honest = _history(
-        Step(2, "shout", [DataChange(
-            "UPDATE people SET name = upper(name)",
-            transforms=["people.name"],
-            postcondition="SELECT id FROM people WHERE name IS NOT upper(name)",
-        )])
+        Step(
+            2,
+            "shout",
+            [
+                DataChange(
+                    "UPDATE people SET name = upper(name)",
+                    transforms=["people.name"],
+                    postcondition="SELECT id FROM people WHERE name IS NOT upper(name)",
+                )
+            ],
+        )
     )
     assert certify(honest, tmp_path / "a", only=("data-preservation",)).verdict == "pass"
     lying = _history(
-        Step(2, "shout", [DataChange(
-            "UPDATE people SET name = upper(name) WHERE id % 2 = 0",
-            transforms=["people.name"],
-            postcondition="SELECT id FROM people WHERE name IS NOT upper(name)",
-        )])
+        Step(
+            2,
+            "shout",
+            [
+                DataChange(
+                    "UPDATE people SET name = upper(name) WHERE id % 2 = 0",
+                    transforms=["people.name"],
+                    postcondition="SELECT id FROM people WHERE name IS NOT upper(name)",
+                )
+            ],
+        )
     )
     report = certify(lying, tmp_path / "b", only=("data-preservation",))
     assert report.failed

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from migproof.harness import data, dbfiles, seeded
 from migproof.harness.cases import RunConfig
 from migproof.harness.checks.integrity import integrity_problems
 from migproof.harness.context import RunContext
 from migproof.harness.strategies import check_literals, populations_of
+
 from tests.migrators.correct_per_step import TARGET
 
 SPEC = "tests.migrators.correct_per_step:TARGET"
@@ -38,14 +38,20 @@ def test_same_seed_same_bytes_in_another_process(tmp_path: Path) -> None:
     here = context(tmp_path / "here", seed=11).fixture_db(2, "delete").read_bytes()
     code = (
         "import sys; from pathlib import Path; "
-        "from migproof.harness.cases import RunConfig; from migproof.harness.context import RunContext; "
+        "from migproof.harness.cases import RunConfig; "
+        "from migproof.harness.context import RunContext; "
         "from tests.migrators.correct_per_step import TARGET; "
-        f"ctx = RunContext(TARGET, RunConfig(spec='x', seed=11, workdir=Path(sys.argv[1])), rows=8); "
+        "config = RunConfig(spec='x', seed=11, workdir=Path(sys.argv[1])); "
+        "ctx = RunContext(TARGET, config, rows=8); "
         "print(ctx.fixture_db(2, 'delete'))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "there")],
-        capture_output=True, text=True, timeout=120, check=True, cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=Path(__file__).parents[2],
     )
     assert Path(out.stdout.strip()).read_bytes() == here
 
@@ -56,7 +62,9 @@ def test_fixtures_are_populated_and_valid(tmp_path: Path) -> None:
         path = ctx.fixture_db(v, "delete")
         assert integrity_problems(path) == []
         snap = data.snapshot(path)
-        assert all(snap.row_count(t) > 0 for t in snap.tables), {t: snap.row_count(t) for t in snap.tables}
+        assert all(snap.row_count(t) > 0 for t in snap.tables), {
+            t: snap.row_count(t) for t in snap.tables
+        }
     posts = data.snapshot(ctx.fixture_db(3, "delete")).tables["posts"]
     assert posts.rows  # every post references an existing user (foreign_key_check passed above)
 
@@ -66,7 +74,8 @@ def test_check_literals_make_checks_satisfiable(tmp_path: Path) -> None:
     with dbfiles.opened(path) as conn:
         conn.execute(
             "CREATE TABLE jobs (id INTEGER PRIMARY KEY, state TEXT NOT NULL "
-            "CHECK (state IN ('queued', 'done')), prio INTEGER NOT NULL CHECK (prio BETWEEN -3 AND 3))"
+            "CHECK (state IN ('queued', 'done')), "
+            "prio INTEGER NOT NULL CHECK (prio BETWEEN -3 AND 3))"
         )
     with dbfiles.opened(path) as conn:
         from migproof.engine.introspect import read_schema
@@ -89,4 +98,6 @@ def test_population_is_plain_data_and_replays(tmp_path: Path) -> None:
         dbfiles.copy(ref, dst)
         pop.write(dst)
     assert one.read_bytes() == two.read_bytes()
-    assert sum(pop.counts().values()) == sum(data.snapshot(one).row_count(t) for t in ("users", "posts"))
+    assert sum(pop.counts().values()) == sum(
+        data.snapshot(one).row_count(t) for t in ("users", "posts")
+    )

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import importlib
 import io
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-
 from migproof.harness.cases import RunConfig, Status
 from migproof.harness.certify import Report, Selection, run
 from migproof.harness.checks import ALL_CHECKS, by_name
 from migproof.harness.spec import as_target
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 BROKEN = {
     "broken_drops_column": "additive-only",
@@ -27,10 +29,14 @@ BROKEN = {
 CORRECT = ("correct_one_transaction", "correct_per_step", "correct_wal")
 
 
-def certify(module: str, tmp_path: Path, *, only: tuple[str, ...] | None = None, seed: int = 0) -> Report:
+def certify(
+    module: str, tmp_path: Path, *, only: tuple[str, ...] | None = None, seed: int = 0
+) -> Report:
     target = as_target(importlib.import_module(f"tests.migrators.{module}").TARGET)
     checks = ALL_CHECKS if only is None else tuple(by_name()[n] for n in only)
-    config = RunConfig(spec=f"tests/migrators/{module}.py:TARGET", seed=seed, workdir=tmp_path / "work")
+    config = RunConfig(
+        spec=f"tests/migrators/{module}.py:TARGET", seed=seed, workdir=tmp_path / "work"
+    )
     return run(target, config, Selection(checks), rows=8, out=io.StringIO())
 
 
@@ -42,12 +48,16 @@ def test_correct_migrators_pass_every_check(module: str, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(("module", "check"), sorted(BROKEN.items()))
-def test_broken_migrator_is_caught_by_the_expected_check(module: str, check: str, tmp_path: Path) -> None:
+def test_broken_migrator_is_caught_by_the_expected_check(
+    module: str, check: str, tmp_path: Path
+) -> None:
     if check not in by_name():
         pytest.skip(f"the {check} check is not merged into this branch yet")
     report = certify(module, tmp_path)
     failed_checks = {r.case.check for r in report.failed}
-    assert check in failed_checks, f"{module} was not caught by {check}; failed: {sorted(failed_checks)}"
+    assert check in failed_checks, (
+        f"{module} was not caught by {check}; failed: {sorted(failed_checks)}"
+    )
     failure = next(r for r in report.failed if r.case.check == check)
     assert failure.reproduce.startswith("migproof certify tests/migrators/")
     assert f"--case '{failure.case.id}'" in failure.reproduce

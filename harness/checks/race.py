@@ -1,0 +1,303 @@
+"""The ``race`` check: P processes migrate one file at once; the target must serialise them.
+
+One case per (start version, journal mode), from the empty file up to head - 1; the rounds
+run inside the case. A case per round would multiply the item count by R for no gain in
+replay: a race's interleaving is up to the OS scheduler, so a replay repeats the seed, the
+jitter and the start state, not the exact schedule -- repeating all R rounds is the better
+chance of seeing the failure again. The failing round is named in the detail.
+
+Each case first migrates a copy of the fixture uncontended (one process, traced): that run
+is the yardstick -- its ledger, its committed DDL, its final schema and data are what every
+race from the same start must reproduce. Then R plain rounds (``--race-rounds``, P processes
+each, ``--race-procs``) and ceil(R/4) mixed rounds, which add a live writer inserting into a
+start-version table throughout (``race_writer``). Judgement is in ``race_verdict``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from migproof.engine.schema import diff
+
+from .. import data, dbfiles
+from ..cases import Case, CheckResult, Status
+from ..declared import internal_tables, min_supported
+from ..race import RoundResult, run_round
+from ..race_verdict import (
+    Bounds,
+    Finding,
+    OutcomeKind,
+    committed_changes,
+    judge_ledger,
+    judge_outcomes,
+    judge_trace,
+    judge_writer,
+)
+from ..race_writer import WRITER_BUSY_TIMEOUT, WriterPlan, choose_plan, missing_rows
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    from migproof.engine.schema import Schema
+
+    from ..cases import Context
+    from ..target import Target
+
+# Seconds a whole round may take before its processes are killed as hung. Far above any
+# sane migration of a fixture (milliseconds); a target declaring a long lock timeout gets
+# room for its losers to wait it out.
+RACE_DEADLINE: Final = 60.0
+MIXED_EVERY: Final = 4  # one mixed round (with a live writer) per this many plain rounds
+
+
+@dataclass(frozen=True, slots=True)
+class _Expected:
+    """The uncontended run from the same start: what every race must reproduce."""
+
+    changes: tuple[str, ...]
+    ledger: tuple[int, ...] | None
+    schema: Schema
+    data: data.DataSnapshot
+    journal_mode: str
+    notes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class RaceCheck:
+    name: str = "race"
+    description: str = (
+        "P processes (--race-procs) start migrating the same file at the same instant, R "
+        "rounds (--race-rounds), from every start version and in each journal mode, plus a "
+        "live writer: each step is applied exactly once, every other process waits and finds "
+        "the file current or refuses on its lock timeout, nothing else fails, no committed "
+        "row is lost, and the file ends at head, intact, equal to an uncontended upgrade."
+    )
+
+    def cases(self, ctx: Context) -> Iterator[Case]:
+        target = ctx.target
+        for version in range(min_supported(target), target.head):
+            for mode in ctx.config.journal_modes:
+                yield Case(self.name, version, target.head, mode)
+
+    def run(self, ctx: Context, case: Case) -> CheckResult:
+        began = time.monotonic()
+        status, detail = _run_case(ctx, case)
+        return CheckResult(case, status, detail, duration=time.monotonic() - began)
+
+
+CHECK: Final = RaceCheck()
+
+
+def bounds_of(target: Target) -> Bounds:
+    timeout = getattr(target, "lock_timeout", None)
+    lock_timeout = float(timeout) if timeout is not None else None
+    deadline = max(RACE_DEADLINE, 4 * (lock_timeout or 0.0) + 30.0)
+    return Bounds(lock_timeout, deadline)
+
+
+@dataclass(frozen=True, slots=True)
+class _CaseRun:
+    """One case's fixed inputs: the target, where its files live, what it declares."""
+
+    ctx: Context
+    case: Case
+    mode: str
+    bounds: Bounds
+    internal: frozenset[str]
+    fixture: Path
+    work: Path
+
+    @property
+    def target(self) -> Target:
+        return self.ctx.target
+
+
+def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
+    config = ctx.config
+    if case.from_version is None or case.journal_mode is None or case.to_version is None:
+        raise ValueError(f"{case.id}: a race case names its start, head and journal mode")
+    run = _CaseRun(
+        ctx,
+        case,
+        case.journal_mode,
+        bounds_of(ctx.target),
+        internal_tables(ctx.target),
+        ctx.fixture_db(case.from_version, case.journal_mode),
+        ctx.scratch(f"race-v{case.from_version}-{case.journal_mode}"),
+    )
+    solo_path = _copy(run.fixture, run.work / "uncontended.db")
+    solo = run_round(
+        run.target, solo_path, procs=1, seed=f"{config.seed}:{case.id}:solo", bounds=run.bounds
+    )
+    first = solo.outcomes[0]
+    if first.kind is not OutcomeKind.MIGRATED:
+        return Status.FAIL, (
+            f"the uncontended migration from v{case.from_version} ({run.mode}) already fails "
+            f"({first.kind.value}: {first.error_type} {first.message}); the other checks "
+            "say more -- the race needs a migration that works alone first"
+        )
+    expected = _expected(run, solo_path, first.statements)
+
+    mixed = math.ceil(config.race_rounds / MIXED_EVERY) if case.from_version > 0 else 0
+    labels = [f"r{r}" for r in range(config.race_rounds)]
+    plan: WriterPlan | None = None
+    notes = list(expected.notes)
+    if mixed:
+        probe = _copy(run.fixture, run.work / "probe.db")
+        plan = choose_plan(probe, ctx.schema_of(run.fixture), exclude=run.internal)
+        if plan is None:
+            notes.append(
+                f"mixed rounds skipped: no table at v{case.from_version} accepts a generated row"
+            )
+        else:
+            labels += [f"m{r}" for r in range(mixed)]
+    totals: dict[str, int] = {}
+    wall = writer_wait = 0.0
+    writer_rows = 0
+    for label in labels:
+        writer = plan if label.startswith("m") else None
+        path = _copy(run.fixture, run.work / f"{label}.db")
+        seed = f"{config.seed}:{case.id}:{label}"
+        result = run_round(
+            run.target, path, procs=config.race_procs, seed=seed, bounds=run.bounds, writer=writer
+        )
+        wall += result.wall
+        for o in result.outcomes:
+            totals[o.kind.value] = totals.get(o.kind.value, 0) + 1
+        if result.writer is not None:
+            writer_rows += len(result.writer.committed)
+            writer_wait = max(writer_wait, result.writer.longest_wait)
+        findings = _judge(run, path, result, expected, writer)
+        if findings:
+            where = _round_text(run, label, len(labels), seed, config.race_procs)
+            lines = [where, *(f"  - {f.message}" for f in findings), *notes]
+            return Status.FAIL, "\n".join(lines)
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(totals.items()))
+    summary = f"{len(labels)} rounds x {config.race_procs} processes in {wall:.2f} s: {counts}"
+    if writer_rows:
+        summary += (
+            f"; the live writer committed {writer_rows} rows, none lost, "
+            f"longest wait {writer_wait * 1000:.1f} ms"
+        )
+    return Status.PASS, "; ".join([summary, *notes])
+
+
+def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[tuple[int, str]]) -> _Expected:
+    ledger = getattr(run.target, "ledger", None)
+    schema = run.ctx.schema_of(solo_path)
+    notes: list[str] = []
+    reference = run.ctx.schema_of(run.ctx.reference_db(run.target.head, run.mode))
+    if diff(reference, schema):
+        notes.append(
+            f"note: an uncontended upgrade from v{run.case.from_version} already differs from "
+            "head's reference (see fresh-equivalence); races are judged against that upgrade"
+        )
+    return _Expected(
+        tuple(committed_changes(statements)),
+        tuple(ledger(str(solo_path))) if callable(ledger) else None,
+        schema,
+        data.snapshot(solo_path, exclude=run.internal),
+        _journal_mode(solo_path),
+        tuple(notes),
+    )
+
+
+def _judge(
+    run: _CaseRun,
+    path: Path,
+    result: RoundResult,
+    expected: _Expected,
+    writer: WriterPlan | None,
+) -> list[Finding]:
+    found = judge_outcomes(result.outcomes, run.bounds)
+    if any(o.kind in (OutcomeKind.HUNG, OutcomeKind.NOT_STARTED) for o in result.outcomes):
+        return found  # the file's state is not worth judging after a kill
+    if expected.ledger is not None:
+        ledger: Callable[[str], Sequence[int]] = getattr(run.target, "ledger")  # noqa: B009
+        found += judge_ledger(tuple(ledger(str(path))), expected.ledger)
+    else:
+        found += judge_trace(result.outcomes, expected.changes)
+    writer_tables: frozenset[str] = frozenset()
+    if writer is not None and result.writer is not None:
+        missing = missing_rows(path, writer, result.writer.committed)
+        found += judge_writer(result.writer, missing or [], WRITER_BUSY_TIMEOUT)
+        writer_tables = frozenset({writer.table})
+    found += _final_state(run, path, expected, writer_tables)
+    return found
+
+
+def _final_state(
+    run: _CaseRun, path: Path, expected: _Expected, writer_tables: frozenset[str]
+) -> list[Finding]:
+    found: list[Finding] = []
+    head = run.target.head
+    version = run.target.version(str(path))
+    if version != head:
+        found.append(Finding(f"the file is at v{version} after the race, not at head v{head}"))
+    problems = _integrity(path)
+    if problems:
+        found.append(Finding("integrity_check fails after the race: " + "; ".join(problems[:5])))
+        return found
+    mode = _journal_mode(path)
+    if mode != expected.journal_mode:
+        found.append(
+            Finding(
+                f"journal mode is {mode} after the race, "
+                f"{expected.journal_mode} after an uncontended run"
+            )
+        )
+    found += [
+        Finding(f"schema differs from an uncontended upgrade: {d}")
+        for d in diff(expected.schema, run.ctx.schema_of(path))
+    ]
+    actual = data.snapshot(path, exclude=run.internal)
+    exact = data.compare(
+        _only(expected.data, writer_tables, keep=False), _only(actual, writer_tables, keep=False)
+    )
+    # The live writer added rows to its table: the uncontended run's rows must all remain.
+    kept = data.compare(
+        _only(expected.data, writer_tables), _only(actual, writer_tables), subset=True
+    )
+    found += [Finding(f"data differs from an uncontended upgrade: {d}") for d in exact + kept]
+    return found
+
+
+def _only(
+    snap: data.DataSnapshot, tables: frozenset[str], *, keep: bool = True
+) -> data.DataSnapshot:
+    return data.DataSnapshot({n: t for n, t in snap.tables.items() if (n in tables) == keep})
+
+
+def _round_text(run: _CaseRun, label: str, rounds: int, seed: str, procs: int) -> str:
+    kind = "mixed round (with a live writer)" if label.startswith("m") else "round"
+    return (
+        f"{kind} {label} of {rounds}, {procs} processes, from v{run.case.from_version} in "
+        f"{run.mode} mode (jitter seed {seed!r}); a replay repeats the rounds, not "
+        "the OS's exact interleaving:"
+    )
+
+
+# --- file helpers ------------------------------------------------------------------------
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    """A private copy of a shared fixture (main file and sidecars, never ``-shm``)."""
+    if not src.exists():  # the empty start may be no file at all
+        return dst
+    return dbfiles.copy(src, dst)
+
+
+def _integrity(path: Path) -> list[str]:
+    if not path.exists():
+        return ["the file does not exist"]
+    with dbfiles.opened(path) as conn:
+        rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
+    return [] if rows == ["ok"] else rows
+
+
+def _journal_mode(path: Path) -> str:
+    return dbfiles.journal_mode_of(path) if path.exists() else "none"

@@ -1,0 +1,31 @@
+"""Correct: take the write lock first (BEGIN IMMEDIATE, bounded wait), then read the version."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+from tests.migrators.race_common import LockTimeout, RaceTarget, apply
+
+BUSY_TIMEOUT: Final = 5.0
+
+
+def migrate(db_path: str, target: int) -> None:
+    conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT, isolation_level=None)
+    try:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            raise LockTimeout(f"{db_path}: write lock not free after {BUSY_TIMEOUT} s") from err
+        try:
+            current = int(conn.execute("PRAGMA user_version").fetchone()[0])  # under the lock
+            apply(conn, current, target)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
+
+
+TARGET = RaceTarget("race-correct", migrate, lock_timeout=BUSY_TIMEOUT)

@@ -1,0 +1,149 @@
+"""The race machinery itself: barrier, outcomes, deadlines, reaping, tracing, the writer."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pytest
+from migproof.engine.introspect import read_schema
+from migproof.harness.race import run_round
+from migproof.harness.race_verdict import Bounds, OutcomeKind
+from migproof.harness.race_writer import choose_plan, missing_rows
+
+from tests.migrators.race_correct import TARGET as CORRECT
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def assert_no_children_left() -> None:
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+@dataclass
+class Misbehaving:
+    """A target whose migrate does something nasty in the child."""
+
+    how: str
+    name: str = "misbehaving"
+    head: int = 1
+
+    def migrate(self, db_path: str, target: int | None = None) -> None:
+        if self.how == "hang":
+            threading.Event().wait()  # forever: only the round's deadline ends it
+        elif self.how == "exit":
+            os._exit(3)
+        elif self.how == "refuse":
+            raise TimeoutError("lock busy")
+        elif self.how == "own-trace":
+            seen: list[str] = []
+            conn = sqlite3.connect(db_path, isolation_level=None)
+            conn.set_trace_callback(seen.append)
+            conn.execute("CREATE TABLE t (a)")
+            conn.close()
+            if seen != ["CREATE TABLE t (a)"]:
+                raise AssertionError(f"the target's own trace callback saw {seen}")
+
+    def version(self, db_path: str) -> int:
+        return 0
+
+
+def test_a_hung_child_is_killed_reported_and_reaped(tmp_path: Path) -> None:
+    result = run_round(Misbehaving("hang"), tmp_path / "x.db", procs=3, bounds=Bounds(deadline=1.0))
+    assert [o.kind for o in result.outcomes] == [OutcomeKind.HUNG] * 3
+    assert all(o.exitcode == -9 for o in result.outcomes)  # SIGKILL
+    assert_no_children_left()
+
+
+def test_a_child_that_exits_without_reporting_is_reported(tmp_path: Path) -> None:
+    result = run_round(Misbehaving("exit"), tmp_path / "x.db", procs=2)
+    assert [(o.kind, o.exitcode) for o in result.outcomes] == [(OutcomeKind.DIED, 3)] * 2
+    assert_no_children_left()
+
+
+def test_declared_refusals_are_told_apart_from_errors(tmp_path: Path) -> None:
+    target = Misbehaving("refuse")
+    refused = run_round(target, tmp_path / "a.db", procs=2, lock_timeout_errors=(TimeoutError,))
+    errored = run_round(target, tmp_path / "b.db", procs=2, lock_timeout_errors=())
+    assert {o.kind for o in refused.outcomes} == {OutcomeKind.REFUSED}
+    assert {o.kind for o in errored.outcomes} == {OutcomeKind.ERROR}
+    assert errored.outcomes[0].error_type == "TimeoutError"
+    assert errored.outcomes[0].message == "lock busy"
+
+
+def test_tracing_chains_the_targets_own_callback(tmp_path: Path) -> None:
+    (outcome,) = run_round(Misbehaving("own-trace"), tmp_path / "x.db", procs=1).outcomes
+    assert outcome.kind is OutcomeKind.MIGRATED, outcome.message
+    assert [sql for _, sql in outcome.statements] == ["CREATE TABLE t (a)"]
+
+
+def test_jitter_is_seeded(tmp_path: Path) -> None:
+    def jitters(seed: str, name: str) -> list[float]:
+        result = run_round(CORRECT, tmp_path / name, procs=6, seed=seed)
+        return [o.jitter for o in result.outcomes]
+
+    first, again, other = jitters("s", "a.db"), jitters("s", "b.db"), jitters("t", "c.db")
+    assert first == again
+    assert first != other
+    assert 0.0 in first  # some processes always start head-on
+
+
+def test_correct_migrator_applies_once_and_every_other_process_finds_it_current(
+    tmp_path: Path,
+) -> None:
+    result = run_round(CORRECT, tmp_path / "x.db", procs=8, seed="1")
+    assert {o.kind for o in result.outcomes} == {OutcomeKind.MIGRATED}
+    stamps = [o.index for o in result.outcomes for _, sql in o.statements if "user_version" in sql]
+    assert len(stamps) == 1
+    assert CORRECT.version(str(tmp_path / "x.db")) == CORRECT.head
+    assert_no_children_left()
+
+
+def make_db(path: Path, *statements: str) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    for sql in statements:
+        conn.execute(sql)
+    conn.close()
+
+
+def test_writer_plan_fills_not_null_foreign_keys_and_skips_rejecting_tables(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "w.db"
+    make_db(
+        db,
+        "CREATE TABLE a_strict (x TEXT NOT NULL CHECK (x = 'only'))",
+        "CREATE TABLE b_child (id INTEGER PRIMARY KEY, parent INTEGER NOT NULL "
+        "REFERENCES parent (id), note TEXT)",
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT)",
+        "INSERT INTO parent (id, name) VALUES (42, 'p')",
+    )
+    conn = sqlite3.connect(db)
+    schema = read_schema(conn)
+    conn.close()
+    plan = choose_plan(db, schema)
+    assert plan is not None
+    assert plan.table == "b_child"  # a_strict's CHECK rejects a generated row
+    assert plan.marker == "note"
+    params, marker = plan.row(5)
+    assert dict(zip([c.name for c in plan.columns], params, strict=True)) == {
+        "parent": 42,
+        "note": "migproof-race-5",
+    }
+    assert marker == "migproof-race-5"
+    assert missing_rows(db, plan, ["migproof-race-5"]) == ["migproof-race-5"]
+
+
+def test_writer_plan_none_when_nothing_accepts_a_row(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    make_db(db, "CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER NOT NULL REFERENCES e (id))")
+    make_db(db, "CREATE TABLE e (id INTEGER PRIMARY KEY)")  # empty parent
+    conn = sqlite3.connect(db)
+    schema = read_schema(conn)
+    conn.close()
+    assert choose_plan(db, schema, exclude=["e"]) is None

@@ -1,0 +1,123 @@
+"""The race verdicts are pure: outcomes in, findings out."""
+
+from __future__ import annotations
+
+from migproof.harness.race_verdict import (
+    Bounds,
+    Outcome,
+    OutcomeKind,
+    WriterOutcome,
+    committed_changes,
+    is_change,
+    judge_ledger,
+    judge_outcomes,
+    judge_trace,
+    judge_writer,
+)
+
+M, R, E = OutcomeKind.MIGRATED, OutcomeKind.REFUSED, OutcomeKind.ERROR
+
+
+def test_is_change_counts_ddl_and_stamps_but_not_guarded_or_temp() -> None:
+    assert is_change("ALTER TABLE jobs ADD COLUMN x")
+    assert is_change("  create index i on t (a)")
+    assert is_change("DROP TABLE old")
+    assert is_change("PRAGMA user_version = 4")
+    assert is_change("pragma main.user_version=4")
+    assert not is_change("PRAGMA user_version")
+    assert not is_change("CREATE TABLE IF NOT EXISTS ledger (v)")
+    assert not is_change("DROP INDEX IF EXISTS i")
+    assert not is_change("CREATE TEMP TABLE scratch (a)")
+    assert not is_change("INSERT INTO jobs VALUES (1)")
+    assert not is_change("SELECT 1")
+
+
+def test_committed_changes_drops_rolled_back_and_open_transactions() -> None:
+    stmts = [
+        (0, "CREATE TABLE a (x)"),  # autocommit: counts
+        (0, "BEGIN IMMEDIATE"),
+        (0, "ALTER TABLE a ADD COLUMN y"),
+        (0, "ROLLBACK"),
+        (0, "BEGIN"),
+        (0, "ALTER TABLE a  ADD COLUMN z;"),
+        (1, "BEGIN"),
+        (1, "CREATE TABLE never (x)"),  # connection 1 never commits
+        (0, "COMMIT"),
+    ]
+    assert committed_changes(stmts) == ["create table a (x)", "alter table a add column z"]
+
+
+def test_identical_errors_are_grouped_with_a_hint() -> None:
+    outcomes = [
+        Outcome(0, M),
+        Outcome(1, E, "sqlite3.OperationalError", "duplicate column name: state", 0.004),
+        Outcome(2, E, "sqlite3.OperationalError", "duplicate column name: state", 0.009),
+    ]
+    (finding,) = judge_outcomes(outcomes, Bounds())
+    assert finding.processes == (1, 2)
+    assert "processes 1, 2 raised" in finding.message
+    assert "0.004-0.009 s" in finding.message
+    assert "re-read the version" in finding.message
+
+
+def test_immediate_busy_error_is_explained() -> None:
+    (finding,) = judge_outcomes(
+        [Outcome(3, E, "sqlite3.OperationalError", "database is locked", 0.001)], Bounds()
+    )
+    assert "immediately, without waiting" in finding.message
+
+
+def test_refusals_must_have_waited_and_stay_within_bound() -> None:
+    bounds = Bounds(lock_timeout=2.0)
+    ok = Outcome(0, R, "LockTimeout", "busy", 2.1)
+    early = Outcome(1, R, "LockTimeout", "busy", 0.01)
+    late = Outcome(2, R, "LockTimeout", "busy", 30.0)
+    assert judge_outcomes([ok], bounds) == []
+    assert judge_outcomes([early, ok], Bounds()) == []  # no declared bound: any refusal is fine
+    messages = [f.message for f in judge_outcomes([ok, early, late], bounds)]
+    assert any("without waiting" in m and "process 1" in m for m in messages)
+    assert any("well past" in m and "process 2" in m for m in messages)
+
+
+def test_hung_died_and_unstarted_processes_are_findings() -> None:
+    outcomes = [
+        Outcome(0, OutcomeKind.HUNG),
+        Outcome(1, OutcomeKind.DIED, exitcode=-9),
+        Outcome(2, OutcomeKind.NOT_STARTED),
+    ]
+    messages = " | ".join(f.message for f in judge_outcomes(outcomes, Bounds(deadline=7)))
+    assert "process 0 was still running 7 s after the release and was killed" in messages
+    assert "process 1 exited with status -9" in messages
+    assert "process 2 never reached the start barrier" in messages
+
+
+def test_ledger_names_the_versions_applied_twice_or_never() -> None:
+    assert judge_ledger([1, 2, 3], [1, 2, 3]) == []
+    (twice,) = judge_ledger([1, 2, 3, 2, 3], [1, 2, 3])
+    assert "applied more than once: v2, v3" in twice.message
+    (missing,) = judge_ledger([1], [1, 2])
+    assert "never applied: v2" in missing.message
+
+
+def test_trace_counts_only_processes_that_migrated() -> None:
+    stamp = (0, "PRAGMA user_version = 2")
+    outcomes = [
+        Outcome(0, M, statements=(stamp,)),
+        Outcome(1, M, statements=(stamp,)),
+        Outcome(2, E, statements=(stamp,)),  # failed: its transaction rolled back
+    ]
+    (finding,) = judge_trace(outcomes, ["pragma user_version = 2"])
+    assert "ran 2 times, by processes 0, 1 (1 in an uncontended run)" in finding.message
+    assert judge_trace(outcomes[:1], ["pragma user_version = 2"]) == []
+    (skipped,) = judge_trace([Outcome(0, M)], ["pragma user_version = 2"])
+    assert "a step was skipped" in skipped.message
+
+
+def test_writer_findings() -> None:
+    fine = WriterOutcome(M, committed=("a", "b"))
+    assert judge_writer(fine, [], 5.0) == []
+    (lost,) = judge_writer(fine, ["b"], 5.0)
+    assert "1 of the 2 rows" in lost.message
+    locked = WriterOutcome(E, error_type="sqlite3.OperationalError", message="database is locked")
+    (waited,) = judge_writer(locked, [], 5.0)
+    assert "longer than the writer's 5 s busy timeout" in waited.message
