@@ -137,3 +137,12 @@ class Shard:
 
     def select(self, cases: Sequence[Case]) -> list[Case]:
         return [c for c in cases if self.owns(c)]
+
+
+def touches_since(case: Case, version: int) -> bool:
+    """Whether a case exercises a step newer than ``version`` -- what ``--since`` keeps.
+
+    A case that ends above ``version`` (every upgrade to head, every crash point and race from
+    any start) walks the new steps; a step-by-step pair below it does not.
+    """
+    return case.to_version is None or case.to_version > version

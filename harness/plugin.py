@@ -273,7 +273,7 @@ class _Session:
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         from . import certify
-        from .cases import RunConfig
+        from .cases import RunConfig, touches_since
         from .checks import select
         from .context import DEFAULT_ROWS, RunContext
         from .spec import load_target
@@ -318,11 +318,6 @@ class _Session:
         if self._fingerprint is None:
             self._fingerprint = certify.fingerprint(self.ctx)
         return certify.run_case(self.ctx, check, case, self._fingerprint, rows=self.rows)
-
-
-def touches_since(case: Case, version: int) -> bool:
-    """Whether a case exercises a step newer than ``version`` (what ``--since`` keeps)."""
-    return case.to_version is None or case.to_version > version
 
 
 _SESSION_KEY = pytest.StashKey[_Session]()
