@@ -468,7 +468,16 @@ def _locked(
     # After the last DDL of this transaction, so the recorded cookie is the one COMMIT keeps
     # (INSERT does not bump it; COMMIT does not either).
     cookie = run.one("PRAGMA schema_version")
-    run.run(META_UPSERT, (cookie, steps.name, steps.fingerprint))
+    try:
+        run.run(META_UPSERT, (cookie, steps.name, steps.fingerprint))
+    except sqlite3.OperationalError as err:
+        # A read-only file that is current, only its cookie moved (VACUUM): serve it as it is;
+        # the next writable open re-records the cookie.
+        read_only = str(getattr(err, "sqlite_errorname", "")).startswith("SQLITE_READONLY")
+        if plan.migrates or plan.create_internal or not read_only:
+            raise
+        run.run("ROLLBACK")
+        return MigrationReport(path, decision.verdict, snapshot.version, snapshot.version)
     run.run("COMMIT")
     return MigrationReport(
         path,
