@@ -12,7 +12,6 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
-
 from migproof.engine import (
     INTERNAL_TABLES,
     LEDGER_TABLE,
@@ -57,7 +56,11 @@ def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
 def test_fresh_file_is_created_at_head_with_a_ledger(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     report = migrate(db, STEPS)
-    assert (report.verdict, report.from_version, report.to_version) == (Verdict.EMPTY, 0, STEPS.head)
+    assert (report.verdict, report.from_version, report.to_version) == (
+        Verdict.EMPTY,
+        0,
+        STEPS.head,
+    )
     assert report.applied == tuple(range(1, STEPS.head + 1))
     assert read_version(db) == STEPS.head
     assert diff(reference_for(STEPS).versions[STEPS.head], user_schema(db)) == ()  # type: ignore[arg-type]
@@ -131,7 +134,9 @@ def test_missing_index_is_repaired_without_a_new_ledger_row(tmp_path: Path) -> N
     report = migrate(db, STEPS)
     assert report.verdict is Verdict.REPAIR
     assert report.repaired == ("create index workers_heartbeat on workers",)
-    assert rows(db, "SELECT name FROM sqlite_master WHERE name = 'workers_heartbeat'") == [("workers_heartbeat",)]
+    assert rows(db, "SELECT name FROM sqlite_master WHERE name = 'workers_heartbeat'") == [
+        ("workers_heartbeat",)
+    ]
     assert len(read_ledger(db)) == STEPS.head
 
 
@@ -153,7 +158,10 @@ def test_rebuild_keeps_every_row_child_rows_triggers_and_old_orphans(tmp_path: P
     jobs_before = rows(db, "SELECT id, kind, state, worker_id, created_at FROM jobs ORDER BY id")
     migrate(db, STEPS, to_version=9)
     assert rows(db, "SELECT * FROM job_events ORDER BY id") == events_before
-    assert rows(db, "SELECT id, kind, state, worker_id, created_at FROM jobs ORDER BY id") == jobs_before
+    assert (
+        rows(db, "SELECT id, kind, state, worker_id, created_at FROM jobs ORDER BY id")
+        == jobs_before
+    )
     assert rows(db, "SELECT count(*) FROM jobs WHERE run_after IS NULL") == [(0,)]
     raw(db, "UPDATE jobs SET state = 'cancelled' WHERE id = 2")  # the new CHECK allows it
     assert rows(db, "SELECT detail FROM job_events WHERE job_id = 2 AND event = 'state'") == [
@@ -166,7 +174,11 @@ def test_rebuild_keeps_every_row_child_rows_triggers_and_old_orphans(tmp_path: P
 def test_backfill_transforms_only_what_it_declares(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     migrate(db, STEPS, to_version=7)
-    raw(db, "INSERT INTO jobs (kind, created_at) VALUES (' Email ', '2024-01-01'), ('sms', '2024-01-02')")
+    raw(
+        db,
+        "INSERT INTO jobs (kind, created_at) "
+        "VALUES (' Email ', '2024-01-01'), ('sms', '2024-01-02')",
+    )
     migrate(db, STEPS, to_version=8)
     assert rows(db, "SELECT kind, run_after FROM jobs ORDER BY id") == [
         ("email", "2024-01-01"),
@@ -226,7 +238,11 @@ def test_taking_the_backup_does_not_drop_the_write_lock(tmp_path: Path) -> None:
     def probe(sql: str) -> None:
         if sql == first_step_sql:
             out = subprocess.run(
-                [sys.executable, "-c", _TRY_LOCK, str(db)], capture_output=True, text=True, timeout=60
+                [sys.executable, "-c", _TRY_LOCK, str(db)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
             )
             probes.append(out.stdout.strip())
 

@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import pytest
-
 from migproof.engine import (
     AddColumn,
     BackupError,
@@ -187,10 +186,15 @@ def test_failed_backup_aborts_before_any_write(tmp_path: Path) -> None:
 
 
 def _steps_with(data: DataChange) -> Steps:
-    return Steps([
-        Step(1, "t", [CreateTable("CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER NOT NULL)")]),
-        Step(2, "u", [AddColumn("t", "b INTEGER"), data]),
-    ], name="failing")
+    return Steps(
+        [
+            Step(
+                1, "t", [CreateTable("CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER NOT NULL)")]
+            ),
+            Step(2, "u", [AddColumn("t", "b INTEGER"), data]),
+        ],
+        name="failing",
+    )
 
 
 def test_step_failing_on_existing_rows_rolls_back_unchanged(tmp_path: Path) -> None:
@@ -208,7 +212,9 @@ def test_step_failing_on_existing_rows_rolls_back_unchanged(tmp_path: Path) -> N
 
 def test_violated_postcondition_rolls_back_unchanged(tmp_path: Path) -> None:
     steps = _steps_with(
-        DataChange("UPDATE t SET b = a * 2 WHERE a > 1", postcondition="SELECT id FROM t WHERE b IS NULL")
+        DataChange(
+            "UPDATE t SET b = a * 2 WHERE a > 1", postcondition="SELECT id FROM t WHERE b IS NULL"
+        )
     )
     db = tmp_path / "s.db"
     migrate(db, steps, to_version=1)
@@ -222,7 +228,9 @@ def test_violated_postcondition_rolls_back_unchanged(tmp_path: Path) -> None:
 # --- storage ------------------------------------------------------------------------------------
 
 
-def test_disk_full_mid_migration_is_typed_keeps_the_old_version_and_a_rerun_succeeds(tmp_path: Path) -> None:
+def test_disk_full_mid_migration_is_typed_keeps_the_old_version_and_a_rerun_succeeds(
+    tmp_path: Path,
+) -> None:
     db = at_version(tmp_path / "s.db", 8, rows=2000)
     pages = os.path.getsize(db) // 4096
     before = state(db)
@@ -244,7 +252,10 @@ def _chattr_works(probe: Path) -> bool:
     if shutil.which("chattr") is None:
         return False
     probe.write_text("x")
-    ok = subprocess.run(["chattr", "+i", str(probe)], capture_output=True, timeout=30).returncode == 0
+    done = subprocess.run(
+        ["chattr", "+i", str(probe)], capture_output=True, timeout=30, check=False
+    )
+    ok = done.returncode == 0
     if ok:
         subprocess.run(["chattr", "-i", str(probe)], capture_output=True, timeout=30, check=True)
     probe.unlink()
