@@ -15,6 +15,7 @@ import pytest
 from migproof.engine import (
     INTERNAL_TABLES,
     LEDGER_TABLE,
+    DriftError,
     Verdict,
     migrate,
     open_state_db,
@@ -82,14 +83,28 @@ def test_every_intermediate_version_then_head_equals_fresh(tmp_path: Path, versi
     assert [e.version for e in read_ledger(db)] == list(range(1, STEPS.head + 1))
 
 
-def test_current_file_takes_the_fast_path_with_one_statement(tmp_path: Path) -> None:
+def test_current_file_takes_the_fast_path_reading_only_the_header(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     migrate(db, STEPS)
     seen: list[str] = []
     report = migrate(db, STEPS, on_statement=seen.append)
     assert report.fast_path
-    assert len(seen) == 1
-    assert seen[0].startswith("SELECT v.user_version")
+    # No statement names a table, so SQLite never parses the schema.
+    assert seen == ["PRAGMA user_version", "PRAGMA application_id", "PRAGMA schema_version"]
+
+
+def test_an_application_id_set_by_the_app_is_kept_and_the_fast_path_still_works(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.db"
+    migrate(db, STEPS, to_version=3)
+    raw(db, "PRAGMA application_id = 1234")
+    migrate(db, STEPS)
+    assert rows(db, "PRAGMA application_id") == [(1234,)]
+    assert migrate(db, STEPS).fast_path
+    raw(db, "CREATE INDEX handmade ON jobs (kind)")
+    with pytest.raises(DriftError):
+        migrate(db, STEPS)
 
 
 def test_vacuum_moves_the_cookie_structure_is_checked_once_then_fast_again(tmp_path: Path) -> None:
