@@ -63,3 +63,12 @@ def test_default_spec_without_entry_is_a_typed_error(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.other]\n")
     with pytest.raises(InvalidDeclarationError, match=r"no \[tool.migproof\] steps"):
         default_spec(tmp_path)
+
+
+def test_file_spec_inside_a_package_keeps_its_relative_imports(tmp_path: Path) -> None:
+    pkg = tmp_path / "relpkg_for_spec"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "_shared.py").write_text("NAME = 'shared'\n")
+    (pkg / "target.py").write_text("from ._shared import NAME\nVALUE = NAME.upper()\n")
+    assert load_object(f"{pkg / 'target.py'}:VALUE") == "SHARED"
