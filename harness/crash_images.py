@@ -291,7 +291,7 @@ def record(
             held.hold()
 
         error = ""
-        with traced(on_statement, on_connect=on_connect) as trace:
+        with traced(on_statement, on_connect=on_connect, watch=db) as trace:
             try:
                 target.migrate(str(db))
             except Exception as err:
@@ -338,7 +338,7 @@ def kill_at(
 
     def body() -> int:
         copy_db_files(start, db)
-        with traced(on_statement):
+        with traced(on_statement, watch=db):
             target.migrate(str(db))
         if k == last:
             die(AFTER_LAST)

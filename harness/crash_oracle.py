@@ -118,6 +118,15 @@ def judge(
     """
     out: list[Finding] = []
     committed: tuple[int, int] | None = None  # (version, first k that recovered to it)
+    memo: dict[tuple[int, int], list[str]] = {}  # many points share one recovery: diff it once
+
+    def diff_once(expected: State, found: State) -> list[str]:
+        key = (id(expected), id(found))
+        known = memo.get(key)
+        if known is None:
+            known = memo[key] = differences(expected, found)
+        return known
+
     last_k = max((p.k for p in points), default=-1)
     for point in sorted(points, key=lambda p: p.k):
         rec = recoveries[point.image]
@@ -131,7 +140,7 @@ def judge(
         if rec.seen is None:
             fail(Oracle.REFERENCE, f"the target could not read it: {rec.seen_error}", "a readable database")
         else:
-            matched = _match_reference(rec.seen, start, head, references, fail)
+            matched = _match_reference(rec.seen, start, head, references, fail, diff_once)
             if matched is not None:
                 if committed is not None and matched < committed[0]:
                     fail(
@@ -147,7 +156,7 @@ def judge(
         if rec.rerun_error:
             fail(Oracle.CONVERGENCE, f"re-running migrate raised {rec.rerun_error}", "it to finish at head")
         elif rec.converged is not None:
-            diffs = differences(final, rec.converged)
+            diffs = diff_once(final, rec.converged)
             if diffs:
                 fail(
                     Oracle.CONVERGENCE,
@@ -166,6 +175,7 @@ def _match_reference(
     head: int,
     references: Mapping[int, State],
     fail: _Fail,
+    diff: Callable[[State, State], list[str]],
 ) -> int | None:
     w = seen.version
     if not start <= w <= head:
@@ -174,7 +184,7 @@ def _match_reference(
     ref = references.get(w)
     if ref is None:
         raise KeyError(f"no reference state for version {w}")  # the caller's bug, not the target's
-    diffs = differences(ref, seen)
+    diffs = diff(ref, seen)
     if diffs:
         fail(
             Oracle.REFERENCE,
