@@ -361,7 +361,7 @@ def run_case(ctx: Context, case: Case, *, crash_mode: str | None = None) -> Chec
     ]
     if len(run.findings) > _FINDINGS_SHOWN:
         lines.append(f"  ... and {len(run.findings) - _FINDINGS_SHOWN} more findings")
-    lines.append(f"  replay one crash point with --case '{_point_case_id(case, failing[0])}'")
+    lines.append(f"  crash point k{failing[0]} alone is case '{_point_case_id(case, failing[0])}'")
     keep = ctx.config.keep_failures
     if keep is not None:
         kept = keep_images(keep, case, run.findings, images, case.from_version)

@@ -3,19 +3,23 @@ at the boundary just after its faulty commit, and both crash modes see the same 
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from migproof.harness.cases import Case, CheckResult, Status
+from migproof.harness.cases import Case, CheckResult, RunConfig, Status
 from migproof.harness.checks.crash_recovery import CRASH_RECOVERY, CrashRecovery
 from migproof.harness.crash import crash_case, run_case
 from migproof.harness.crash_images import DB_NAME
+from migproof.harness.context import RunContext
 from migproof.harness.crash_oracle import Oracle
+from migproof.harness.crash_pool import run_parallel
+from migproof.harness.spec import load_target
 from tests.migrators.crash_base import Migrator
 from tests.migrators.crash_context import LocalContext
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MODES = ("delete", "wal")
 
@@ -76,7 +80,8 @@ def test_a_failure_names_v_k_sql_found_expected_and_keeps_the_image(tmp_path: Pa
         "reference-state: found version 1 but column items.qty is unexpected"
     )
     assert "expected the clean state at v1 with the fixture's data" in finding
-    assert "--case 'crash-recovery[v1->v3,delete,k2]'" in result.detail
+    assert "crash point k2 alone is case 'crash-recovery[v1->v3,delete,k2]'" in result.detail
+    assert CRASH_RECOVERY.case_for("crash-recovery[v1->v3,delete,k2]") == Case("crash-recovery", 1, 3, "delete", "k2")
     kept = keep / "crash-recovery_v1-_v3_delete" / "k2"
     assert (kept / DB_NAME).exists()
     assert "v1 k=2" in (kept / "crash.txt").read_text()
@@ -116,25 +121,19 @@ def test_groups_cover_the_run_and_agree_with_the_whole(tmp_path: Path) -> None:
     assert [(f.k, f.oracle) for part in parts for f in part.findings] == [(f.k, f.oracle) for f in whole.findings]
 
 
-def _run_one(ctx: LocalContext, case: Case) -> tuple[str, str, str]:
-    r = CRASH_RECOVERY.run(ctx, case)
-    return (r.case.id, r.status.value, r.detail)
+@pytest.mark.parametrize("style", ["per_step", "backfill_first"])
+def test_a_process_pool_gives_the_serial_results(style: str, tmp_path: Path) -> None:
+    spec = f"tests.migrators.crash_{style}:TARGET"
+    config = RunConfig(spec=spec, seed=3, workdir=tmp_path)
+    cases = list(CRASH_RECOVERY.cases(RunContext(load_target(spec), config)))
+    serial = [_strip(r) for r in run_parallel(config, cases, jobs=1)]
+    pooled = [_strip(r) for r in run_parallel(config, cases, jobs=2)]
+    assert pooled == serial
+    assert {s for _i, s, _d in serial} == ({"pass"} if style == "per_step" else {"pass", "fail"})
 
 
 def _strip(r: CheckResult) -> tuple[str, str, str]:
     return (r.case.id, r.status.value, r.detail)
-
-
-@pytest.mark.parametrize("style", ["per_step", "backfill_first"])
-def test_a_process_pool_gives_the_serial_results(style: str, tmp_path: Path) -> None:
-    ctx = context(style, tmp_path)
-    ctx.prepare(range(3))
-    cases = list(CRASH_RECOVERY.cases(ctx))
-    serial = [_strip(CRASH_RECOVERY.run(ctx, c)) for c in cases]
-    # forkserver: safe from a process with threads (a pytest-xdist worker)
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
-        pooled = list(pool.map(_run_one, [ctx] * len(cases), cases))
-    assert pooled == serial
 
 
 def test_a_target_whose_run_fails_is_reported(tmp_path: Path) -> None:
