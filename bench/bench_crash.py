@@ -19,7 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from migproof.engine import AddColumn, CreateIndex, CreateTable, Step, Steps
 from migproof.harness.cases import RunConfig
@@ -31,17 +33,25 @@ from migproof.harness.crash_pool import run_parallel
 from migproof.harness.engine_target import EngineTarget
 from migproof.harness.spec import load_target
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from migproof.harness.target import Target
+
 SPEC = "migproof.engine.examples.jobqueue:STEPS"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def context(target: object, workdir: Path, spec: str = SPEC) -> RunContext:
-    return RunContext(target, RunConfig(spec=spec, seed=0, workdir=workdir))  # type: ignore[arg-type]
+T = TypeVar("T")
 
 
-def timed(fn: object) -> tuple[float, object]:
+def context(target: Target, workdir: Path, spec: str = SPEC) -> RunContext:
+    return RunContext(target, RunConfig(spec=spec, seed=0, workdir=workdir))
+
+
+def timed(fn: Callable[[], T]) -> tuple[float, T]:
     t = time.perf_counter()
-    out = fn()  # type: ignore[operator]
+    out = fn()
     return time.perf_counter() - t, out
 
 
@@ -56,34 +66,60 @@ def modes_compared(work: Path, starts: list[int]) -> None:
         seconds = 0.0
         for v in starts:
             for m in ("delete", "wal"):
-                dt, (run, _) = timed(lambda v=v, m=m, c=crash_mode: crash_case(ctx, v, m, crash_mode=c))  # type: ignore[misc]
-                assert not run.findings and not run.error, run
+                dt, (run, _) = timed(partial(crash_case, ctx, v, m, crash_mode=crash_mode))
+                assert not run.findings, run.findings[:1]
+                assert not run.error, run.error
                 points += len(run.points)
                 seconds += dt
         totals[crash_mode] = (points, seconds)
-        print(f"  {crash_mode:8} {points:5} crash points in {seconds:6.2f} s = {points / seconds:7.1f} points/s")
-    (p, s), (_, k) = totals["snapshot"], totals["kill"]
+        print(
+            f"  {crash_mode:8} {points:5} crash points in {seconds:6.2f} s"
+            f" = {points / seconds:7.1f} points/s"
+        )
+    (_p, s), (_, k) = totals["snapshot"], totals["kill"]
     print(f"  end to end: snapshot is {k / s:.1f}x faster than kill (goal >= 5x)")
 
     # Building the images alone: one traced run with copies vs one killed worker per point.
     target = ctx.target
     v = starts[-1]
     start = ctx.fixture_db(v, "delete")
-    d1, rec = timed(lambda: record(target, start, work / "img-snap", images=ImageStore(work / "img"), timeout=600))
-    n = len(rec.points)  # type: ignore[attr-defined]
-    last = rec.statements  # type: ignore[attr-defined]
-    d2, _ = timed(lambda: [kill_at(target, start, work / "img-kill" / str(k), k, last=last, timeout=120) for k in range(n)])
-    print(f"  images only (v{v}, {n} points): snapshot {d1 / n * 1e3:.2f} ms/point, kill {d2 / n * 1e3:.2f} ms/point "
-          f"= {d2 / d1:.1f}x")
+    d1, rec = timed(
+        lambda: record(
+            target, start, work / "img-snap", images=ImageStore(work / "img"), timeout=600
+        )
+    )
+    n = len(rec.points)
+    last = rec.statements
+    d2, _ = timed(
+        lambda: [
+            kill_at(target, start, work / "img-kill" / str(k), k, last=last, timeout=120)
+            for k in range(n)
+        ]
+    )
+    print(
+        f"  images only (v{v}, {n} points): snapshot {d1 / n * 1e3:.2f} ms/point, "
+        f"kill {d2 / n * 1e3:.2f} ms/point "
+        f"= {d2 / d1:.1f}x"
+    )
 
 
 def synthetic(n: int) -> Steps:
-    steps = [Step(1, "base", [CreateTable("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT NOT NULL DEFAULT '')")])]
+    steps = [
+        Step(
+            1,
+            "base",
+            [CreateTable("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT NOT NULL DEFAULT '')")],
+        )
+    ]
     steps += [
-        Step(v, f"step {v}", [
-            AddColumn("t", f"c{v} INTEGER NOT NULL DEFAULT {v}"),
-            CreateIndex(f"CREATE INDEX t_c{v} ON t (c{v})"),
-        ])
+        Step(
+            v,
+            f"step {v}",
+            [
+                AddColumn("t", f"c{v} INTEGER NOT NULL DEFAULT {v}"),
+                CreateIndex(f"CREATE INDEX t_c{v} ON t (c{v})"),
+            ],
+        )
         for v in range(2, n + 1)
     ]
     return Steps(steps, name=f"synthetic-{n}")
@@ -94,7 +130,7 @@ def _case_cost(ctx: RunContext, v: int, repeats: int = 3) -> tuple[int, float]:
     best = float("inf")
     statements = 0
     for _ in range(repeats):
-        dt, (run, _) = timed(lambda: crash_case(ctx, v, "delete"))  # type: ignore[misc]
+        dt, (run, _) = timed(lambda: crash_case(ctx, v, "delete"))
         assert not run.findings, run.findings[:1]
         statements = run.statements
         best = min(best, dt)
@@ -117,21 +153,29 @@ def scaling(work: Path, n: int) -> None:
     for v in (0, 1):
         (s1, t1), (s2, t2) = small[v], big[v]
         label = "fresh install" if v == 0 else "upgrade from v1"
-        print(f"  {label:16} {n:3} steps: {s1:4} statements {t1 * 1e3:7.1f} ms | {m:3} steps: "
-              f"{s2:4} statements {t2 * 1e3:7.1f} ms | statements x{s2 / s1:.2f}, cost x{t2 / t1:.2f} (goal <= 2.3x)")
+        print(
+            f"  {label:16} {n:3} steps: {s1:4} statements {t1 * 1e3:7.1f} ms | {m:3} steps: "
+            f"{s2:4} statements {t2 * 1e3:7.1f} ms | statements x{s2 / s1:.2f}, "
+            f"cost x{t2 / t1:.2f} (goal <= 2.3x)"
+        )
 
 
 def matrix(work: Path) -> None:
     config = RunConfig(spec=SPEC, seed=0, workdir=work / "matrix")
     cases = list(CHECK.cases(RunContext(load_target(SPEC), config)))
     for c in cases:  # build every fixture first: we time the crash matrix, not Hypothesis
-        RunContext(load_target(SPEC), config, reuse=True).fixture_db(c.from_version or 0, c.journal_mode or "delete")
+        RunContext(load_target(SPEC), config, reuse=True).fixture_db(
+            c.from_version or 0, c.journal_mode or "delete"
+        )
     for jobs in (1, 2):
-        dt, results = timed(lambda jobs=jobs: run_parallel(config, cases, jobs=jobs))  # type: ignore[misc]
-        points = sum(int(r.detail.split(" crash points")[0]) for r in results)  # type: ignore[attr-defined]
-        bad = [r for r in results if r.status.value != "pass"]  # type: ignore[attr-defined]
-        print(f"  crash matrix, {len(cases)} cases, {points} crash points, {jobs} process(es): {dt:6.2f} s"
-              f" ({points / dt:.0f} points/s){'  FAILURES: ' + str(len(bad)) if bad else ''}")
+        dt, results = timed(partial(run_parallel, config, cases, jobs=jobs))
+        points = sum(int(r.detail.split(" crash points")[0]) for r in results)
+        bad = [r for r in results if r.status.value != "pass"]
+        print(
+            f"  crash matrix, {len(cases)} cases, {points} crash points, "
+            f"{jobs} process(es): {dt:6.2f} s"
+            f" ({points / dt:.0f} points/s){'  FAILURES: ' + str(len(bad)) if bad else ''}"
+        )
 
 
 def certify_whole(work: Path) -> None:
@@ -139,17 +183,27 @@ def certify_whole(work: Path) -> None:
     t = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-m", "migproof", "certify", SPEC, "--workdir", str(work / "certify")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     dt = time.perf_counter() - t
     crash = next((ln for ln in out.stdout.splitlines() if ln.startswith("crash-recovery ")), "")
-    print(f"  migproof certify (all checks, serial runner): {dt:.1f} s wall, exit {out.returncode} (goal < 60 s)")
+    print(
+        f"  migproof certify (all checks, serial runner): {dt:.1f} s wall, "
+        f"exit {out.returncode} (goal < 60 s)"
+    )
     print(f"    {crash.strip()}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="fewer start versions and smaller histories")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer start versions and smaller histories"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

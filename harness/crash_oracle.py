@@ -138,9 +138,15 @@ def judge(
             fail(Oracle.INTEGRITY, rec.integrity, "integrity_check to say ok")
             continue
         if rec.seen is None:
-            fail(Oracle.REFERENCE, f"the target could not read it: {rec.seen_error}", "a readable database")
+            fail(
+                Oracle.REFERENCE,
+                f"the target could not read it: {rec.seen_error}",
+                "a readable database",
+            )
         else:
-            matched = _match_reference(rec.seen, start, head, references, fail, diff_once)
+            matched = _match_reference(
+                rec.seen, start=start, head=head, references=references, fail=fail, diff=diff_once
+            )
             if matched is not None:
                 if committed is not None and matched < committed[0]:
                     fail(
@@ -152,9 +158,17 @@ def judge(
                 elif committed is None or matched > committed[0]:
                     committed = (matched, point.k)
                 if point.sql == AFTER_LAST and point.k == last_k and matched != head:
-                    fail(Oracle.DURABILITY, f"version {matched} after the run ended", f"head (version {head})")
+                    fail(
+                        Oracle.DURABILITY,
+                        f"version {matched} after the run ended",
+                        f"head (version {head})",
+                    )
         if rec.rerun_error:
-            fail(Oracle.CONVERGENCE, f"re-running migrate raised {rec.rerun_error}", "it to finish at head")
+            fail(
+                Oracle.CONVERGENCE,
+                f"re-running migrate raised {rec.rerun_error}",
+                "it to finish at head",
+            )
         elif rec.converged is not None:
             diffs = diff_once(final, rec.converged)
             if diffs:
@@ -171,6 +185,7 @@ _Fail = Callable[[Oracle, str, str], None]
 
 def _match_reference(
     seen: State,
+    *,
     start: int,
     head: int,
     references: Mapping[int, State],

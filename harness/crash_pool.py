@@ -88,5 +88,7 @@ def run_parallel(
         _start(config.spec, config, rows)
         return [_run(c) for c in cases]
     ctx = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_start, initargs=(config.spec, config, rows)) as pool:
+    with ProcessPoolExecutor(
+        jobs, mp_context=ctx, initializer=_start, initargs=(config.spec, config, rows)
+    ) as pool:
         return list(pool.map(_run, cases))

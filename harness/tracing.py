@@ -44,7 +44,7 @@ import sys
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, cast
 
 OnStatement = Callable[[int, str], None]  # (k, sql): called before statement k runs
 OnConnect = Callable[[sqlite3.Connection], None]
@@ -60,7 +60,10 @@ class Trace:
     """The statements one traced block has seen, in the order the process ran them."""
 
     def __init__(
-        self, on_statement: OnStatement | None, on_connect: OnConnect | None, watch: str | None = None
+        self,
+        on_statement: OnStatement | None,
+        on_connect: OnConnect | None,
+        watch: str | None = None,
     ) -> None:
         self.statements: list[str] = []
         self.ignored = 0  # connections left alone: not to the watched file
@@ -185,12 +188,12 @@ def _file_of(database: object, uri: bool) -> str | None:
 def _connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
     trace = _active
     if trace is None:  # a stale alias called after the block ended
-        return _REAL_CONNECT(*args, **kwargs)
+        return cast("sqlite3.Connection", _REAL_CONNECT(*args, **kwargs))
     database = args[0] if args else kwargs.get("database")
     uri = args[_URI_POSITION] if len(args) > _URI_POSITION else kwargs.get("uri", False)
     if not trace.watches(database, bool(uri)):
         trace.ignored += 1
-        return _REAL_CONNECT(*args, **kwargs)
+        return cast("sqlite3.Connection", _REAL_CONNECT(*args, **kwargs))
     positional = len(args) > _FACTORY_POSITION
     factory = args[_FACTORY_POSITION] if positional else kwargs.get("factory", sqlite3.Connection)
     if isinstance(factory, type) and issubclass(factory, sqlite3.Connection):
@@ -199,9 +202,9 @@ def _connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
             args = (*args[:_FACTORY_POSITION], traced_factory, *args[_FACTORY_POSITION + 1 :])
         else:
             kwargs["factory"] = traced_factory
-        conn = _REAL_CONNECT(*args, **kwargs)
+        conn = cast("sqlite3.Connection", _REAL_CONNECT(*args, **kwargs))
     else:
-        conn = _REAL_CONNECT(*args, **kwargs)
+        conn = cast("sqlite3.Connection", _REAL_CONNECT(*args, **kwargs))
         trace.unchained += 1
         conn.set_trace_callback(_Hook(trace))
     trace.connected(conn)
@@ -216,7 +219,9 @@ def _aliases() -> list[tuple[dict[str, Any], str]]:
         namespace = getattr(module, "__dict__", None)
         if not isinstance(namespace, dict) or namespace is ours:
             continue
-        found.extend((namespace, name) for name, value in namespace.items() if value is _REAL_CONNECT)
+        found.extend(
+            (namespace, name) for name, value in namespace.items() if value is _REAL_CONNECT
+        )
     return found
 
 

@@ -8,7 +8,6 @@ the crash images in ``harness/crash_images.py``, the glue in ``harness/crash.py`
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -17,6 +16,8 @@ from ..crash import TRACE_TIMEOUT, parse_points, run_case, start_versions
 from ..crash_images import record
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ..cases import Context
 
 NAME: Final = "crash-recovery"
@@ -49,8 +50,13 @@ class CrashRecovery:
                     continue
                 # Splitting needs the number of boundaries: one counting run (no copies).
                 scratch = ctx.scratch(f"crash-count-v{v}-{mode}")
-                n = record(ctx.target, ctx.fixture_db(v, mode), Path(scratch), images=None,
-                           timeout=TRACE_TIMEOUT).statements
+                n = record(
+                    ctx.target,
+                    ctx.fixture_db(v, mode),
+                    Path(scratch),
+                    images=None,
+                    timeout=TRACE_TIMEOUT,
+                ).statements
                 for lo in range(0, n + 1, self.group_size):
                     hi = min(lo + self.group_size - 1, n)
                     yield Case(NAME, v, head, mode, f"k{lo}-{hi}")

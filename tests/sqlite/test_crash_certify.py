@@ -20,7 +20,12 @@ def certify(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "migproof", "certify", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -34,10 +39,14 @@ def test_certify_reports_replays_and_keeps_a_crash_failure(tmp_path: Path) -> No
     first = certify(SPEC, "--only", "crash-recovery", "--keep-failures", str(keep), cwd=tmp_path)
     assert first.returncode == 1, first.stdout + first.stderr
     finding = finding_of(first.stdout, CASE)
-    assert finding.startswith("v1 k=2 before `CREATE TABLE tags (item_id INTEGER NOT NULL, tag TEXT NOT NULL)`")
+    assert finding.startswith(
+        "v1 k=2 before `CREATE TABLE tags (item_id INTEGER NOT NULL, tag TEXT NOT NULL)`"
+    )
     assert "reference-state: found version 1 but column items.qty is unexpected" in finding
 
-    line = next(ln for ln in first.stdout.splitlines() if ln.strip().startswith("reproduce:") and CASE in ln)
+    line = next(
+        ln for ln in first.stdout.splitlines() if ln.strip().startswith("reproduce:") and CASE in ln
+    )
     argv = shlex.split(line.split("reproduce:", 1)[1])
     assert argv[:2] == ["migproof", "certify"]
     replay = certify(*argv[2:], cwd=tmp_path)

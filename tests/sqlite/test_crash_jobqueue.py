@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-
 from migproof.harness.cases import RunConfig
 from migproof.harness.context import RunContext
 from migproof.harness.crash import crash_case
@@ -19,7 +18,10 @@ TAIL = 12  # crash points at the end of the run: the last steps, the ledger, the
 
 
 def context(tmp_path: Path) -> RunContext:
-    return RunContext(load_target(SPEC), RunConfig(spec=SPEC, seed=0, workdir=tmp_path, journal_modes=("delete", "wal")))
+    return RunContext(
+        load_target(SPEC),
+        RunConfig(spec=SPEC, seed=0, workdir=tmp_path, journal_modes=("delete", "wal")),
+    )
 
 
 @pytest.mark.parametrize("mode", ["delete", "wal"])
@@ -43,5 +45,7 @@ def test_snapshot_and_kill_agree_on_the_end_of_an_upgrade(mode: str, tmp_path: P
     snap, _ = crash_case(ctx, start, mode, crash_mode="snapshot", points=tail)
     kill, _ = crash_case(ctx, start, mode, crash_mode="kill", points=tail)
     assert [p.k for p in kill.points] == list(tail)
-    assert [snap.recoveries[p.image] for p in snap.points] == [kill.recoveries[p.image] for p in kill.points]
+    assert [snap.recoveries[p.image] for p in snap.points] == [
+        kill.recoveries[p.image] for p in kill.points
+    ]
     assert "COMMIT" in [p.sql.strip() for p in snap.points]

@@ -4,9 +4,9 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 import pytest
-
 from migproof.harness import tracing
 from migproof.harness.tracing import traced
+
 from tests.migrators import crash_hooks
 
 if TYPE_CHECKING:
@@ -61,7 +61,9 @@ def test_chains_with_the_targets_own_callback_and_factory(tmp_path: Path) -> Non
         assert isinstance(conn, crash_hooks.AuditedConnection)
         assert conn.label() == "audited"
         conn.close()
-    assert trace.statements == crash_hooks.SEEN == ["CREATE TABLE t (x)", "INSERT INTO t VALUES (1)"]
+    assert (
+        trace.statements == crash_hooks.SEEN == ["CREATE TABLE t (x)", "INSERT INTO t VALUES (1)"]
+    )
     assert trace.unchained == 0
 
 
