@@ -20,9 +20,7 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from migproof.engine import sqltext
@@ -42,6 +40,9 @@ from .crash_images import (
 from .crash_oracle import Data, Finding, Point, Recovery, State, judge, row_key
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from migproof.engine.schema import Schema
 
     from .cases import Case, Context
@@ -248,7 +249,7 @@ class CaseRun:
     error: str = ""  # the case could not be run (uninterrupted run failed, worker died)
 
 
-def crash_case(
+def crash_case(  # noqa: PLR0911 -- one early return per way a case cannot be judged
     ctx: Context,
     start_version: int,
     journal_mode: str,
@@ -269,8 +270,11 @@ def crash_case(
 
     try:
         recording = record(
-            target, start, work / "trace",
-            images=images if crash_mode == "snapshot" else None, timeout=TRACE_TIMEOUT,
+            target,
+            start,
+            work / "trace",
+            images=images if crash_mode == "snapshot" else None,
+            timeout=TRACE_TIMEOUT,
         )
     except (WorkerFailed, WorkerTimeout) as err:
         return failed(str(err))
@@ -292,8 +296,12 @@ def crash_case(
         for p in chosen:
             try:
                 files, sql = kill_at(
-                    target, start, work / "kill" / f"k{p.k}", p.k,
-                    last=recording.statements, timeout=KILL_TIMEOUT,
+                    target,
+                    start,
+                    work / "kill" / f"k{p.k}",
+                    p.k,
+                    last=recording.statements,
+                    timeout=KILL_TIMEOUT,
                 )
             except (WorkerFailed, WorkerTimeout) as err:
                 return failed(f"v{start_version} k={p.k}: {err}", recording)
@@ -309,7 +317,9 @@ def crash_case(
 
     observer = Observer(target, ctx.schema_of)
     recoverer = Recoverer(observer, work / "recover")
-    recoveries = {iid: recoverer.recover(images, iid) for iid in dict.fromkeys(p.image for p in chosen)}
+    recoveries = {
+        iid: recoverer.recover(images, iid) for iid in dict.fromkeys(p.image for p in chosen)
+    }
     refs = References(observer, start, start_version, work / "reference")
     try:
         final = refs.state(None)
@@ -320,12 +330,20 @@ def crash_case(
         }
         references = {w: refs.state(w) for w in sorted(needed)}
     except Exception as err:
-        return failed(f"the uninterrupted reference run from v{start_version} failed: {err}", recording)
+        return failed(
+            f"the uninterrupted reference run from v{start_version} failed: {err}", recording
+        )
     findings = judge(
-        start=start_version, head=target.head, points=chosen,
-        recoveries=recoveries, references=references, final=final,
+        start=start_version,
+        head=target.head,
+        points=chosen,
+        recoveries=recoveries,
+        references=references,
+        final=final,
     )
-    run = CaseRun(tuple(chosen), recording.statements, recoveries, findings, recoverer.distinct_states)
+    run = CaseRun(
+        tuple(chosen), recording.statements, recoveries, findings, recoverer.distinct_states
+    )
     return run, images
 
 
@@ -334,23 +352,30 @@ def run_case(ctx: Context, case: Case, *, crash_mode: str | None = None) -> Chec
     began = time.perf_counter()
     mode = crash_mode or ctx.config.crash_mode
     if case.from_version is None or case.journal_mode is None:
-        raise ValueError(f"{case.id}: a crash-recovery case names a start version and a journal mode")
+        raise ValueError(
+            f"{case.id}: a crash-recovery case names a start version and a journal mode"
+        )
     points = parse_points(case.point)
-    run, images = crash_case(ctx, case.from_version, case.journal_mode, crash_mode=mode, points=points)
-    where = (
-        f"{case.journal_mode} journal, {mode} mode, SQLite {sqlite3.sqlite_version}"
+    run, images = crash_case(
+        ctx, case.from_version, case.journal_mode, crash_mode=mode, points=points
     )
+    where = f"{case.journal_mode} journal, {mode} mode, SQLite {sqlite3.sqlite_version}"
     if run.error:
-        return CheckResult(case, Status.FAIL, f"{run.error} ({where})", duration=time.perf_counter() - began)
+        return CheckResult(
+            case, Status.FAIL, f"{run.error} ({where})", duration=time.perf_counter() - began
+        )
     if not run.points:
-        detail = f"no crash point in {case.point}: the run has boundaries k0-{run.statements} ({where})"
+        detail = (
+            f"no crash point in {case.point}: the run has boundaries k0-{run.statements} ({where})"
+        )
         return CheckResult(case, Status.SKIP, detail, duration=time.perf_counter() - began)
     n = len(run.points)
     span = f"k{run.points[0].k}-{run.points[-1].k}"
     if not run.findings:
         detail = (
             f"{n} crash points ({span}) from v{case.from_version} ({where}): "
-            f"{len(run.recoveries)} distinct images, {run.distinct_states} distinct recovered states; "
+            f"{len(run.recoveries)} distinct images, "
+            f"{run.distinct_states} distinct recovered states; "
             "every one recovers to a clean state and converges"
         )
         return CheckResult(case, Status.PASS, detail, duration=time.perf_counter() - began)
@@ -361,7 +386,7 @@ def run_case(ctx: Context, case: Case, *, crash_mode: str | None = None) -> Chec
     ]
     if len(run.findings) > _FINDINGS_SHOWN:
         lines.append(f"  ... and {len(run.findings) - _FINDINGS_SHOWN} more findings")
-    lines.append(f"  replay one crash point with --case '{_point_case_id(case, failing[0])}'")
+    lines.append(f"  crash point k{failing[0]} alone is case '{_point_case_id(case, failing[0])}'")
     keep = ctx.config.keep_failures
     if keep is not None:
         kept = keep_images(keep, case, run.findings, images, case.from_version)
@@ -373,7 +398,9 @@ def _point_case_id(case: Case, k: int) -> str:
     return replace(case, point=f"k{k}").id
 
 
-def keep_images(keep: Path, case: Case, findings: tuple[Finding, ...], images: ImageStore, start: int) -> Path:
+def keep_images(
+    keep: Path, case: Case, findings: tuple[Finding, ...], images: ImageStore, start: int
+) -> Path:
     """Copy the first few distinct failing images, each with a note of what failed there."""
     root = keep / re.sub(r"[^A-Za-z0-9_.-]+", "_", case.id).strip("_")
     seen: dict[str, Path] = {}
@@ -389,4 +416,3 @@ def keep_images(keep: Path, case: Case, findings: tuple[Finding, ...], images: I
         with (where / "crash.txt").open("a", encoding="utf-8") as note:
             note.write(f.describe(start) + "\n")
     return root
-

@@ -39,7 +39,6 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -48,6 +47,8 @@ from .crash_oracle import AFTER_LAST, Point
 from .tracing import traced
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .target import Target
 
 # The files that make up a crash image. Never "-shm": recovery rebuilds it (see above).
@@ -183,7 +184,7 @@ class ImageStore:
         return iid
 
     def db(self, iid: str) -> Path:
-        """The database file of image ``iid`` (it may not exist: a crash before the file was made)."""
+        """The database file of image ``iid`` (absent for a crash before the file was made)."""
         return self.root / iid / DB_NAME
 
     def copy_to(self, iid: str, dst: Path) -> None:
@@ -291,7 +292,7 @@ def record(
             held.hold()
 
         error = ""
-        with traced(on_statement, on_connect=on_connect) as trace:
+        with traced(on_statement, on_connect=on_connect, watch=db) as trace:
             try:
                 target.migrate(str(db))
             except Exception as err:
@@ -338,7 +339,7 @@ def kill_at(
 
     def body() -> int:
         copy_db_files(start, db)
-        with traced(on_statement):
+        with traced(on_statement, watch=db):
             target.migrate(str(db))
         if k == last:
             die(AFTER_LAST)
@@ -346,7 +347,11 @@ def kill_at(
 
     code = run_forked(body, timeout=timeout)
     if code != -signal.SIGKILL:
-        why = "the run ended before reaching it" if code == _EXIT_NOT_REACHED else _describe_exit(code)
+        why = (
+            "the run ended before reaching it"
+            if code == _EXIT_NOT_REACHED
+            else _describe_exit(code)
+        )
         raise WorkerFailed(f"the worker to be killed at boundary {k} was not: {why}")
     return read_files_by_path(db), at.read_text() if at.exists() else ""
 

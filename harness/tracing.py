@@ -10,6 +10,11 @@ callback. Statement k (0-based) is the k-th callback in the process, over all co
 *crash point* k is the boundary just before it runs, so crash point k has exactly k statements
 executed, and crash point N (N = statements seen) is "after the last statement".
 
+With ``watch=path``, only connections to that file are traced; connections to anything else
+(``:memory:``, a temporary or backup file) are left exactly as the target made them. Without
+the filter, a target's one-time lazy work (the engine builds its expected schemas in
+``:memory:`` on first use) would shift every k depending on whether the process was warm.
+
 Why a factory subclass. A target may install its own trace callback, which would silently
 replace ours; so ``set_trace_callback`` must be intercepted. Instances of the C type
 ``sqlite3.Connection`` have read-only methods (assigning ``conn.set_trace_callback`` raises
@@ -33,30 +38,56 @@ by another SQLite binding (apsw). Callers notice such targets because no stateme
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, cast
 
 OnStatement = Callable[[int, str], None]  # (k, sql): called before statement k runs
 OnConnect = Callable[[sqlite3.Connection], None]
 
 _REAL_CONNECT: Final = sqlite3.connect
-# sqlite3.connect(database, timeout, detect_types, isolation_level, check_same_thread, factory, ...)
+# sqlite3.connect(database, timeout, detect_types, isolation_level, check_same_thread, factory,
+#                 cached_statements, uri)
 _FACTORY_POSITION: Final = 5
+_URI_POSITION: Final = 7
 
 
 class Trace:
     """The statements one traced block has seen, in the order the process ran them."""
 
-    def __init__(self, on_statement: OnStatement | None, on_connect: OnConnect | None) -> None:
+    def __init__(
+        self,
+        on_statement: OnStatement | None,
+        on_connect: OnConnect | None,
+        watch: str | None = None,
+    ) -> None:
         self.statements: list[str] = []
+        self.ignored = 0  # connections left alone: not to the watched file
         self.connections = 0
         self.unchained = 0  # connections whose factory could not be subclassed
         self.error: BaseException | None = None  # first exception raised by our own callbacks
         self._on_statement = on_statement
         self._on_connect = on_connect
+        self._watch = os.path.realpath(watch) if watch is not None else None
+
+    def watches(self, database: object, uri: bool) -> bool:
+        """Whether a connection to ``database`` is one to trace."""
+        if self._watch is None:
+            return True
+        path = _file_of(database, uri)
+        if path is None:
+            return False
+        if os.path.realpath(path) == self._watch:
+            return True
+        try:  # another name for the same file (a hard link, a bind mount)
+            a, b = os.stat(path), os.stat(self._watch)
+        except OSError:
+            return False
+        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
     @property
     def count(self) -> int:
@@ -133,10 +164,36 @@ def _traced_class(factory: type[sqlite3.Connection]) -> type[sqlite3.Connection]
     return cls
 
 
+def _file_of(database: object, uri: bool) -> str | None:
+    """The file a ``connect`` argument names; None for in-memory and temporary databases."""
+    if isinstance(database, bytes):
+        name = os.fsdecode(database)
+    elif isinstance(database, str | os.PathLike):
+        name = os.fspath(database)
+    else:
+        return None
+    if not isinstance(name, str):
+        return None
+    if uri and name.startswith("file:"):
+        rest = name[len("file:") :].split("?", 1)[0].split("#", 1)[0]
+        if rest.startswith("//"):  # file://host/path
+            slash = rest.find("/", 2)
+            rest = rest[slash:] if slash >= 0 else ""
+        name = urllib.parse.unquote(rest)
+    if name in ("", ":memory:"):
+        return None
+    return name
+
+
 def _connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
     trace = _active
     if trace is None:  # a stale alias called after the block ended
-        return _REAL_CONNECT(*args, **kwargs)
+        return cast("sqlite3.Connection", _REAL_CONNECT(*args, **kwargs))
+    database = args[0] if args else kwargs.get("database")
+    uri = args[_URI_POSITION] if len(args) > _URI_POSITION else kwargs.get("uri", False)
+    if not trace.watches(database, bool(uri)):
+        trace.ignored += 1
+        return cast("sqlite3.Connection", _REAL_CONNECT(*args, **kwargs))
     positional = len(args) > _FACTORY_POSITION
     factory = args[_FACTORY_POSITION] if positional else kwargs.get("factory", sqlite3.Connection)
     if isinstance(factory, type) and issubclass(factory, sqlite3.Connection):
@@ -145,9 +202,9 @@ def _connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
             args = (*args[:_FACTORY_POSITION], traced_factory, *args[_FACTORY_POSITION + 1 :])
         else:
             kwargs["factory"] = traced_factory
-        conn = _REAL_CONNECT(*args, **kwargs)
+        conn = cast("sqlite3.Connection", _REAL_CONNECT(*args, **kwargs))
     else:
-        conn = _REAL_CONNECT(*args, **kwargs)
+        conn = cast("sqlite3.Connection", _REAL_CONNECT(*args, **kwargs))
         trace.unchained += 1
         conn.set_trace_callback(_Hook(trace))
     trace.connected(conn)
@@ -162,22 +219,28 @@ def _aliases() -> list[tuple[dict[str, Any], str]]:
         namespace = getattr(module, "__dict__", None)
         if not isinstance(namespace, dict) or namespace is ours:
             continue
-        found.extend((namespace, name) for name, value in namespace.items() if value is _REAL_CONNECT)
+        found.extend(
+            (namespace, name) for name, value in namespace.items() if value is _REAL_CONNECT
+        )
     return found
 
 
 @contextmanager
 def traced(
-    on_statement: OnStatement | None = None, *, on_connect: OnConnect | None = None
+    on_statement: OnStatement | None = None,
+    *,
+    on_connect: OnConnect | None = None,
+    watch: str | os.PathLike[str] | None = None,
 ) -> Iterator[Trace]:
-    """Trace every connection opened inside the block; ``on_statement(k, sql)`` runs before each.
+    """Trace connections opened inside the block; ``on_statement(k, sql)`` runs before each
+    statement. With ``watch``, only connections to that file are traced.
 
     Not re-entrant, and process-wide: meant for a worker process that runs one target.
     """
     global _active  # noqa: PLW0603 -- the hook is process-wide by nature
     if _active is not None:
         raise RuntimeError("traced() blocks do not nest")
-    trace = Trace(on_statement, on_connect)
+    trace = Trace(on_statement, on_connect, os.fspath(watch) if watch is not None else None)
     bound = _aliases()
     _active = trace
     for namespace, name in bound:

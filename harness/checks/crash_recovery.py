@@ -7,18 +7,23 @@ the crash images in ``harness/crash_images.py``, the glue in ``harness/crash.py`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from ..cases import Case, CheckResult
-from ..crash import TRACE_TIMEOUT, run_case, start_versions
+from ..crash import TRACE_TIMEOUT, parse_points, run_case, start_versions
 from ..crash_images import record
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ..cases import Context
 
 NAME: Final = "crash-recovery"
+_ID_RE: Final = re.compile(
+    r"crash-recovery\[v(?P<v>\d+)->v(?P<head>\d+),(?P<mode>[a-z]+)(?:,(?P<point>k[0-9-]+))?\]"
+)
 
 
 class CrashRecovery:
@@ -45,14 +50,33 @@ class CrashRecovery:
                     continue
                 # Splitting needs the number of boundaries: one counting run (no copies).
                 scratch = ctx.scratch(f"crash-count-v{v}-{mode}")
-                n = record(ctx.target, ctx.fixture_db(v, mode), Path(scratch), images=None,
-                           timeout=TRACE_TIMEOUT).statements
+                n = record(
+                    ctx.target,
+                    ctx.fixture_db(v, mode),
+                    Path(scratch),
+                    images=None,
+                    timeout=TRACE_TIMEOUT,
+                ).statements
                 for lo in range(0, n + 1, self.group_size):
                     hi = min(lo + self.group_size - 1, n)
                     yield Case(NAME, v, head, mode, f"k{lo}-{hi}")
 
     def run(self, ctx: Context, case: Case) -> CheckResult:
         return run_case(ctx, case)
+
+    def case_for(self, case_id: str) -> Case | None:
+        """The case an id names, enumerated or not (``crash-recovery[v1->v3,wal,k7]`` replays
+        crash point 7 alone); None when the id is not one of this check's."""
+        m = _ID_RE.fullmatch(case_id)
+        if m is None:
+            return None
+        point = m.group("point")
+        if point is not None:
+            try:
+                parse_points(point)
+            except ValueError:
+                return None
+        return Case(NAME, int(m.group("v")), int(m.group("head")), m.group("mode"), point)
 
 
 CHECK: Final = CrashRecovery()

@@ -1,4 +1,4 @@
-"""The ``backfill_first`` style of ``crash_base.Migrator`` as a target (see crash_base for what it does)."""
+"""The ``backfill_first`` style of ``crash_base.Migrator`` as a target."""
 
 from __future__ import annotations
 

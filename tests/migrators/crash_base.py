@@ -28,14 +28,14 @@ HEAD: Final = max(HISTORY)
 STYLES: Final = ("atomic", "per_step", "autocommit", "stamp_after", "backfill_first", "stamp_first")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Migrator:
     style: str
     head: int = HEAD
+    name: str = ""
 
-    @property
-    def name(self) -> str:
-        return f"crash-{self.style}"
+    def __post_init__(self) -> None:
+        self.name = self.name or f"crash-{self.style}"
 
     def version(self, db_path: str) -> int:
         if not os.path.exists(db_path) or os.path.getsize(db_path) == 0:

@@ -32,7 +32,9 @@ class LocalContext:
 
     @classmethod
     def make(cls, target: Target, workdir: Path, **config: object) -> LocalContext:
-        cfg = RunConfig(spec=f"test:{target.name}", seed=int(str(config.pop("seed", 1))), workdir=workdir)
+        cfg = RunConfig(
+            spec=f"test:{target.name}", seed=int(str(config.pop("seed", 1))), workdir=workdir
+        )
         if config:
             from dataclasses import replace
 
@@ -87,12 +89,17 @@ class LocalContext:
 def populate(path: Path, rng: random.Random) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        tables = [str(n) for (n,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        )]
+        tables = [
+            str(n)
+            for (n,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
         for table in tables:
-            cols = [(str(name), str(ctype).upper(), int(pk))
-                    for _cid, name, ctype, _nn, _d, pk in conn.execute(f'PRAGMA table_info("{table}")')]
+            cols = [
+                (str(name), str(ctype).upper(), int(pk))
+                for _cid, name, ctype, _nn, _d, pk in conn.execute(f'PRAGMA table_info("{table}")')
+            ]
             filled = [(n, t) for n, t, pk in cols if not (pk == 1 and t == "INTEGER")]
             for _ in range(ROWS):
                 values = [_value(t, rng) for _n, t in filled]

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import sqlite3
 from sqlite3 import connect
-from typing import Any
+from typing import Any, cast
+
+__all__ = [
+    "SEEN",
+    "AuditedConnection",
+    "connect",
+    "open_aliased",
+    "open_audited",
+    "open_by_function",
+    "open_positional_factory",
+]
 
 SEEN: list[str] = []  # what the target's own trace callback saw
 
@@ -40,4 +50,5 @@ def open_by_function(path: str) -> sqlite3.Connection:
     def factory(*args: Any, **kwargs: Any) -> sqlite3.Connection:
         return sqlite3.Connection(*args, **kwargs)
 
-    return sqlite3.connect(path, isolation_level=None, factory=factory)  # type: ignore[arg-type]
+    conn = sqlite3.connect(path, isolation_level=None, factory=factory)  # type: ignore[call-overload]
+    return cast("sqlite3.Connection", conn)

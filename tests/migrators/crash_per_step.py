@@ -1,4 +1,4 @@
-"""The ``per_step`` style of ``crash_base.Migrator`` as a target (see crash_base for what it does)."""
+"""The ``per_step`` style of ``crash_base.Migrator`` as a target."""
 
 from __future__ import annotations
 

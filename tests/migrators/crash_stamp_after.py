@@ -1,4 +1,4 @@
-"""The ``stamp_after`` style of ``crash_base.Migrator`` as a target (see crash_base for what it does)."""
+"""The ``stamp_after`` style of ``crash_base.Migrator`` as a target."""
 
 from __future__ import annotations
 

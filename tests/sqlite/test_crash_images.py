@@ -6,7 +6,6 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
-
 from migproof.harness.crash_images import (
     HeldFiles,
     ImageStore,
@@ -18,6 +17,7 @@ from migproof.harness.crash_images import (
     run_forked,
 )
 from migproof.harness.tracing import traced
+
 from tests.migrators.crash_base import Migrator
 from tests.sqlite.test_crash_locks import probe
 
@@ -63,7 +63,10 @@ def test_snapshots_inside_a_live_transaction_keep_the_write_lock(tmp_path: Path)
         if sql == "COMMIT":  # inside BEGIN IMMEDIATE, after every write of the run
             probes[k] = probe(db)
 
-    with traced(on_statement, on_connect=lambda _c: held.hold()):
+    def on_connect(_conn: object) -> None:
+        held.hold()
+
+    with traced(on_statement, on_connect=on_connect):
         Migrator("atomic").migrate(str(db))
     held.close()
     assert list(probes.values()) == ["locked"]
@@ -83,7 +86,9 @@ def test_kill_at_leaves_the_files_of_that_boundary(tmp_path: Path) -> None:
     Migrator("atomic").migrate(str(start), 1)
     rec = record(Migrator("atomic"), start, tmp_path / "rec", images=None, timeout=30)
     k = next(p.k for p in rec.points if p.sql == "COMMIT")
-    files, sql = kill_at(Migrator("atomic"), start, tmp_path / "k", k, last=rec.statements, timeout=30)
+    files, sql = kill_at(
+        Migrator("atomic"), start, tmp_path / "k", k, last=rec.statements, timeout=30
+    )
     assert sql == "COMMIT"
     assert set(files) == {"", "-journal"}  # never -shm; the journal is hot
 

@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from migproof.harness.crash_images import HeldFiles
 
 PROBE = """
@@ -36,7 +35,11 @@ conn.close()
 
 def probe(path: Path) -> str:
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return out.stdout.strip()
 
@@ -62,7 +65,9 @@ def read_by_path(path: Path) -> bytes:
 
 
 @pytest.mark.parametrize(("mode", "side"), [("delete", "-journal"), ("wal", "-wal")])
-def test_reading_side_files_and_held_db_keeps_the_write_lock(tmp_path: Path, mode: str, side: str) -> None:
+def test_reading_side_files_and_held_db_keeps_the_write_lock(
+    tmp_path: Path, mode: str, side: str
+) -> None:
     db = tmp_path / "s.db"
     conn = writer(db, mode)
     try:

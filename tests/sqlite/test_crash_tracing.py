@@ -4,9 +4,9 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 import pytest
-
 from migproof.harness import tracing
 from migproof.harness.tracing import traced
+
 from tests.migrators import crash_hooks
 
 if TYPE_CHECKING:
@@ -61,7 +61,9 @@ def test_chains_with_the_targets_own_callback_and_factory(tmp_path: Path) -> Non
         assert isinstance(conn, crash_hooks.AuditedConnection)
         assert conn.label() == "audited"
         conn.close()
-    assert trace.statements == crash_hooks.SEEN == ["CREATE TABLE t (x)", "INSERT INTO t VALUES (1)"]
+    assert (
+        trace.statements == crash_hooks.SEEN == ["CREATE TABLE t (x)", "INSERT INTO t VALUES (1)"]
+    )
     assert trace.unchained == 0
 
 
@@ -119,3 +121,36 @@ def test_blocks_do_not_nest() -> None:
     with traced(), pytest.raises(RuntimeError, match="nest"), traced():
         pass
     assert tracing._active is None
+
+
+def test_watch_traces_only_the_watched_file(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    with traced(watch=db) as trace:
+        other = sqlite3.connect(":memory:")
+        other.execute("SELECT 1")
+        other.close()
+        side = sqlite3.connect(tmp_path / "backup.db")
+        side.execute("CREATE TABLE b (x)")
+        assert type(side) is sqlite3.Connection  # left exactly as the target made it
+        side.close()
+        by_uri = sqlite3.connect(f"file:{db}?mode=rwc", uri=True)
+        by_uri.execute("CREATE TABLE t (x)")
+        by_uri.close()
+        relative = sqlite3.connect(str(tmp_path / "." / "state.db"))
+        relative.execute("SELECT * FROM t")
+        relative.close()
+    assert trace.statements == ["CREATE TABLE t (x)", "SELECT * FROM t"]
+    assert trace.ignored == 2
+    assert trace.connections == 2
+
+
+def test_watch_sees_a_hard_link_to_the_file(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    sqlite3.connect(db).close()
+    link = tmp_path / "alias.db"
+    link.hardlink_to(db)
+    with traced(watch=db) as trace:
+        conn = sqlite3.connect(link)
+        conn.execute("CREATE TABLE t (x)")
+        conn.close()
+    assert trace.count == 1

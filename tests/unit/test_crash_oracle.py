@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from migproof.engine.schema import Column, Schema, Table
 from migproof.harness.crash import parse_points
 from migproof.harness.crash_oracle import AFTER_LAST, Oracle, Point, Recovery, State, judge, row_key
@@ -27,7 +26,9 @@ def points(*images: str) -> list[Point]:
 
 
 def run(images: tuple[str, ...], recoveries: dict[str, Recovery]) -> list[tuple[int, Oracle]]:
-    found = judge(start=0, head=2, points=points(*images), recoveries=recoveries, references=REFS, final=S2)
+    found = judge(
+        start=0, head=2, points=points(*images), recoveries=recoveries, references=REFS, final=S2
+    )
     return [(f.k, f.oracle) for f in found]
 
 
@@ -37,14 +38,20 @@ def test_clean_states_in_order_pass() -> None:
 
 
 def test_integrity_failure_is_reported_and_nothing_else_is_judged_there() -> None:
-    recs = {"a": ok(S0), "bad": Recovery("integrity_check reports page 2 is never used"), "c": ok(S2)}
+    recs = {
+        "a": ok(S0),
+        "bad": Recovery("integrity_check reports page 2 is never used"),
+        "c": ok(S2),
+    }
     assert run(("a", "bad", "c"), recs) == [(1, Oracle.INTEGRITY)]
 
 
 def test_half_applied_step_is_a_reference_state_failure() -> None:
     half = State(1, schema("a", "b"), (("t", ((1, 0),)),))  # v2's column, v1's stamp
     recs = {"a": ok(S0), "h": ok(half), "c": ok(S2)}
-    found = judge(start=0, head=2, points=points("a", "h", "c"), recoveries=recs, references=REFS, final=S2)
+    found = judge(
+        start=0, head=2, points=points("a", "h", "c"), recoveries=recs, references=REFS, final=S2
+    )
     assert [(f.k, f.oracle) for f in found] == [(1, Oracle.REFERENCE)]
     assert "column t.b is unexpected" in found[0].found
     assert "clean state at v1" in found[0].expected
@@ -53,7 +60,9 @@ def test_half_applied_step_is_a_reference_state_failure() -> None:
 def test_changed_data_at_a_clean_schema_is_a_reference_state_failure() -> None:
     bumped = State(1, schema("a"), (("t", ((2,),)),))
     recs = {"a": ok(S0), "x": ok(bumped), "c": ok(S2)}
-    found = judge(start=0, head=2, points=points("a", "x", "c"), recoveries=recs, references=REFS, final=S2)
+    found = judge(
+        start=0, head=2, points=points("a", "x", "c"), recoveries=recs, references=REFS, final=S2
+    )
     assert [(f.k, f.oracle) for f in found] == [(1, Oracle.REFERENCE)]
     assert "expected row (1,) is absent" in found[0].found
 
@@ -66,7 +75,12 @@ def test_version_out_of_range() -> None:
 def test_going_back_after_a_commit_is_a_durability_failure() -> None:
     recs = {"a": ok(S0), "b": ok(S1), "c": ok(S2)}
     found = judge(
-        start=0, head=2, points=points("a", "b", "a", "c"), recoveries=recs, references=REFS, final=S2
+        start=0,
+        head=2,
+        points=points("a", "b", "a", "c"),
+        recoveries=recs,
+        references=REFS,
+        final=S2,
     )
     assert [(f.k, f.oracle) for f in found] == [(2, Oracle.DURABILITY)]
     assert "k=1" in found[0].expected
@@ -85,7 +99,12 @@ def test_rerun_error_and_divergence_are_convergence_failures() -> None:
         "c": ok(S2),
     }
     found = judge(
-        start=0, head=2, points=points("a", "e", "d", "c"), recoveries=recs, references=REFS, final=S2
+        start=0,
+        head=2,
+        points=points("a", "e", "d", "c"),
+        recoveries=recs,
+        references=REFS,
+        final=S2,
     )
     assert [(f.k, f.oracle) for f in found] == [(1, Oracle.CONVERGENCE), (2, Oracle.CONVERGENCE)]
     assert "duplicate column" in found[0].found
@@ -94,7 +113,9 @@ def test_rerun_error_and_divergence_are_convergence_failures() -> None:
 
 def test_a_finding_names_start_k_and_sql() -> None:
     recs = {"a": ok(S0), "x": ok(State(7, Schema(), ())), "c": ok(S2)}
-    (f,) = judge(start=0, head=2, points=points("a", "x", "c"), recoveries=recs, references=REFS, final=S2)
+    (f,) = judge(
+        start=0, head=2, points=points("a", "x", "c"), recoveries=recs, references=REFS, final=S2
+    )
     assert f.describe(0).startswith("v0 k=1 before `stmt 1`: reference-state: found version 7")
 
 
