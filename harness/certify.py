@@ -203,7 +203,9 @@ def run(
     planned = enumerate_cases(ctx, selection.checks)
     planned = [p for p in planned if p[1] is None or selection.keeps(p[1])]
     if selection.case_id is not None and not planned:
-        raise UsageError(_no_such_case(ctx, selection))
+        planned = _unlisted_case(selection)
+        if not planned:
+            raise UsageError(_no_such_case(ctx, selection))
     print(
         f"migproof certify: {target.name} (head {target.head}), seed {config.seed}, "
         f"{len(planned)} cases, journal modes {','.join(config.journal_modes)}, fingerprint {fp}",
@@ -289,6 +291,21 @@ def _keep(ctx: RunContext, result: CheckResult, dest: Path) -> None:
     (folder / "README.txt").write_text(
         f"{result.case.id}\n\n{result.detail}\n\nreproduce: {result.reproduce}\n"
     )
+
+
+def _unlisted_case(selection: Selection) -> list[tuple[Check, Case | None, CheckResult | None]]:
+    """A case id no check enumerates, but one a check can rebuild from its id.
+
+    A failing crash-point group names its single failing point (``...,k7]``) so that it
+    replays alone; checks that can narrow a case that way offer ``case_for(id)``.
+    """
+    assert selection.case_id is not None
+    for check in selection.checks:
+        case_for = getattr(check, "case_for", None)
+        case = case_for(selection.case_id) if callable(case_for) else None
+        if isinstance(case, Case):
+            return [(check, case, None)]
+    return []
 
 
 def _no_such_case(ctx: Context, selection: Selection) -> str:

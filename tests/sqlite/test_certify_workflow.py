@@ -126,3 +126,14 @@ def test_a_bad_shard_is_a_usage_error(project: Path, bad: str) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["certify", "--shard", bad])
     assert exc.value.code == 2
+
+
+def test_a_single_crash_point_named_in_a_failure_replays_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = str(Path(__file__).parents[1] / "migrators" / "crash_stamp_after.py") + ":TARGET"
+    base = ["certify", spec, "--only", "crash-recovery", "--journal-modes", "delete", "--rows", "4"]
+    assert main([*base, "--case", "crash-recovery[v1->v3,delete]"]) == 1
+    out = capsys.readouterr().out
+    single = out.split("crash point k", 1)[1].split("alone is case '", 1)[1].split("'", 1)[0]
+    assert single.startswith("crash-recovery[v1->v3,delete,k")
+    assert main([*base, "--case", single]) == 1
+    assert f"FAIL {single}" in capsys.readouterr().out
