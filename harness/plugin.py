@@ -244,7 +244,8 @@ class MigproofItem(pytest.Item):
     def runtest(self) -> None:
         from .cases import Status
 
-        session = _session(self.config, self.parent.settings)  # type: ignore[attr-defined]
+        assert isinstance(self.parent, MigproofFile)
+        session = _session(self.config, self.parent.settings)
         result = session.run(self.check, self.case)
         self.user_properties.append(("migproof_reproduce", result.reproduce))
         if result.status is Status.SKIP:
