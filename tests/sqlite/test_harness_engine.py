@@ -23,7 +23,9 @@ def certify(
     steps: Steps, tmp_path: Path, *, only: tuple[str, ...] | None = None, rows: int = 6
 ) -> Report:
     checks = ALL_CHECKS if only is None else tuple(by_name()[n] for n in only)
-    config = RunConfig(spec="test:STEPS", seed=0, workdir=tmp_path / "work")
+    config = RunConfig(
+        spec="test:STEPS", seed=0, workdir=tmp_path / "work", race_procs=4, race_rounds=1
+    )
     return run(as_target(steps), config, Selection(checks), rows=rows, out=io.StringIO())
 
 
