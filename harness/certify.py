@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from migproof import __version__
 
-from .cases import Case, CheckResult, RunConfig, Status
+from .cases import Case, CheckResult, RunConfig, Shard, Status, touches_since
 from .context import DEFAULT_ROWS, ReferenceError_, RunContext, safe_name
 from .spec import UsageError
 
@@ -44,6 +44,15 @@ class Selection:
     checks: tuple[Check, ...]
     case_id: str | None = None
     expect: str | None = None
+    since: int | None = None  # keep only cases that exercise a step newer than this version
+    shard: Shard | None = None
+
+    def keeps(self, case: Case) -> bool:
+        if self.case_id is not None and case.id != self.case_id:
+            return False
+        if self.since is not None and not touches_since(case, self.since):
+            return False
+        return self.shard is None or self.shard.owns(case)
 
 
 @dataclass(slots=True)
@@ -53,6 +62,7 @@ class Report:
     fingerprint: str
     results: list[CheckResult] = field(default_factory=list)
     expect_mismatch: str | None = None
+    selection: Selection | None = None
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -72,6 +82,10 @@ class Report:
             "sqlite_version": sqlite3.sqlite_version,
             "python_version": platform.python_version(),
             "journal_modes": list(self.config.journal_modes),
+            "since": self.selection.since if self.selection else None,
+            "shard": f"{self.selection.shard.index}/{self.selection.shard.count}"
+            if self.selection and self.selection.shard
+            else None,
             "checks": _entries(self.results),
         }
 
@@ -177,7 +191,7 @@ def run(
 ) -> Report:
     ctx = RunContext(target, config, rows=rows)
     fp = fingerprint(ctx)
-    report = Report(target, config, fp)
+    report = Report(target, config, fp, selection=selection)
     if selection.expect is not None and selection.expect != fp:
         report.expect_mismatch = (
             f"fingerprint mismatch: the line was recorded with {selection.expect}, "
@@ -187,10 +201,9 @@ def run(
         )
         print(f"migproof: warning: {report.expect_mismatch}", file=out)
     planned = enumerate_cases(ctx, selection.checks)
-    if selection.case_id is not None:
-        planned = [p for p in planned if p[1] is not None and p[1].id == selection.case_id]
-        if not planned:
-            raise UsageError(_no_such_case(ctx, selection))
+    planned = [p for p in planned if p[1] is None or selection.keeps(p[1])]
+    if selection.case_id is not None and not planned:
+        raise UsageError(_no_such_case(ctx, selection))
     print(
         f"migproof certify: {target.name} (head {target.head}), seed {config.seed}, "
         f"{len(planned)} cases, journal modes {','.join(config.journal_modes)}, fingerprint {fp}",
@@ -286,3 +299,10 @@ def _no_such_case(ctx: Context, selection: Selection) -> str:
 
 def write_certificate(report: Report, path: Path) -> None:
     path.write_text(json.dumps(report.certificate(), indent=2) + "\n")
+
+
+def run_case(
+    ctx: RunContext, check: Check, case: Case, fp: str, *, rows: int = DEFAULT_ROWS
+) -> CheckResult:
+    """Run one case as ``certify`` does (timing, reproduction line); the pytest plugin's entry."""
+    return _run_one(ctx, check, case, fp, rows)

@@ -115,7 +115,7 @@ class RunContext:
         path = self.cache / f"ref-{journal_mode}-v{version}.db"
         with self._lock:
             if not path.exists():
-                from .strategies import build_reference  # noqa: PLC0415 - Hypothesis loads only when needed
+                from .strategies import build_reference
 
                 tmp = self._tmp(path)
                 try:
@@ -152,8 +152,8 @@ class RunContext:
         with self._lock:
             found = self._populations.get(version)
             if found is None:
-                from . import seeded  # noqa: PLC0415 - Hypothesis loads only when fixtures are drawn
-                from .strategies import populations_of  # noqa: PLC0415 - likewise
+                from . import seeded
+                from .strategies import populations_of
 
                 ref = self.reference_db(version, self._config.journal_modes[0])
                 strategy = populations_of(

@@ -39,7 +39,7 @@ from .crash_images import (
     kill_at,
     record,
 )
-from .crash_oracle import AFTER_LAST, Data, Finding, Point, Recovery, State, judge, row_key
+from .crash_oracle import Data, Finding, Point, Recovery, State, judge, row_key
 
 if TYPE_CHECKING:
     from migproof.engine.schema import Schema

@@ -1,4 +1,4 @@
-"""Every check, in the order certify runs them. CRASH and RACE each add one line below."""
+"""Every check, in the order certify runs them."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from .crash_recovery import CHECK as CRASH_RECOVERY
 from .data_preservation import CHECK as DATA_PRESERVATION
 from .drift import CHECK as DRIFT
 from .fresh_equivalence import CHECK as FRESH_EQUIVALENCE
+from .frozen import FROZEN_FIXTURES, RELEASED_STEPS
 from .idempotent_rerun import CHECK as IDEMPOTENT_RERUN
 from .integrity import CHECK as INTEGRITY
 from .newer_refused import CHECK as NEWER_REFUSED
@@ -35,6 +36,8 @@ ALL_CHECKS: tuple[Check, ...] = (
     INTEGRITY,
     CRASH_RECOVERY,
     RACE,
+    FROZEN_FIXTURES,
+    RELEASED_STEPS,
 )
 
 

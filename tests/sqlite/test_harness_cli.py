@@ -34,6 +34,8 @@ def test_pass_exits_0_and_writes_the_certificate(
         "sqlite_version",
         "python_version",
         "journal_modes",
+        "since",
+        "shard",
         "checks",
     }
     assert (doc["verdict"], doc["target"], doc["head"], doc["seed"]) == (
