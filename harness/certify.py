@@ -222,6 +222,9 @@ def run(
         _progress(out, i, len(planned), width, result)
         if result.status is Status.FAIL and config.keep_failures is not None:
             _keep(ctx, result, config.keep_failures)
+        # A passing case's copies are litter; a failing one's are evidence (--keep-failures,
+        # --workdir).
+        ctx.end_case(keep=result.status is Status.FAIL)
         if on_result is not None:
             on_result(result)
     print_summary(report, out)

@@ -104,7 +104,8 @@ class RunContext:
     def scratch(self, label: str) -> Path:
         with self._lock:
             self._scratch_count += 1
-            path = self.scratch_root / f"{safe_name(label)}-{self._scratch_count}"
+            # The pid keeps processes that share a workdir (pytest-xdist) out of each other's way.
+            path = self.scratch_root / f"{safe_name(label)}-{os.getpid()}-{self._scratch_count}"
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
         self._case_scratch.append(path)
@@ -176,10 +177,10 @@ class RunContext:
             found = self._upgraded.get(key)
             if found is None:
                 fixture = self.fixture_db(version, journal_mode)
-                path = (
-                    self.cache
-                    / f"upgraded-s{self._config.seed}-r{self.rows}-{journal_mode}-v{version}.db"
-                )
+                # Per process: workers sharing a workdir (the pytest plugin) never migrate one
+                # file at the same time.
+                name = f"upgraded-s{self._config.seed}-r{self.rows}-{journal_mode}-v{version}"
+                path = self.cache / f"{name}.{os.getpid()}.db"
                 dbfiles.copy(fixture, path)
                 found = run_migrate(self._target, path)
                 if found.ok:
@@ -190,6 +191,12 @@ class RunContext:
     def begin_case(self, case: Case) -> None:
         del case
         self._case_scratch = []
+
+    def end_case(self, *, keep: bool) -> None:
+        """Remove the case's scratch directories unless it failed (they are the evidence)."""
+        if not keep:
+            for path in self._case_scratch:
+                shutil.rmtree(path, ignore_errors=True)
 
     def case_scratch(self) -> list[Path]:
         """The scratch directories made since ``begin_case`` (kept with ``--keep-failures``)."""

@@ -272,6 +272,22 @@ def _number(text: str, negative: bool) -> object:
 # --- rows --------------------------------------------------------------------------------------
 
 
+_CLOCK_WORDS: Final = frozenset({"current_time", "current_date", "current_timestamp"})
+
+
+def constant_default(default: str | None) -> bool:
+    """Whether a default gives the same value every time (so leaving the column out keeps a
+    fixture reproducible). ``DEFAULT (strftime('%s', 'now'))`` and ``CURRENT_TIMESTAMP`` do
+    not: such columns always get a generated value instead."""
+    if default is None:
+        return True
+    toks = sqltext.tokenize(default)
+    return not any(
+        (t.kind is Kind.WORD and t.text in _CLOCK_WORDS) or (t.kind is Kind.PUNCT and t.text == "(")
+        for t in toks
+    )
+
+
 def is_rowid_alias(table: Table, column: Column) -> bool:
     """``INTEGER PRIMARY KEY`` on a rowid table: the column *is* the rowid."""
     pks = [c for c in table.columns if c.pk]
@@ -313,7 +329,7 @@ def row_strategy(
         strat = values_for(
             col, strict=table.strict, edge_values=edge_values, candidates=literals.get(col.name, ())
         )
-        if col.notnull and col.default is None:
+        if (col.notnull and col.default is None) or not constant_default(col.default):
             required[col.name] = strat
         else:
             optional[col.name] = strat

@@ -23,7 +23,9 @@ def certify(
     steps: Steps, tmp_path: Path, *, only: tuple[str, ...] | None = None, rows: int = 6
 ) -> Report:
     checks = ALL_CHECKS if only is None else tuple(by_name()[n] for n in only)
-    config = RunConfig(spec="test:STEPS", seed=0, workdir=tmp_path / "work")
+    config = RunConfig(
+        spec="test:STEPS", seed=0, workdir=tmp_path / "work", race_procs=4, race_rounds=1
+    )
     return run(as_target(steps), config, Selection(checks), rows=rows, out=io.StringIO())
 
 
@@ -110,3 +112,21 @@ def test_engine_refusals_are_typed_and_leave_the_file_alone(check: str, tmp_path
     report = certify(JOBQUEUE, tmp_path, only=(check,))
     assert report.verdict == "pass"
     assert all("refused" in r.detail or "repaired" in r.detail for r in report.results)
+
+
+def test_engine_fixtures_repeat_their_data_for_a_seed(tmp_path: Path) -> None:
+    # The engine's ledger records wall-clock times, so its files differ in those pages; every
+    # user row (clock defaults included: the generator always fills them) must not.
+    from migproof.harness import data
+    from migproof.harness.context import RunContext
+
+    target = as_target(JOBQUEUE)
+
+    def fixture(where: str) -> data.DataSnapshot:
+        config = RunConfig(spec="x", seed=5, workdir=tmp_path / where)
+        path = RunContext(target, config, rows=6).fixture_db(12, "wal")
+        return data.snapshot(path, exclude=target.internal_tables)  # type: ignore[attr-defined]
+
+    first, second = fixture("a"), fixture("b")
+    assert data.compare(first, second) == ()
+    assert sum(len(t.rows) for t in first.tables.values()) > 0
