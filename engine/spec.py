@@ -28,6 +28,7 @@ def load_object(spec: str) -> Any:
         if module_part.endswith(".py") or os.sep in module_part or "/" in module_part:
             module = _load_file(module_part)
         else:
+            _search_working_directory()
             module = importlib.import_module(module_part)
     except InvalidDeclarationError:
         raise
@@ -68,6 +69,18 @@ def _load_file(path: str) -> Any:
     sys.modules[name] = module  # dataclasses and pickling look modules up by name
     loader_spec.loader.exec_module(module)
     return module
+
+
+def _search_working_directory() -> None:
+    """Let ``package.module`` name a package beside ./pyproject.toml that is not installed.
+
+    ``python -m migproof`` finds it already; the ``migproof`` console script does not, and
+    both must read the same ``[tool.migproof] steps``. Appended, so an installed package of
+    the same name wins, as it does for ``python -m``'s interpreter-wide path.
+    """
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
 
 
 def _package_of(file: str) -> tuple[str, str] | None:

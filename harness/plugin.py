@@ -10,8 +10,8 @@ name and renamed, so a worker never sees half a file). A failing item prints wha
 what was expected, and the one command line that replays it.
 
 Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``), ``seed``, ``journal_modes``,
-``rows``, ``checks``, ``crash_mode``, ``race_procs``, ``race_rounds``; each can be overridden by
-the ``--migproof-*`` option of the same name. ``--no-migproof`` turns collection off.
+``rows``, ``checks``, ``crash_mode``, ``race_procs``, ``race_rounds``, ``fixtures``; each but the
+last can be overridden by the ``--migproof-*`` option of the same name. ``--no-migproof`` turns collection off.
 
 Fixtures for hand-written tests: ``migproof_target``, and ``migproof_db_at(version, ...)``,
 which returns the path of a private copy of a seeded, populated database at that version --
@@ -58,6 +58,7 @@ class Settings:
     crash_mode: str | None
     race_procs: int | None
     race_rounds: int | None
+    fixtures_dir: Path | None  # frozen fixtures: [tool.migproof] fixtures, else <root>/fixtures
 
 
 # --- options ---------------------------------------------------------------------------------
@@ -205,7 +206,14 @@ def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) 
         crash_mode=pick("--migproof-crash-mode", "crash_mode", str),
         race_procs=pick("--migproof-race-procs", "race_procs", int),
         race_rounds=pick("--migproof-race-rounds", "race_rounds", int),
+        fixtures_dir=_fixtures_dir(pyproject.parent, table.get("fixtures")),
     )
+
+
+def _fixtures_dir(root: Path, configured: object) -> Path | None:
+    if isinstance(configured, str) and configured:
+        return root / configured
+    return root / "fixtures" if (root / "fixtures").is_dir() else None
 
 
 # --- collection ------------------------------------------------------------------------------
@@ -302,6 +310,7 @@ class _Session:
             seed=settings.seed,
             workdir=_shared_workdir(config),
             journal_modes=settings.journal_modes,
+            fixtures_dir=settings.fixtures_dir,
             **overrides,  # type: ignore[arg-type]
         )
         self.ctx: RunContext = RunContext(self.target, self.config, rows=self.rows, reuse=True)

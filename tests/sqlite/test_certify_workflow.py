@@ -128,7 +128,9 @@ def test_a_bad_shard_is_a_usage_error(project: Path, bad: str) -> None:
     assert exc.value.code == 2
 
 
-def test_a_single_crash_point_named_in_a_failure_replays_alone(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_single_crash_point_named_in_a_failure_replays_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     spec = str(Path(__file__).parents[1] / "migrators" / "crash_stamp_after.py") + ":TARGET"
     base = ["certify", spec, "--only", "crash-recovery", "--journal-modes", "delete", "--rows", "4"]
     assert main([*base, "--case", "crash-recovery[v1->v3,delete]"]) == 1
@@ -137,3 +139,29 @@ def test_a_single_crash_point_named_in_a_failure_replays_alone(capsys: pytest.Ca
     assert single.startswith("crash-recovery[v1->v3,delete,k")
     assert main([*base, "--case", single]) == 1
     assert f"FAIL {single}" in capsys.readouterr().out
+
+
+def test_the_console_script_finds_an_uninstalled_package_beside_pyproject(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("migproof")
+    if not script.exists():
+        pytest.skip("the migproof console script is not installed in this environment")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.migproof]\nsteps = "myapp_uninstalled.steps:STEPS"\n'
+    )
+    pkg = tmp_path / "myapp_uninstalled"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    write_steps(pkg, default="''")
+    done = subprocess.run(
+        [str(script), "status", "state.sqlite", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"head": 3' in done.stdout

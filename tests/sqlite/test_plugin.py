@@ -179,3 +179,21 @@ def test_without_a_migproof_table_nothing_is_collected(pytester: pytest.Pytester
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*certification cases*")
+
+
+def test_frozen_fixtures_beside_pyproject_are_replayed(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "myapp.migrations:STEPS", 'journal_modes = ["delete"]')
+    frozen = subprocess.run(
+        [sys.executable, "-m", "migproof", "freeze", "--rows", "4"],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert frozen.returncode == 0, frozen.stderr
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--migproof-only", "frozen-fixtures,released-steps"
+    )
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*3 certification cases: 3 passed*"])
