@@ -329,6 +329,8 @@ def render_plan(decision: Decision) -> str:
     if not plan.writes:
         lines.append("-- nothing to do")
         return "\n".join(lines) + "\n"
+    lines.append("PRAGMA foreign_keys = OFF;  -- restored after COMMIT")
+    lines.append("PRAGMA synchronous = EXTRA;  -- restored after COMMIT")
     lines.append("BEGIN IMMEDIATE;")
     if plan.create_internal:
         lines.extend(f"{s};" for s in INTERNAL_DDL)
@@ -354,6 +356,10 @@ def render_plan(decision: Decision) -> str:
     if plan.record_cookie:
         if plan.migrates:
             lines.append(f"PRAGMA user_version = {plan.target};")
+        lines.append(
+            "PRAGMA application_id = <0x6D000000 | (schema_version & 0xFFFFFF)>;"
+            "  -- unless the application set its own"
+        )
         lines.append(
             f"INSERT INTO {META_TABLE} (id, schema_cookie, steps, fingerprint) "
             "VALUES (1, <PRAGMA schema_version>, ...) ON CONFLICT (id) DO UPDATE ...;"

@@ -28,6 +28,7 @@ def load_object(spec: str) -> Any:
         if module_part.endswith(".py") or os.sep in module_part or "/" in module_part:
             module = _load_file(module_part)
         else:
+            _search_working_directory()
             module = importlib.import_module(module_part)
     except InvalidDeclarationError:
         raise
@@ -49,14 +50,47 @@ def load_object(spec: str) -> Any:
 def _load_file(path: str) -> Any:
     if not os.path.isfile(path):
         raise InvalidDeclarationError(source=path, reason="no such file")
+    resolved = os.path.realpath(path)
+    package = _package_of(resolved)
+    if package is not None:
+        # A file inside a package is imported by its dotted name, as pytest's rootdir-based
+        # import does, so its relative imports (``from ._common import ...``) work.
+        root, dotted = package
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        return importlib.import_module(dotted)
+    # A loose file is executed afresh on every load: a long-lived process (a test session,
+    # `certify` after an edit) sees the file as it is now.
     name = "_migproof_spec_" + os.path.splitext(os.path.basename(path))[0]
-    loader_spec = importlib.util.spec_from_file_location(name, path)
+    loader_spec = importlib.util.spec_from_file_location(name, resolved)
     if loader_spec is None or loader_spec.loader is None:
         raise InvalidDeclarationError(source=path, reason="cannot load it as a Python module")
     module = importlib.util.module_from_spec(loader_spec)
     sys.modules[name] = module  # dataclasses and pickling look modules up by name
     loader_spec.loader.exec_module(module)
     return module
+
+
+def _search_working_directory() -> None:
+    """Let ``package.module`` name a package beside ./pyproject.toml that is not installed.
+
+    ``python -m migproof`` finds it already; the ``migproof`` console script does not, and
+    both must read the same ``[tool.migproof] steps``. Appended, so an installed package of
+    the same name wins, as it does for ``python -m``'s interpreter-wide path.
+    """
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+
+
+def _package_of(file: str) -> tuple[str, str] | None:
+    """(folder to put on sys.path, dotted module name) when ``file`` sits inside a package."""
+    parts = [os.path.splitext(os.path.basename(file))[0]]
+    folder = os.path.dirname(file)
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        parts.insert(0, os.path.basename(folder))
+        folder = os.path.dirname(folder)
+    return None if len(parts) == 1 else (folder, ".".join(parts))
 
 
 def default_spec(start_dir: str | os.PathLike[str] = ".") -> str:

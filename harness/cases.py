@@ -73,6 +73,7 @@ class RunConfig:
     race_procs: int = 8
     race_rounds: int = 2
     keep_failures: Path | None = None
+    fixtures_dir: Path | None = None  # frozen fixtures and the lock file (``migproof freeze``)
 
 
 class Context(Protocol):
@@ -136,3 +137,12 @@ class Shard:
 
     def select(self, cases: Sequence[Case]) -> list[Case]:
         return [c for c in cases if self.owns(c)]
+
+
+def touches_since(case: Case, version: int) -> bool:
+    """Whether a case exercises a step newer than ``version`` -- what ``--since`` keeps.
+
+    A case that ends above ``version`` (every upgrade to head, every crash point and race from
+    any start) walks the new steps; a step-by-step pair below it does not.
+    """
+    return case.to_version is None or case.to_version > version

@@ -22,18 +22,19 @@ import sqlite3
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from migproof import __version__
 
-from .cases import Case, CheckResult, RunConfig, Status
-from .context import DEFAULT_ROWS, ReferenceError_, RunContext
+from .cases import Case, CheckResult, RunConfig, Shard, Status, touches_since
+from .context import DEFAULT_ROWS, ReferenceError_, RunContext, safe_name
 from .spec import UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from .cases import Check, Context
     from .target import Target
 
@@ -43,6 +44,15 @@ class Selection:
     checks: tuple[Check, ...]
     case_id: str | None = None
     expect: str | None = None
+    since: int | None = None  # keep only cases that exercise a step newer than this version
+    shard: Shard | None = None
+
+    def keeps(self, case: Case) -> bool:
+        if self.case_id is not None and case.id != self.case_id:
+            return False
+        if self.since is not None and not touches_since(case, self.since):
+            return False
+        return self.shard is None or self.shard.owns(case)
 
 
 @dataclass(slots=True)
@@ -52,6 +62,7 @@ class Report:
     fingerprint: str
     results: list[CheckResult] = field(default_factory=list)
     expect_mismatch: str | None = None
+    selection: Selection | None = None
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -71,6 +82,10 @@ class Report:
             "sqlite_version": sqlite3.sqlite_version,
             "python_version": platform.python_version(),
             "journal_modes": list(self.config.journal_modes),
+            "since": self.selection.since if self.selection else None,
+            "shard": f"{self.selection.shard.index}/{self.selection.shard.count}"
+            if self.selection and self.selection.shard
+            else None,
             "checks": _entries(self.results),
         }
 
@@ -123,8 +138,12 @@ def fingerprint(ctx: Context) -> str:
 def reproduce_line(config: RunConfig, case: Case, fp: str, *, rows: int = DEFAULT_ROWS) -> str:
     defaults = RunConfig(spec="", seed=0, workdir=Path())
     parts = [
-        "migproof certify", _quote(config.spec), f"--seed {config.seed}",
-        f"--only {case.check}", f"--case {_quote_always(case.id)}", f"--expect {fp}",
+        "migproof certify",
+        _quote(config.spec),
+        f"--seed {config.seed}",
+        f"--only {case.check}",
+        f"--case {_quote_always(case.id)}",
+        f"--expect {fp}",
     ]
     if rows != DEFAULT_ROWS:
         parts.append(f"--rows {rows}")
@@ -146,7 +165,9 @@ def _quote_always(text: str) -> str:
     return f"'{text}'" if "'" not in text else shlex.quote(text)
 
 
-def enumerate_cases(ctx: Context, checks: Sequence[Check]) -> list[tuple[Check, Case | None, CheckResult | None]]:
+def enumerate_cases(
+    ctx: Context, checks: Sequence[Check]
+) -> list[tuple[Check, Case | None, CheckResult | None]]:
     """Each check's cases; a check whose enumeration fails yields one failed result instead."""
     out: list[tuple[Check, Case | None, CheckResult | None]] = []
     for check in checks:
@@ -170,17 +191,19 @@ def run(
 ) -> Report:
     ctx = RunContext(target, config, rows=rows)
     fp = fingerprint(ctx)
-    report = Report(target, config, fp)
+    report = Report(target, config, fp, selection=selection)
     if selection.expect is not None and selection.expect != fp:
         report.expect_mismatch = (
-            f"fingerprint mismatch: the line was recorded with {selection.expect}, this run is {fp}. "
+            f"fingerprint mismatch: the line was recorded with {selection.expect}, "
+            f"this run is {fp}. "
             "The target's steps (or migproof) changed since; this replay does not necessarily "
             "exercise the recorded failure."
         )
         print(f"migproof: warning: {report.expect_mismatch}", file=out)
     planned = enumerate_cases(ctx, selection.checks)
-    if selection.case_id is not None:
-        planned = [p for p in planned if p[1] is not None and p[1].id == selection.case_id]
+    planned = [p for p in planned if p[1] is None or selection.keeps(p[1])]
+    if selection.case_id is not None and not planned:
+        planned = _unlisted_case(selection)
         if not planned:
             raise UsageError(_no_such_case(ctx, selection))
     print(
@@ -192,11 +215,16 @@ def run(
     for i, (check, case, early) in enumerate(planned, 1):
         result = early if early is not None else _run_one(ctx, check, case, fp, rows)
         if early is not None:
-            result = dataclasses.replace(result, reproduce=reproduce_line(config, result.case, fp, rows=rows))
+            result = dataclasses.replace(
+                result, reproduce=reproduce_line(config, result.case, fp, rows=rows)
+            )
         report.results.append(result)
         _progress(out, i, len(planned), width, result)
         if result.status is Status.FAIL and config.keep_failures is not None:
             _keep(ctx, result, config.keep_failures)
+        # A passing case's copies are litter; a failing one's are evidence (--keep-failures,
+        # --workdir).
+        ctx.end_case(keep=result.status is Status.FAIL)
         if on_result is not None:
             on_result(result)
     print_summary(report, out)
@@ -211,9 +239,11 @@ def _run_one(ctx: RunContext, check: Check, case: Case | None, fp: str, rows: in
         result = check.run(ctx, case)
     except ReferenceError_ as err:
         result = CheckResult(case, Status.FAIL, str(err))
-    except Exception as err:  # noqa: BLE001 - a crashing check is reported, and the run goes on
+    except Exception as err:
         tb = traceback.format_exception(err)[-3:]
-        result = CheckResult(case, Status.FAIL, f"the check itself raised {type(err).__name__}: {err}\n{''.join(tb)}")
+        result = CheckResult(
+            case, Status.FAIL, f"the check itself raised {type(err).__name__}: {err}\n{''.join(tb)}"
+        )
     return dataclasses.replace(
         result,
         reproduce=result.reproduce or reproduce_line(ctx.config, case, fp, rows=rows),
@@ -245,7 +275,11 @@ def print_summary(report: Report, out: TextIO) -> None:
     if report.expect_mismatch:
         print(f"\nNOTE: {report.expect_mismatch}", file=out)
     verdict = "PASS" if report.verdict == "pass" else "FAIL"
-    print(f"\n{verdict}: {report.target.name} -- {len(report.failed)} of {len(report.results)} cases failed", file=out)
+    print(
+        f"\n{verdict}: {report.target.name} -- "
+        f"{len(report.failed)} of {len(report.results)} cases failed",
+        file=out,
+    )
 
 
 def _indent(text: str) -> str:
@@ -253,13 +287,28 @@ def _indent(text: str) -> str:
 
 
 def _keep(ctx: RunContext, result: CheckResult, dest: Path) -> None:
-    from .context import _safe
-
-    folder = dest / _safe(result.case.id)
+    folder = dest / safe_name(result.case.id)
     folder.mkdir(parents=True, exist_ok=True)
     for src in ctx.case_scratch():
         shutil.copytree(src, folder / src.name, dirs_exist_ok=True)
-    (folder / "README.txt").write_text(f"{result.case.id}\n\n{result.detail}\n\nreproduce: {result.reproduce}\n")
+    (folder / "README.txt").write_text(
+        f"{result.case.id}\n\n{result.detail}\n\nreproduce: {result.reproduce}\n"
+    )
+
+
+def _unlisted_case(selection: Selection) -> list[tuple[Check, Case | None, CheckResult | None]]:
+    """A case id no check enumerates, but one a check can rebuild from its id.
+
+    A failing crash-point group names its single failing point (``...,k7]``) so that it
+    replays alone; checks that can narrow a case that way offer ``case_for(id)``.
+    """
+    assert selection.case_id is not None
+    for check in selection.checks:
+        case_for = getattr(check, "case_for", None)
+        case = case_for(selection.case_id) if callable(case_for) else None
+        if isinstance(case, Case):
+            return [(check, case, None)]
+    return []
 
 
 def _no_such_case(ctx: Context, selection: Selection) -> str:
@@ -270,3 +319,10 @@ def _no_such_case(ctx: Context, selection: Selection) -> str:
 
 def write_certificate(report: Report, path: Path) -> None:
     path.write_text(json.dumps(report.certificate(), indent=2) + "\n")
+
+
+def run_case(
+    ctx: RunContext, check: Check, case: Case, fp: str, *, rows: int = DEFAULT_ROWS
+) -> CheckResult:
+    """Run one case as ``certify`` does (timing, reproduction line); the pytest plugin's entry."""
+    return _run_one(ctx, check, case, fp, rows)

@@ -1,4 +1,4 @@
-"""The harness's subcommands (``certify``); each imports its library lazily.
+"""The harness's subcommands (``certify``, ``freeze``); each imports its library lazily.
 
 ``migproof migrate`` must stay fast, so nothing here imports Hypothesis or the checks until
 ``certify`` actually runs.
@@ -10,7 +10,10 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .cases import Shard
 
 JOURNAL_MODES = ("delete", "wal")
 CRASH_MODES = ("snapshot", "kill")
@@ -30,23 +33,112 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     p.add_argument("spec", nargs="?", metavar="SPEC", help="steps or target to certify")
-    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed for every random choice (default 0)")
+    p.add_argument(
+        "--seed", type=_nonneg_int, default=0, help="seed for every random choice (default 0)"
+    )
     p.add_argument("--json", type=Path, metavar="FILE", help="write the certificate (JSON) to FILE")
     p.add_argument("--only", type=_names, metavar="CHECK[,CHECK]", help="run only these checks")
-    p.add_argument("--case", metavar="ID", help="run only the case with this id (from a reproduction line)")
+    p.add_argument(
+        "--case", metavar="ID", help="run only the case with this id (from a reproduction line)"
+    )
     p.add_argument("--expect", metavar="FP", help="fingerprint recorded with a reproduction line")
     p.add_argument(
-        "--journal-modes", type=_modes, default=JOURNAL_MODES, metavar="MODES",
+        "--journal-modes",
+        type=_modes,
+        default=JOURNAL_MODES,
+        metavar="MODES",
         help="journal modes to prepare files in (default delete,wal)",
     )
-    p.add_argument("--crash-mode", choices=CRASH_MODES, default="snapshot", help="how crash-recovery crashes (default snapshot)")
-    p.add_argument("--race-procs", type=_pos_int, default=8, metavar="N", help="processes per race round (default 8)")
-    p.add_argument("--race-rounds", type=_pos_int, default=2, metavar="N", help="race rounds per version pair (default 2)")
-    p.add_argument("--rows", type=_pos_int, default=24, metavar="N", help="max rows per table in fixtures (default 24)")
-    p.add_argument("--keep-failures", type=Path, metavar="DIR", help="copy each failing case's files into DIR")
-    p.add_argument("--workdir", type=Path, metavar="DIR", help="work in DIR and keep it (default: a temporary directory)")
+    p.add_argument(
+        "--crash-mode",
+        choices=CRASH_MODES,
+        default="snapshot",
+        help="how crash-recovery crashes (default snapshot)",
+    )
+    p.add_argument(
+        "--race-procs",
+        type=_pos_int,
+        default=8,
+        metavar="N",
+        help="processes per race round (default 8)",
+    )
+    p.add_argument(
+        "--race-rounds",
+        type=_pos_int,
+        default=2,
+        metavar="N",
+        help="race rounds per version pair (default 2)",
+    )
+    p.add_argument(
+        "--rows",
+        type=_pos_int,
+        default=24,
+        metavar="N",
+        help="max rows per table in fixtures (default 24)",
+    )
+    p.add_argument(
+        "--keep-failures", type=Path, metavar="DIR", help="copy each failing case's files into DIR"
+    )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="work in DIR and keep it (default: a temporary directory)",
+    )
     p.add_argument("--list", action="store_true", help="list the case ids and exit")
+    p.add_argument(
+        "--since",
+        type=_nonneg_int,
+        metavar="V",
+        help="only cases that exercise a step newer than V (certify a new step before merging)",
+    )
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="run only shard I of N (deterministic by case id), for a CI matrix",
+    )
+    p.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="FILE",
+        help="write a Markdown summary (for a CI job summary) to FILE",
+    )
+    p.add_argument(
+        "--fixtures",
+        type=Path,
+        metavar="DIR",
+        help="frozen fixtures and lock file (default: [tool.migproof] fixtures, else ./fixtures)",
+    )
     p.set_defaults(handler=certify_command)
+
+    f = sub.add_parser(
+        "freeze",
+        help="record the released versions: a seeded fixture dump per version and the lock file",
+        description=(
+            "Record every version up to head that is not recorded yet, as released: a SQL dump "
+            "of a seeded, populated database at that version in DIR/<target>/v<N>.sql, and the "
+            "step's checksum chained into DIR/<target>/migproof.lock. Nothing already recorded "
+            "is rewritten; a released step whose content changed is refused (exit 1). "
+            "`certify` then replays every dump and checks the lock file."
+        ),
+    )
+    f.add_argument(
+        "spec", nargs="?", metavar="SPEC", help="steps or target (default: [tool.migproof] steps)"
+    )
+    f.add_argument(
+        "--seed", type=_nonneg_int, default=0, help="seed for the fixtures' rows (default 0)"
+    )
+    f.add_argument(
+        "--rows", type=_pos_int, default=24, metavar="N", help="max rows per table (default 24)"
+    )
+    f.add_argument(
+        "--fixtures",
+        type=Path,
+        metavar="DIR",
+        help="where to record (default: [tool.migproof] fixtures, else ./fixtures)",
+    )
+    f.set_defaults(handler=freeze_command)
 
 
 def certify_command(args: argparse.Namespace) -> int:
@@ -72,25 +164,96 @@ def certify_command(args: argparse.Namespace) -> int:
             race_procs=args.race_procs,
             race_rounds=args.race_rounds,
             keep_failures=args.keep_failures,
+            fixtures_dir=args.fixtures or default_fixtures(),
         )
+        selection = Selection(checks, args.case, args.expect, since=args.since, shard=args.shard)
         if args.list:
             from .certify import enumerate_cases
             from .context import RunContext
 
             ctx = RunContext(target, config, rows=args.rows)
             for _check, case, early in enumerate_cases(ctx, checks):
-                print(case.id if case is not None else f"{early.case.id if early else '?'} (cannot enumerate)")
+                if case is not None and not selection.keeps(case):
+                    continue
+                print(
+                    case.id
+                    if case is not None
+                    else f"{early.case.id if early else '?'} (cannot enumerate)"
+                )
             return 0
-        report = run(target, config, Selection(checks, args.case, args.expect), rows=args.rows, out=sys.stdout)
+        report = run(target, config, selection, rows=args.rows, out=sys.stdout)
         if args.json is not None:
             write_certificate(report, args.json)
             print(f"certificate written to {args.json}")
+        if args.markdown is not None:
+            from .markdown import render_certificate
+
+            args.markdown.write_text(render_certificate(report.certificate()), encoding="utf-8")
+            print(f"summary written to {args.markdown}")
         return 0 if report.verdict == "pass" else 1
     finally:
         if temporary:
             import shutil
 
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def freeze_command(args: argparse.Namespace) -> int:
+    from .cases import RunConfig
+    from .context import RunContext
+    from .frozen import FrozenSet, freeze
+    from .spec import default_spec, load_target
+
+    spec = args.spec or default_spec()
+    target = load_target(spec)
+    fixtures = args.fixtures or default_fixtures() or Path("fixtures")
+    with tempfile.TemporaryDirectory(prefix="migproof-freeze-") as tmp:
+        config = RunConfig(
+            spec=spec,
+            seed=args.seed,
+            workdir=Path(tmp),
+            journal_modes=("delete",),
+            fixtures_dir=fixtures,
+        )
+        result = freeze(RunContext(target, config, rows=args.rows), fixtures)
+    folder = FrozenSet.of(fixtures, target).folder
+    if not result.dumped and not result.locked:
+        print(
+            f"{target.name}: every version up to v{target.head} is already frozen in {folder}; nothing to do."
+        )
+        return 0
+    dumped = ", ".join(f"v{v}" for v in result.dumped) or "none"
+    locked = ", ".join(f"v{v}" for v in result.locked) or "none"
+    print(
+        f"{target.name}: froze fixtures {dumped} and locked steps {locked} in {folder}. Commit that folder."
+    )
+    return 0
+
+
+def default_fixtures(start: Path = Path()) -> Path | None:
+    """``[tool.migproof] fixtures`` (relative to pyproject.toml), else ./fixtures if it exists."""
+    import tomllib
+
+    pyproject = start / "pyproject.toml"
+    try:
+        table = (
+            tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("migproof", {})
+        )
+    except (OSError, tomllib.TOMLDecodeError):
+        table = {}
+    configured = table.get("fixtures")
+    if isinstance(configured, str) and configured:
+        return start / configured
+    return start / "fixtures" if (start / "fixtures").is_dir() else None
+
+
+def _shard(text: str) -> Shard:
+    from .cases import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _nonneg_int(text: str) -> int:
@@ -121,5 +284,7 @@ def _modes(text: str) -> tuple[str, ...]:
     modes = tuple(m.strip().lower() for m in text.split(",") if m.strip())
     bad = [m for m in modes if m not in JOURNAL_MODES]
     if not modes or bad:
-        raise argparse.ArgumentTypeError(f"journal modes are {', '.join(JOURNAL_MODES)} (comma-separated), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"journal modes are {', '.join(JOURNAL_MODES)} (comma-separated), got {text!r}"
+        )
     return tuple(dict.fromkeys(modes))

@@ -56,7 +56,7 @@ def run_migrate(target: Target, path: Path, to_version: int | None = None) -> Ou
     """Call the target, turning whatever it raises into an ``Outcome`` (a refusal or a bug)."""
     try:
         target.migrate(str(path), to_version)
-    except (Exception, SystemExit) as err:  # noqa: BLE001 - any exception is the target's answer
+    except (Exception, SystemExit) as err:
         return Outcome(path, err)
     return Outcome(path)
 
@@ -104,7 +104,8 @@ class RunContext:
     def scratch(self, label: str) -> Path:
         with self._lock:
             self._scratch_count += 1
-            path = self.scratch_root / f"{_safe(label)}-{self._scratch_count}"
+            # The pid keeps processes that share a workdir (pytest-xdist) out of each other's way.
+            path = self.scratch_root / f"{safe_name(label)}-{os.getpid()}-{self._scratch_count}"
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
         self._case_scratch.append(path)
@@ -128,7 +129,9 @@ class RunContext:
 
     def fixture_db(self, version: int, journal_mode: str) -> Path:
         self._check(version, journal_mode)
-        path = self.cache / f"fixture-s{self._config.seed}-r{self.rows}-{journal_mode}-v{version}.db"
+        path = (
+            self.cache / f"fixture-s{self._config.seed}-r{self.rows}-{journal_mode}-v{version}.db"
+        )
         with self._lock:
             if not path.exists():
                 ref = self.reference_db(version, journal_mode)
@@ -161,7 +164,9 @@ class RunContext:
                     max_rows=self.rows,
                     edge_values=self.edge_values,
                 )
-                found = seeded.draw(strategy, seeded.derive_seed(self._config.seed, "fixture", version))
+                found = seeded.draw(
+                    strategy, seeded.derive_seed(self._config.seed, "fixture", version)
+                )
                 self._populations[version] = found
         return found
 
@@ -172,7 +177,10 @@ class RunContext:
             found = self._upgraded.get(key)
             if found is None:
                 fixture = self.fixture_db(version, journal_mode)
-                path = self.cache / f"upgraded-s{self._config.seed}-r{self.rows}-{journal_mode}-v{version}.db"
+                # Per process: workers sharing a workdir (the pytest plugin) never migrate one
+                # file at the same time.
+                name = f"upgraded-s{self._config.seed}-r{self.rows}-{journal_mode}-v{version}"
+                path = self.cache / f"{name}.{os.getpid()}.db"
                 dbfiles.copy(fixture, path)
                 found = run_migrate(self._target, path)
                 if found.ok:
@@ -184,6 +192,12 @@ class RunContext:
         del case
         self._case_scratch = []
 
+    def end_case(self, *, keep: bool) -> None:
+        """Remove the case's scratch directories unless it failed (they are the evidence)."""
+        if not keep:
+            for path in self._case_scratch:
+                shutil.rmtree(path, ignore_errors=True)
+
     def case_scratch(self) -> list[Path]:
         """The scratch directories made since ``begin_case`` (kept with ``--keep-failures``)."""
         return list(self._case_scratch)
@@ -192,13 +206,15 @@ class RunContext:
         if not 0 <= version <= self._target.head:
             raise ValueError(f"version {version} is outside 0..{self._target.head}")
         if journal_mode not in dbfiles.JOURNAL_MODES:
-            raise ValueError(f"unknown journal mode {journal_mode!r}; expected one of {dbfiles.JOURNAL_MODES}")
+            raise ValueError(
+                f"unknown journal mode {journal_mode!r}; expected one of {dbfiles.JOURNAL_MODES}"
+            )
 
     def _tmp(self, path: Path) -> Path:
         return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
-class ReferenceError_(Exception):  # noqa: N801 - ReferenceError is a builtin
+class ReferenceError_(Exception):
     """The target failed to build a clean database from empty: nothing else can be certified."""
 
     def __init__(self, target: str, version: int, journal_mode: str, cause: BaseException) -> None:
@@ -219,5 +235,5 @@ def _publish(tmp: Path, path: Path) -> None:
             side.unlink()
 
 
-def _safe(label: str) -> str:
+def safe_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_")[:80] or "scratch"

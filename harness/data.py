@@ -13,15 +13,17 @@ the clean states exactly).
 
 from __future__ import annotations
 
-import sqlite3
 import struct
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from . import dbfiles
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Iterable, Mapping
+    from pathlib import Path
 
 Cell = tuple[str, object]  # (storage class, comparable value)
 Key = tuple[Cell, ...]
@@ -113,7 +115,9 @@ def snapshot(path: Path, *, exclude: Iterable[str] = ()) -> DataSnapshot:
 
 def _read_table(conn: sqlite3.Connection, name: str) -> TableData:
     q = _quote(name)
-    info = conn.execute(f"SELECT name, pk, hidden FROM pragma_table_xinfo({_lit(name)}) ORDER BY cid").fetchall()
+    info = conn.execute(
+        f"SELECT name, pk, hidden FROM pragma_table_xinfo({_lit(name)}) ORDER BY cid"
+    ).fetchall()
     # Generated columns are data too (they are read back), hidden virtual-table columns are not.
     columns = tuple(str(n).lower() for n, _pk, hidden in info if hidden != 1)
     pk = tuple(str(n).lower() for n, p, _h in sorted((r for r in info if r[1]), key=lambda r: r[1]))
@@ -163,10 +167,16 @@ class DataDifference:
     actual: str = ""
 
     def __str__(self) -> str:
-        where = self.table + (f" [{self.key}]" if self.key else "") + (f".{self.column}" if self.column else "")
+        where = (
+            self.table
+            + (f" [{self.key}]" if self.key else "")
+            + (f".{self.column}" if self.column else "")
+        )
         if self.change is DataChange.VALUE:
             return f"{where}: value changed: expected {self.expected}, found {self.actual}"
-        return f"{where}: {self.change.value}" + (f" ({self.expected or self.actual})" if self.expected or self.actual else "")
+        return f"{where}: {self.change.value}" + (
+            f" ({self.expected or self.actual})" if self.expected or self.actual else ""
+        )
 
 
 def compare(
@@ -190,11 +200,15 @@ def compare(
         e, a = expected.tables.get(name), actual.tables.get(name)
         if a is None:
             assert e is not None
-            out.append(DataDifference(name, DataChange.MISSING_TABLE, expected=f"{len(e.rows)} rows"))
+            out.append(
+                DataDifference(name, DataChange.MISSING_TABLE, expected=f"{len(e.rows)} rows")
+            )
             continue
         if e is None:
             if not subset:
-                out.append(DataDifference(name, DataChange.EXTRA_TABLE, actual=f"{len(a.rows)} rows"))
+                out.append(
+                    DataDifference(name, DataChange.EXTRA_TABLE, actual=f"{len(a.rows)} rows")
+                )
             continue
         out.extend(_compare_table(e, a, subset=subset, skip=skip))
         if len(out) >= limit:
@@ -202,13 +216,19 @@ def compare(
     return tuple(out[:limit])
 
 
-def _compare_table(e: TableData, a: TableData, *, subset: bool, skip: set[str]) -> list[DataDifference]:
+def _compare_table(
+    e: TableData, a: TableData, *, subset: bool, skip: set[str]
+) -> list[DataDifference]:
     out: list[DataDifference] = []
     missing_cols = [c for c in e.columns if c not in a.columns]
     for c in missing_cols:
         out.append(DataDifference(e.name, DataChange.MISSING_COLUMN, column=c))
     if not subset:
-        out.extend(DataDifference(e.name, DataChange.EXTRA_COLUMN, column=c) for c in a.columns if c not in e.columns)
+        out.extend(
+            DataDifference(e.name, DataChange.EXTRA_COLUMN, column=c)
+            for c in a.columns
+            if c not in e.columns
+        )
     compared = [c for c in e.columns if c in a.columns and f"{e.name}.{c}" not in skip]
     a_index = [a.columns.index(c) for c in compared]
     e_index = [e.columns.index(c) for c in compared]
@@ -221,7 +241,16 @@ def _compare_table(e: TableData, a: TableData, *, subset: bool, skip: set[str]) 
             continue
         for col, ei, ai in zip(compared, e_index, a_index, strict=True):
             if erow[ei] != arow[ai]:
-                out.append(DataDifference(e.name, DataChange.VALUE, e.describe_key(key), col, show(erow[ei]), show(arow[ai])))
+                out.append(
+                    DataDifference(
+                        e.name,
+                        DataChange.VALUE,
+                        e.describe_key(key),
+                        col,
+                        show(erow[ei]),
+                        show(arow[ai]),
+                    )
+                )
     if not subset:
         for key in a_rows.keys() - e.rows.keys():
             out.append(DataDifference(e.name, DataChange.EXTRA_ROW, e.describe_key(key)))

@@ -12,10 +12,12 @@ import contextlib
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 JOURNAL_MODES: Final = ("delete", "wal")
 SIDECARS: Final = ("-wal", "-journal")  # what a copy carries besides the main file
@@ -102,11 +104,19 @@ class FileImage:
 
     @classmethod
     def of(cls, path: Path) -> FileImage:
-        return cls(_read(path), _read(Path(str(path) + "-wal")) or b"", _read(Path(str(path) + "-journal")) or b"")
+        return cls(
+            _read(path),
+            _read(Path(str(path) + "-wal")) or b"",
+            _read(Path(str(path) + "-journal")) or b"",
+        )
 
     def differences(self, other: FileImage) -> list[str]:
         out: list[str] = []
-        for label, a, b in (("database file", self.main, other.main), ("-wal", self.wal, other.wal), ("-journal", self.journal, other.journal)):
+        for label, a, b in (
+            ("database file", self.main, other.main),
+            ("-wal", self.wal, other.wal),
+            ("-journal", self.journal, other.journal),
+        ):
             if a != b:
                 out.append(f"{label} changed ({_describe_change(a, b)})")
         return out

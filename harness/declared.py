@@ -17,11 +17,12 @@ target MAY also offer:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .target import Target
 
 
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 class DeclaredChanges:
     """What one step changes on purpose, so the oracle checks the user's intent instead."""
 
-    rebuilds: frozenset[str] = frozenset()  # tables the step rebuilds (must keep rows, columns, indexes, triggers)
+    rebuilds: frozenset[str] = (
+        frozenset()
+    )  # tables the step rebuilds (must keep rows, columns, indexes, triggers)
     transforms: frozenset[str] = frozenset()  # "table.column" whose values the step changes
     postconditions: tuple[str, ...] = ()  # SELECTs that must return no rows after the step
 
@@ -37,7 +40,8 @@ class DeclaredChanges:
         return DeclaredChanges(
             self.rebuilds | other.rebuilds,
             self.transforms | other.transforms,
-            self.postconditions + tuple(p for p in other.postconditions if p not in self.postconditions),
+            self.postconditions
+            + tuple(p for p in other.postconditions if p not in self.postconditions),
         )
 
 

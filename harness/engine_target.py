@@ -10,12 +10,14 @@ so the engine keeps the mode of the file the harness prepared.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migproof.engine.errors import MigproofError
 
 from .declared import DeclaredChanges
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
 
 
 def _engine() -> Any:

@@ -1,7 +1,420 @@
 """migproof's pytest plugin (registered through the ``pytest11`` entry point).
 
-Kept light at import: pytest loads it in every session of an environment where migproof is
-installed, so it imports nothing heavy until a migproof option or fixture is used.
+A project whose ``pyproject.toml`` has a ``[tool.migproof]`` table naming its steps (or a
+target) gets certified by plain ``pytest``: the plugin collects that ``pyproject.toml`` as a
+test file whose items are the certification cases -- one per check x version pair (x journal
+mode, x crash-point group or race round where those apply) -- with the same ids ``migproof
+certify`` prints. ``pytest -n auto`` spreads them over pytest-xdist workers, which share the
+reference and fixture databases through one cache folder (files are built under a temporary
+name and renamed, so a worker never sees half a file). A failing item prints what was found,
+what was expected, and the one command line that replays it.
+
+Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``), ``seed``, ``journal_modes``,
+``rows``, ``checks``, ``crash_mode``, ``race_procs``, ``race_rounds``, ``fixtures``; each but the
+last can be overridden by the ``--migproof-*`` option of the same name. ``--no-migproof`` turns collection off.
+
+Fixtures for hand-written tests: ``migproof_target``, and ``migproof_db_at(version, ...)``,
+which returns the path of a private copy of a seeded, populated database at that version --
+the way Room's ``createDatabase(name, version)`` is used to assert what a data step did.
+
+Import stays light: pytest loads this module in every session of an environment where
+migproof is installed, so nothing beyond pytest and the stdlib is imported until a migproof
+item or fixture is used.
 """
 
 from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import pytest
+
+if TYPE_CHECKING:
+    from .cases import Case, Check, CheckResult
+    from .context import RunContext
+    from .target import Target
+
+_DEFAULT_SEED: Final = 0
+_MODES: Final = ("delete", "wal")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """``[tool.migproof]`` merged with the ``--migproof-*`` options."""
+
+    spec: str
+    root: Path  # the folder of the pyproject.toml; relative file SPECs resolve against it
+    seed: int
+    journal_modes: tuple[str, ...]
+    rows: int | None
+    checks: tuple[str, ...] | None
+    since: int | None
+    crash_mode: str | None
+    race_procs: int | None
+    race_rounds: int | None
+    fixtures_dir: Path | None  # frozen fixtures: [tool.migproof] fixtures, else <root>/fixtures
+
+
+# --- options ---------------------------------------------------------------------------------
+
+
+def _int_option(name: str, *, minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise pytest.UsageError(f"{name} takes a whole number, got {text!r}") from None
+        if value < minimum:
+            raise pytest.UsageError(f"{name} takes a number >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _modes_option(text: str) -> tuple[str, ...]:
+    modes = tuple(m.strip().lower() for m in text.split(",") if m.strip())
+    bad = [m for m in modes if m not in _MODES]
+    if not modes or bad:
+        raise pytest.UsageError(
+            f"--migproof-journal-modes takes a list of {'/'.join(_MODES)}, got {text!r}"
+        )
+    return modes
+
+
+def _names_option(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("migproof", "migproof: certify SQLite migrations")
+    group.addoption(
+        "--no-migproof", action="store_true", help="do not collect migproof certification items"
+    )
+    group.addoption(
+        "--migproof-spec",
+        metavar="SPEC",
+        help="package.module:ATTR or path/file.py:ATTR naming steps or a target",
+    )
+    group.addoption(
+        "--migproof-seed",
+        metavar="N",
+        type=_int_option("--migproof-seed", minimum=0),
+        help="the seed every fixture is drawn from (default: [tool.migproof] seed, else 0)",
+    )
+    group.addoption(
+        "--migproof-journal-modes",
+        metavar="MODES",
+        type=_modes_option,
+        help="delete,wal (default: both)",
+    )
+    group.addoption(
+        "--migproof-only",
+        metavar="CHECKS",
+        type=_names_option,
+        help="run only these checks (comma-separated)",
+    )
+    group.addoption(
+        "--migproof-since",
+        metavar="V",
+        type=_int_option("--migproof-since", minimum=0),
+        help="only what steps after version V touch (certifying a new step)",
+    )
+    group.addoption(
+        "--migproof-rows",
+        metavar="N",
+        type=_int_option("--migproof-rows", minimum=0),
+        help="rows per table in generated fixtures",
+    )
+    group.addoption(
+        "--migproof-crash-mode", choices=("snapshot", "kill"), help="how crash images are made"
+    )
+    group.addoption(
+        "--migproof-race-procs",
+        metavar="N",
+        type=_int_option("--migproof-race-procs", minimum=2),
+        help="processes per race",
+    )
+    group.addoption(
+        "--migproof-race-rounds",
+        metavar="N",
+        type=_int_option("--migproof-race-rounds", minimum=1),
+        help="rounds per race case",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "migproof: a certification case generated by migproof from [tool.migproof]"
+    )
+    if os.environ.get("CI"):
+        # Hypothesis ships a derandomized "ci" profile; a user's own property tests over our
+        # strategies then replay identically from run to run in CI. Our fixtures are seeded
+        # either way.
+        from hypothesis import settings
+
+        settings.load_profile("ci")
+
+
+def _read_table(pyproject: Path) -> dict[str, Any] | None:
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    table = data.get("tool", {}).get("migproof")
+    return (
+        table if isinstance(table, dict) and (table.get("steps") or table.get("target")) else None
+    )
+
+
+def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) -> Settings:
+    def pick(option: str, key: str, parse: Callable[[Any], Any]) -> Any:
+        given = config.getoption(option)
+        if given is not None:
+            return given
+        if key in table:
+            try:
+                return parse(table[key])
+            except (TypeError, ValueError, pytest.UsageError) as err:
+                raise pytest.UsageError(f"[tool.migproof] {key} in {pyproject}: {err}") from None
+        return None
+
+    modes = pick(
+        "--migproof-journal-modes",
+        "journal_modes",
+        lambda v: _modes_option(",".join(v) if isinstance(v, list) else str(v)),
+    )
+    checks = pick(
+        "--migproof-only",
+        "checks",
+        lambda v: _names_option(",".join(v) if isinstance(v, list) else str(v)),
+    )
+    seed = pick("--migproof-seed", "seed", int)
+    return Settings(
+        spec=config.getoption("--migproof-spec") or str(table.get("target") or table.get("steps")),
+        root=pyproject.parent,
+        seed=_DEFAULT_SEED if seed is None else seed,
+        journal_modes=modes or _MODES,
+        rows=pick("--migproof-rows", "rows", int),
+        checks=checks or None,
+        since=config.getoption("--migproof-since"),
+        crash_mode=pick("--migproof-crash-mode", "crash_mode", str),
+        race_procs=pick("--migproof-race-procs", "race_procs", int),
+        race_rounds=pick("--migproof-race-rounds", "race_rounds", int),
+        fixtures_dir=_fixtures_dir(pyproject.parent, table.get("fixtures")),
+    )
+
+
+def _fixtures_dir(root: Path, configured: object) -> Path | None:
+    if isinstance(configured, str) and configured:
+        return root / configured
+    return root / "fixtures" if (root / "fixtures").is_dir() else None
+
+
+# --- collection ------------------------------------------------------------------------------
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.name != "pyproject.toml" or parent.config.getoption("--no-migproof"):
+        return None
+    table = _read_table(file_path)
+    if table is None:
+        return None
+    return MigproofFile.from_parent(parent, path=file_path, table=table)
+
+
+class MigproofFile(pytest.File):
+    """A pyproject.toml with a ``[tool.migproof]`` table: its items are certification cases."""
+
+    def __init__(self, *, table: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings_for(self.config, self.path, table)
+
+    def collect(self) -> Iterator[pytest.Item]:
+        session = _session(self.config, self.settings)
+        for check, case in session.planned:
+            item = MigproofItem.from_parent(self, name=case.id, check=check, case=case)
+            item.add_marker(pytest.mark.migproof)
+            yield item
+
+
+class MigproofItem(pytest.Item):
+    def __init__(self, *, check: Check, case: Case, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+        self.case = case
+
+    def runtest(self) -> None:
+        from .cases import Status
+
+        assert isinstance(self.parent, MigproofFile)
+        session = _session(self.config, self.parent.settings)
+        result = session.run(self.check, self.case)
+        self.user_properties.append(("migproof_reproduce", result.reproduce))
+        if result.status is Status.SKIP:
+            pytest.skip(result.detail or "skipped")
+        if result.status is Status.FAIL:
+            raise CaseFailed(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, CaseFailed):
+            r = excinfo.value.result
+            return f"{r.case.id} failed:\n{r.detail}\n\nreproduce: {r.reproduce}"
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"migproof {self.case.id}"
+
+
+class CaseFailed(Exception):
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.case.id)
+        self.result = result
+
+
+class _Session:
+    """One process's view of a certification run: the target, its context and its cases."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        from . import certify
+        from .cases import RunConfig, touches_since
+        from .checks import select
+        from .context import DEFAULT_ROWS, RunContext
+        from .spec import load_target
+
+        spec = settings.spec
+        file_part, sep, attr = spec.rpartition(":")
+        if sep and (file_part.endswith(".py") or "/" in file_part) and not os.path.isabs(file_part):
+            spec = f"{settings.root / file_part}:{attr}"
+        if str(settings.root) not in sys.path:
+            # A module SPEC names the user's own package, which lives beside pyproject.toml.
+            sys.path.insert(0, str(settings.root))
+        self.target: Target = load_target(spec)
+        self.rows = settings.rows if settings.rows is not None else DEFAULT_ROWS
+        overrides = {
+            k: v
+            for k, v in (
+                ("crash_mode", settings.crash_mode),
+                ("race_procs", settings.race_procs),
+                ("race_rounds", settings.race_rounds),
+            )
+            if v is not None
+        }
+        self.config = RunConfig(
+            spec=settings.spec,
+            seed=settings.seed,
+            workdir=_shared_workdir(config),
+            journal_modes=settings.journal_modes,
+            fixtures_dir=settings.fixtures_dir,
+            **overrides,  # type: ignore[arg-type]
+        )
+        self.ctx: RunContext = RunContext(self.target, self.config, rows=self.rows, reuse=True)
+        planned = certify.enumerate_cases(self.ctx, select(settings.checks))
+        self.planned: list[tuple[Check, Case]] = [
+            (check, case)
+            for check, case, _early in planned
+            if case is not None and (settings.since is None or touches_since(case, settings.since))
+        ]
+        self._fingerprint: str | None = None
+
+    def run(self, check: Check, case: Case) -> CheckResult:
+        from . import certify
+
+        if self._fingerprint is None:
+            self._fingerprint = certify.fingerprint(self.ctx)
+        return certify.run_case(self.ctx, check, case, self._fingerprint, rows=self.rows)
+
+
+_SESSION_KEY = pytest.StashKey[_Session]()
+
+
+def _session(config: pytest.Config, settings: Settings) -> _Session:
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is None:
+        session = _Session(config, settings)
+        config.stash[_SESSION_KEY] = session
+    return session
+
+
+def _shared_workdir(config: pytest.Config) -> Path:
+    """One cache folder for the whole run, shared by every pytest-xdist worker."""
+    factory: pytest.TempPathFactory = config._tmp_path_factory  # type: ignore[attr-defined]
+    base = factory.getbasetemp()
+    if hasattr(config, "workerinput"):
+        base = base.parent  # each worker's basetemp is <run>/popen-gwN
+    workdir = base / "migproof"
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir
+
+
+# --- reporting -------------------------------------------------------------------------------
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    reports = [
+        r
+        for key in ("passed", "failed", "skipped")
+        for r in terminalreporter.stats.get(key, [])
+        if getattr(r, "when", "call") == "call" and "pyproject.toml::" in getattr(r, "nodeid", "")
+    ]
+    if not reports:
+        return
+    failed = [r for r in reports if r.failed]
+    terminalreporter.section("migproof")
+    terminalreporter.write_line(
+        f"{len(reports)} certification cases: {len(reports) - len(failed)} passed or skipped, {len(failed)} failed"
+    )
+    for r in failed:
+        line = dict(r.user_properties).get("migproof_reproduce")
+        if line:
+            terminalreporter.write_line(f"FAIL {r.nodeid.split('::')[-1]}\n  reproduce: {line}")
+
+
+# --- fixtures for hand-written tests ---------------------------------------------------------
+
+
+def _fixture_session(request: pytest.FixtureRequest) -> _Session:
+    session = request.config.stash.get(_SESSION_KEY, None)
+    if session is not None:
+        return session
+    pyproject = request.config.rootpath / "pyproject.toml"
+    table = _read_table(pyproject) if pyproject.is_file() else None
+    if table is None and not request.config.getoption("--migproof-spec"):
+        pytest.fail(
+            f"migproof fixtures need [tool.migproof] steps = 'package.module:ATTR' in {pyproject} "
+            "or --migproof-spec",
+            pytrace=False,
+        )
+    return _session(request.config, settings_for(request.config, pyproject, table or {}))
+
+
+@pytest.fixture
+def migproof_target(request: pytest.FixtureRequest) -> Target:
+    """The target named by ``[tool.migproof]`` (declared steps adapted, or your own target)."""
+    return _fixture_session(request).target
+
+
+@pytest.fixture
+def migproof_db_at(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Path]:
+    """A factory: ``migproof_db_at(version, *, journal_mode="delete")`` returns the path of a
+    private copy of a populated database at ``version``, drawn from the run's seed, ready for
+    the test to migrate and inspect.
+    """
+    session = _fixture_session(request)
+    made = 0
+
+    def make(version: int, *, journal_mode: str = "delete") -> Path:
+        nonlocal made
+        if not 0 <= version <= session.target.head:
+            raise ValueError(f"version {version} is outside 0..{session.target.head} (head)")
+        made += 1
+        dest = tmp_path / f"migproof-v{version}-{made}.sqlite"
+        shutil.copyfile(session.ctx.fixture_db(version, journal_mode), dest)
+        return dest
+
+    return make

@@ -24,12 +24,20 @@ import inspect
 import random
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from hypothesis.control import BuildContext
+from hypothesis.errors import StopTest
+from hypothesis.internal.conjecture import providers
+from hypothesis.internal.conjecture.choice import choice_constraints_key
+from hypothesis.internal.conjecture.data import ConjectureData
+
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
 T = TypeVar("T")
 
-MAX_CHOICES: Final = 10_000_000  # a populated database takes tens of thousands; Hypothesis's own cap is 8K
+MAX_CHOICES: Final = (
+    10_000_000  # a populated database takes tens of thousands; Hypothesis's own cap is 8K
+)
 
 
 def derive_seed(seed: int, *labels: object) -> int:
@@ -40,10 +48,6 @@ def derive_seed(seed: int, *labels: object) -> int:
 
 def draw(strategy: SearchStrategy[T], seed: int) -> T:
     """The value ``strategy`` gives when every random choice comes from ``Random(seed)``."""
-    from hypothesis.control import BuildContext
-    from hypothesis.errors import StopTest
-    from hypothesis.internal.conjecture.data import ConjectureData
-
     for attempt in range(20):
         data = ConjectureData(**_data_kwargs(random.Random(derive_seed(seed, "attempt", attempt))))
         try:
@@ -51,7 +55,9 @@ def draw(strategy: SearchStrategy[T], seed: int) -> T:
                 return data.draw(strategy)
         except StopTest:
             continue  # a filter gave up on this stream; the next attempt is just as seeded
-    raise RuntimeError(f"could not draw from {strategy!r} with seed {seed} (every attempt was rejected)")
+    raise RuntimeError(
+        f"could not draw from {strategy!r} with seed {seed} (every attempt was rejected)"
+    )
 
 
 def _no_test() -> None:  # BuildContext wants the test it serves; there is none
@@ -59,8 +65,6 @@ def _no_test() -> None:  # BuildContext wants the test it serves; there is none
 
 
 def _data_kwargs(rnd: random.Random) -> dict[str, Any]:
-    from hypothesis.internal.conjecture.data import ConjectureData
-
     params = inspect.signature(ConjectureData.__init__).parameters
     kwargs: dict[str, Any] = {"random": rnd}
     if "max_choices" in params:
@@ -74,11 +78,9 @@ _PROVIDER: type | None = None
 
 
 def _provider_class() -> type:
-    global _PROVIDER  # noqa: PLW0603 - built once, on first use, so Hypothesis loads lazily
+    global _PROVIDER  # noqa: PLW0603 - built once, on first use
     if _PROVIDER is not None:
         return _PROVIDER
-    from hypothesis.internal.conjecture import providers
-
     base = providers.HypothesisProvider
     if not hasattr(base, "_maybe_draw_constant"):
         _PROVIDER = base
@@ -87,15 +89,17 @@ def _provider_class() -> type:
     permitted = getattr(providers, "choice_permitted", None)
     pools: dict[tuple[object, ...], tuple[object, ...]] = {}
 
-    def _maybe_draw_constant(self: Any, choice_type: str, constraints: Any, *, p: float = 0.05) -> object:
+    def _maybe_draw_constant(
+        self: Any, choice_type: Any, constraints: Any, *, p: float = 0.05
+    ) -> object:
         if global_constants is None or permitted is None or self._random.random() > p:
             return None
-        from hypothesis.internal.conjecture.choice import choice_constraints_key
-
         key = (choice_type, choice_constraints_key(choice_type, constraints))
         pool = pools.get(key)
         if pool is None:
-            pool = tuple(c for c in global_constants.set_for_type(choice_type) if permitted(c, constraints))
+            pool = tuple(
+                c for c in global_constants.set_for_type(choice_type) if permitted(c, constraints)
+            )
             pools[key] = pool
         return self._random.choice(pool) if pool else None
 

@@ -1,27 +1,18 @@
 """SPEC strings: ``package.module:ATTR`` or ``path/to/file.py:ATTR``, naming steps or a target.
 
-The engine owns SPEC syntax (``migproof.engine.spec.load_object`` / ``default_spec``); this
-module uses it when present and falls back to the same contract otherwise. Declared engine
-``Steps`` become a target through ``engine_target.EngineTarget``; any other object must
-already satisfy ``Target`` (``name``, ``head``, ``migrate``, ``version``).
+The engine owns SPEC syntax and loading (``migproof.engine.spec``); here a SPEC that cannot
+be loaded becomes a usage error (exit 2). Declared engine ``Steps`` become a target through
+``engine_target.EngineTarget``; any other object must already satisfy ``Target`` (``name``,
+``head``, ``migrate``, ``version``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
-import sys
-import tomllib
-from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from migproof.engine import spec as engine_spec
+from migproof.engine.errors import InvalidDeclarationError, MigproofError
 
-from migproof.engine.errors import MigproofError
-
-if TYPE_CHECKING:
-    from .target import Target
-
-FALLBACK_SPEC: Final = "migproof.engine.examples.jobqueue:STEPS"
+from .engine_target import EngineTarget, is_engine_steps
+from .target import Target
 
 
 class UsageError(MigproofError):
@@ -31,100 +22,19 @@ class UsageError(MigproofError):
 
 
 def default_spec() -> str:
-    """``[tool.migproof] steps`` in ./pyproject.toml, else the bundled example."""
+    """``[tool.migproof] steps`` in ./pyproject.toml."""
     try:
-        from migproof.engine.spec import default_spec as engine_default  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        engine_default = None
-    if engine_default is not None:
-        return str(engine_default())
-    pyproject = Path("pyproject.toml")
-    if pyproject.is_file():
-        try:
-            found = tomllib.loads(pyproject.read_text()).get("tool", {}).get("migproof", {}).get("steps")
-        except tomllib.TOMLDecodeError:
-            found = None
-        if isinstance(found, str) and found:
-            return found
-    return FALLBACK_SPEC
+        return engine_spec.default_spec()
+    except InvalidDeclarationError as err:
+        raise UsageError(f"no SPEC given and {err}") from err
 
 
 def load_object(spec: str) -> object:
+    """The object SPEC names; any failure to load it is a usage error (exit 2)."""
     try:
-        from migproof.engine.spec import load_object as engine_load  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        engine_load = None
-    if engine_load is not None:
-        try:
-            return engine_load(spec)
-        except MigproofError:
-            raise
-        except Exception as err:  # noqa: BLE001 - any failure to import a SPEC is a usage error
-            raise UsageError(f"cannot load SPEC {spec!r}: {type(err).__name__}: {err}") from err
-    return _load(spec)
-
-
-def _load(spec: str) -> object:
-    where, sep, attr = spec.rpartition(":")
-    if not sep or not where or not attr:
-        raise UsageError(
-            f"SPEC {spec!r} is not 'package.module:ATTR' or 'path/to/file.py:ATTR'; "
-            "for example: migproof certify migproof.engine.examples.jobqueue:STEPS"
-        )
-    try:
-        if where.endswith(".py") or "/" in where or "\\" in where:
-            module = _module_from_file(Path(where))
-        else:
-            module = importlib.import_module(where)
-    except UsageError:
-        raise
-    except Exception as err:  # noqa: BLE001 - the user's module failed to import
-        raise UsageError(f"cannot import {where!r} from SPEC {spec!r}: {type(err).__name__}: {err}") from err
-    obj: object = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise UsageError(f"SPEC {spec!r}: {where!r} has no attribute {attr!r}") from None
-    return obj
-
-
-def _module_from_file(path: Path) -> object:
-    if not path.is_file():
-        raise UsageError(f"SPEC names {str(path)!r}, which is not a file")
-    resolved = path.resolve()
-    package = _package_of(resolved)
-    if package is not None:
-        # Inside a package (like pytest's rootdir-based import): import it by its dotted name,
-        # so its relative imports work.
-        root, dotted = package
-        if str(root) not in sys.path:
-            sys.path.insert(0, str(root))
-        return importlib.import_module(dotted)
-    name = "migproof_spec_" + hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, resolved)
-    if spec is None or spec.loader is None:
-        raise UsageError(f"cannot import {str(path)!r} as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses and pickling look modules up by name
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
-
-
-def _package_of(file: Path) -> tuple[Path, str] | None:
-    """(directory to put on sys.path, dotted module name) when ``file`` sits in a package."""
-    parts = [file.stem]
-    folder = file.parent
-    while (folder / "__init__.py").is_file():
-        parts.insert(0, folder.name)
-        folder = folder.parent
-    return None if len(parts) == 1 else (folder, ".".join(parts))
+        return engine_spec.load_object(spec)
+    except InvalidDeclarationError as err:
+        raise UsageError(str(err)) from err
 
 
 def load_target(spec: str) -> Target:
@@ -133,9 +43,6 @@ def load_target(spec: str) -> Target:
 
 
 def as_target(obj: object, spec: str = "?") -> Target:
-    from .engine_target import EngineTarget, is_engine_steps
-    from .target import Target
-
     if is_engine_steps(obj):
         return EngineTarget(obj)
     if isinstance(obj, Target) and isinstance(getattr(obj, "head", None), int):

@@ -28,40 +28,76 @@ from __future__ import annotations
 import math
 import sqlite3
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import hypothesis.strategies as st
-
 from migproof.engine import sqltext
 from migproof.engine.introspect import read_schema
-from migproof.engine.schema import Column, Table
 from migproof.engine.sqltext import Kind
 
 from . import dbfiles
 from .declared import internal_tables
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
     from hypothesis.strategies import DrawFn, SearchStrategy
+    from migproof.engine.schema import Column, Table
 
     from .target import Target
 
 Row = dict[str, object]
 
-DEFAULT_MAX_ROWS: Final = 24  # "a few dozen rows per table": enough to hit collisions, cheap to copy
-ATTEMPTS_PER_ROW: Final = 8  # generate-and-filter bound for one row (UNIQUE, CHECK, FK rejections)
+DEFAULT_MAX_ROWS: Final = (
+    24  # "a few dozen rows per table": enough to hit collisions, cheap to copy
+)
+ATTEMPTS_PER_ROW: Final = 12  # generate-and-filter bound for one row (UNIQUE, CHECK, FK rejections)
 LONG_TEXT: Final = (4_000, 12_000)  # past one 4 KiB page, so the value spills to overflow pages
 
 EDGE_INTEGERS: Final = (0, 1, -1, 2**31 - 1, -(2**31), 2**53 + 1, 2**63 - 1, -(2**63))
 # Explicit rowids stay clear of 2**63-1: at that maximum SQLite picks the next rowid at random.
 ROWID_EDGES: Final = (0, -1, 1, 2**31, 2**62, -(2**62))
-EDGE_FLOATS: Final = (0.0, -0.0, 0.1, 1.5, -2.5, 2.0**53, 1e308, -1e308, 5e-324, math.inf, -math.inf)
+EDGE_FLOATS: Final = (
+    0.0,
+    -0.0,
+    0.1,
+    1.5,
+    -2.5,
+    2.0**53,
+    1e308,
+    -1e308,
+    5e-324,
+    math.inf,
+    -math.inf,
+)
 EDGE_TEXTS: Final = (
-    "", " ", "'", '"', "''", "NULL", "null", "0", "007", "1.0", "-1", "1e3", "true",
-    "é", "naïve café", "日本語のテキスト", "🙂👍🏽", "Ω≈ç√∫", "\u202eevil", "line\nbreak", "tab\tsep",
-    "  padded  ", "a'b\"c", "'); DROP TABLE x; --", "%_\\",
+    "",
+    " ",
+    "'",
+    '"',
+    "''",
+    "NULL",
+    "null",
+    "0",
+    "007",
+    "1.0",
+    "-1",
+    "1e3",
+    "true",
+    "é",
+    "naïve café",
+    "日本語のテキスト",
+    "🙂👍🏽",
+    "Ω≈ç√∫",
+    "\u202eevil",
+    "line\nbreak",
+    "tab\tsep",
+    "  padded  ",
+    "a'b\"c",
+    "'); DROP TABLE x; --",
+    "%_\\",
 )
 EDGE_BLOBS: Final = (b"", b"\x00", b"\x00\x01\x02", bytes(range(256)), b"\xff" * 64)
 
@@ -95,7 +131,9 @@ def floats_for(*, edge_values: bool = True) -> SearchStrategy[float]:
     plain = st.floats(-1e6, 1e6, allow_nan=False)
     if not edge_values:
         return plain
-    return st.one_of(plain, st.sampled_from(EDGE_FLOATS), st.floats(allow_nan=False, allow_infinity=False))
+    return st.one_of(
+        plain, st.sampled_from(EDGE_FLOATS), st.floats(allow_nan=False, allow_infinity=False)
+    )
 
 
 def texts_for(*, edge_values: bool = True) -> SearchStrategy[str]:
@@ -121,7 +159,9 @@ def blobs_for(*, edge_values: bool = True) -> SearchStrategy[bytes]:
     return _weighted(plain, st.sampled_from(EDGE_BLOBS), st.binary(min_size=5000, max_size=5000))
 
 
-def _weighted(plain: SearchStrategy[Any], edges: SearchStrategy[Any], rare: SearchStrategy[Any]) -> SearchStrategy[Any]:
+def _weighted(
+    plain: SearchStrategy[Any], edges: SearchStrategy[Any], rare: SearchStrategy[Any]
+) -> SearchStrategy[Any]:
     """Mostly ``plain``, often an edge value, rarely the expensive one; shrinks toward plain."""
 
     @st.composite
@@ -136,6 +176,14 @@ def _weighted(plain: SearchStrategy[Any], edges: SearchStrategy[Any], rare: Sear
     return pick()
 
 
+def _mostly(first: SearchStrategy[Any], other: SearchStrategy[Any]) -> SearchStrategy[Any]:
+    @st.composite
+    def pick(draw: DrawFn) -> Any:
+        return draw(first) if draw(st.integers(0, 3)) < 3 else draw(other)
+
+    return pick()
+
+
 def values_for(
     column: Column,
     *,
@@ -145,11 +193,11 @@ def values_for(
 ) -> SearchStrategy[object]:
     """Values for one column, by its declared type; NULL when the column allows it.
 
-    ``candidates`` (literals a CHECK constraint names) are offered half of the time.
+    ``candidates`` (literals a CHECK constraint names) are offered three times in four.
     """
     base = _by_type(column.type, strict=strict, edge_values=edge_values)
     if candidates:
-        base = st.one_of(_near(candidates), base)
+        base = _mostly(_near(candidates), base)
     if not column.notnull and not column.pk:
         base = st.one_of(base, st.none()) if edge_values else base
     return base
@@ -161,7 +209,11 @@ def _by_type(declared: str, *, strict: bool, edge_values: bool) -> SearchStrateg
     if strict:
         t = declared.strip().lower()
         exact: dict[str, SearchStrategy[Any]] = {
-            "int": ints, "integer": ints, "real": st.one_of(reals, ints), "text": texts, "blob": blobs,
+            "int": ints,
+            "integer": ints,
+            "real": st.one_of(reals, ints),
+            "text": texts,
+            "blob": blobs,
         }
         return exact.get(t, st.one_of(ints, reals, texts, blobs))
     kind = affinity(declared)
@@ -179,7 +231,11 @@ def _by_type(declared: str, *, strict: bool, edge_values: bool) -> SearchStrateg
 def _near(literals: Sequence[object]) -> SearchStrategy[object]:
     """The literals themselves, and for numeric ones the integers around and between them."""
     options: list[SearchStrategy[object]] = [st.sampled_from(list(literals))]
-    nums = [x for x in literals if isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)]
+    nums = [
+        x
+        for x in literals
+        if isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+    ]
     if nums:
         lo, hi = math.floor(min(nums)) - 1, math.ceil(max(nums)) + 1
         options.append(st.integers(lo, hi))
@@ -216,14 +272,37 @@ def _number(text: str, negative: bool) -> object:
 # --- rows --------------------------------------------------------------------------------------
 
 
+_CLOCK_WORDS: Final = frozenset({"current_time", "current_date", "current_timestamp"})
+
+
+def constant_default(default: str | None) -> bool:
+    """Whether a default gives the same value every time (so leaving the column out keeps a
+    fixture reproducible). ``DEFAULT (strftime('%s', 'now'))`` and ``CURRENT_TIMESTAMP`` do
+    not: such columns always get a generated value instead."""
+    if default is None:
+        return True
+    toks = sqltext.tokenize(default)
+    return not any(
+        (t.kind is Kind.WORD and t.text in _CLOCK_WORDS) or (t.kind is Kind.PUNCT and t.text == "(")
+        for t in toks
+    )
+
+
 def is_rowid_alias(table: Table, column: Column) -> bool:
     """``INTEGER PRIMARY KEY`` on a rowid table: the column *is* the rowid."""
     pks = [c for c in table.columns if c.pk]
-    return not table.without_rowid and len(pks) == 1 and pks[0] is column and column.type.lower() == "integer"
+    return (
+        not table.without_rowid
+        and len(pks) == 1
+        and pks[0] is column
+        and column.type.lower() == "integer"
+    )
 
 
 def _writable(table: Table) -> list[Column]:
-    return [c for c in table.columns if c.hidden == 0]  # generated columns are computed, not written
+    return [
+        c for c in table.columns if c.hidden == 0
+    ]  # generated columns are computed, not written
 
 
 def row_strategy(
@@ -240,11 +319,17 @@ def row_strategy(
         if col.name in skip:
             continue
         if is_rowid_alias(table, col):
-            ids = st.one_of(st.integers(1, 10**6), st.sampled_from(ROWID_EDGES)) if edge_values else st.integers(1, 10**6)
+            ids = (
+                st.one_of(st.integers(1, 10**6), st.sampled_from(ROWID_EDGES))
+                if edge_values
+                else st.integers(1, 10**6)
+            )
             optional[col.name] = ids  # left out, SQLite assigns the next rowid
             continue
-        strat = values_for(col, strict=table.strict, edge_values=edge_values, candidates=literals.get(col.name, ()))
-        if col.notnull and col.default is None:
+        strat = values_for(
+            col, strict=table.strict, edge_values=edge_values, candidates=literals.get(col.name, ())
+        )
+        if (col.notnull and col.default is None) or not constant_default(col.default):
             required[col.name] = strat
         else:
             optional[col.name] = strat
@@ -261,7 +346,9 @@ def rows_for(
     """Lists of rows for ``table``, not yet checked against its constraints."""
     if not 0 <= min_size <= max_size:
         raise ValueError(f"rows_for: need 0 <= min_size <= max_size, got {min_size} and {max_size}")
-    return st.lists(row_strategy(table, edge_values=edge_values), min_size=min_size, max_size=max_size)
+    return st.lists(
+        row_strategy(table, edge_values=edge_values), min_size=min_size, max_size=max_size
+    )
 
 
 # --- databases ---------------------------------------------------------------------------------
@@ -277,7 +364,9 @@ class Insert:
         if not self.columns:
             return f"INSERT INTO {_q(self.table)} DEFAULT VALUES"
         cols = ", ".join(_q(c) for c in self.columns)
-        return f"INSERT INTO {_q(self.table)} ({cols}) VALUES ({', '.join('?' * len(self.columns))})"
+        return (
+            f"INSERT INTO {_q(self.table)} ({cols}) VALUES ({', '.join('?' * len(self.columns))})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +376,11 @@ class Population:
     inserts: tuple[Insert, ...] = ()
 
     def rows(self, table: str) -> list[Row]:
-        return [dict(zip(i.columns, i.values, strict=True)) for i in self.inserts if i.table == table.lower()]
+        return [
+            dict(zip(i.columns, i.values, strict=True))
+            for i in self.inserts
+            if i.table == table.lower()
+        ]
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -296,7 +389,7 @@ class Population:
         return out
 
     def write(self, path: Path) -> None:
-        """Insert every row into the clean database at ``path`` (one transaction), then checkpoint."""
+        """Insert every row into the clean database at ``path`` (one transaction); checkpoint."""
         conn = dbfiles.connect(path)
         try:
             conn.execute("PRAGMA foreign_keys = ON")  # as when the rows were accepted
@@ -339,10 +432,14 @@ def populations_of(
     (default ``4 * max_rows``) when that is larger.
     """
     if not 0 <= min_rows <= max_rows:
-        raise ValueError(f"populations_of: need 0 <= min_rows <= max_rows, got {min_rows} and {max_rows}")
+        raise ValueError(
+            f"populations_of: need 0 <= min_rows <= max_rows, got {min_rows} and {max_rows}"
+        )
     many = 4 * max_rows if many_rows is None else many_rows
     template = _template(path, exclude)
-    return _populations(template, min_rows=min_rows, max_rows=max_rows, many_rows=many, edge_values=edge_values)
+    return _populations(
+        template, min_rows=min_rows, max_rows=max_rows, many_rows=many, edge_values=edge_values
+    )
 
 
 def databases_at(
@@ -362,7 +459,9 @@ def databases_at(
     ``Context.reference_db``) to get a fixture file.
     """
     if not 0 <= version <= target.head:
-        raise ValueError(f"databases_at: version {version} is outside 0..{target.head} for {target.name}")
+        raise ValueError(
+            f"databases_at: version {version} is outside 0..{target.head} for {target.name}"
+        )
     return populations_of(
         reference_at(target, version, journal_mode=journal_mode),
         exclude=internal_tables(target),
@@ -377,7 +476,7 @@ _REFERENCES: dict[tuple[int, int, str], Path] = {}
 
 
 def reference_at(target: Target, version: int, *, journal_mode: str = "delete") -> Path:
-    """``target``'s clean database at ``version``, built once per process in a temporary directory."""
+    """``target``'s clean database at ``version``, built once per process in a temp directory."""
     key = (id(target), version, journal_mode)
     found = _REFERENCES.get(key)
     if found is None or not found.exists():
@@ -403,15 +502,21 @@ def _template(path: Path, exclude: frozenset[str]) -> _Template:
         skip = {n.lower() for n in exclude}
         fillable = {
             str(n).lower()
-            for (n,) in src.execute("SELECT name FROM pragma_table_list WHERE type = 'table' AND schema = 'main'")
+            for (n,) in src.execute(
+                "SELECT name FROM pragma_table_list WHERE type = 'table' AND schema = 'main'"
+            )
         }
         schema = read_schema(src)
-        image = mem.serialize()
+        image = bytearray(mem.serialize())
+        if len(image) >= 20:
+            # A WAL file's header says so (bytes 18-19 = 2); an in-memory copy has no WAL to
+            # read and would refuse to open, so the copy says "rollback journal" (1).
+            image[18] = image[19] = 1
     finally:
         src.close()
         mem.close()
     tables = [t for t in schema.tables if t.name in fillable and t.name not in skip]
-    return _Template(image, tuple(_parents_first(tables)))
+    return _Template(bytes(image), tuple(_parents_first(tables)))
 
 
 def _parents_first(tables: Sequence[Table]) -> list[Table]:
@@ -437,8 +542,13 @@ def _parents_first(tables: Sequence[Table]) -> list[Table]:
 def _populations(
     template: _Template, *, min_rows: int, max_rows: int, many_rows: int, edge_values: bool
 ) -> SearchStrategy[Population]:
-    fk_columns = {t.name: frozenset(c for fk in t.foreign_keys for c in fk.columns) for t in template.tables}
-    row_strats = {t.name: row_strategy(t, edge_values=edge_values, skip=fk_columns[t.name]) for t in template.tables}
+    fk_columns = {
+        t.name: frozenset(c for fk in t.foreign_keys for c in fk.columns) for t in template.tables
+    }
+    row_strats = {
+        t.name: row_strategy(t, edge_values=edge_values, skip=fk_columns[t.name])
+        for t in template.tables
+    }
 
     @st.composite
     def populations(draw: DrawFn) -> Population:
@@ -446,7 +556,16 @@ def _populations(
         try:
             conn.deserialize(template.image)
             conn.execute("PRAGMA foreign_keys = ON")
-            return _fill(draw, conn, template, row_strats, min_rows, max_rows, many_rows, edge_values)
+            return _fill(
+                draw,
+                conn,
+                template,
+                row_strats,
+                min_rows=min_rows,
+                max_rows=max_rows,
+                many_rows=many_rows,
+                edge_values=edge_values,
+            )
         finally:
             conn.close()
 
@@ -458,6 +577,7 @@ def _fill(
     conn: sqlite3.Connection,
     template: _Template,
     row_strats: Mapping[str, SearchStrategy[Row]],
+    *,
     min_rows: int,
     max_rows: int,
     many_rows: int,
@@ -503,13 +623,17 @@ class _ForeignValues:
 
     @staticmethod
     def _parent_key(conn: sqlite3.Connection, parent: str) -> tuple[str, ...]:
-        rows = conn.execute(f"SELECT name, pk FROM pragma_table_info({_lit(parent)}) WHERE pk > 0 ORDER BY pk")
+        rows = conn.execute(
+            f"SELECT name, pk FROM pragma_table_info({_lit(parent)}) WHERE pk > 0 ORDER BY pk"
+        )
         return tuple(str(n) for n, _pk in rows)
 
     def fill(self, draw: DrawFn, row: Row, *, edge_values: bool) -> None:
         if self._keys is None or self.self_reference:
             self._keys = self._query()  # parents are complete before children; self-references grow
-        use_null = self.nullable and (not self._keys or (edge_values and draw(st.integers(0, 9)) == 0))
+        use_null = self.nullable and (
+            not self._keys or (edge_values and draw(st.integers(0, 9)) == 0)
+        )
         if use_null:
             for c in self.columns:
                 row[c] = None

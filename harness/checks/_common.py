@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from migproof.engine.schema import diff
@@ -13,6 +12,8 @@ from ..context import Outcome, run_migrate
 from ..declared import internal_tables, min_supported, refusal_error
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from migproof.engine.schema import Schema
 
     from ..cases import Context
@@ -47,7 +48,9 @@ def upgraded(ctx: Context, version: int, journal_mode: str) -> Outcome:
         found = memo(version, journal_mode)
         assert isinstance(found, Outcome)
         return found
-    path = working_copy(ctx, ctx.fixture_db(version, journal_mode), f"upgrade-v{version}-{journal_mode}")
+    path = working_copy(
+        ctx, ctx.fixture_db(version, journal_mode), f"upgrade-v{version}-{journal_mode}"
+    )
     return run_migrate(ctx.target, path)
 
 
@@ -69,7 +72,7 @@ def listing(problems: list[str]) -> str:
 def version_problem(ctx: Context, path: Path, expected: int) -> str | None:
     try:
         found = ctx.target.version(str(path))
-    except Exception as err:  # noqa: BLE001 - the target's answer, reported
+    except Exception as err:
         return f"version() raised {type(err).__name__}: {err}"
     return None if found == expected else f"version() is {found}, expected {expected}"
 

@@ -16,17 +16,27 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from .. import dbfiles
 from ..cases import Case, CheckResult
 from ..context import run_migrate
 from ..declared import min_supported, refusal_error
-from ._common import failed, listing, modes, passed, schema_problems, skipped, typed_problem, working_copy
+from ._common import (
+    failed,
+    listing,
+    modes,
+    passed,
+    schema_problems,
+    skipped,
+    typed_problem,
+    working_copy,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
     from ..cases import Context
 
 
@@ -52,7 +62,9 @@ def _flip_btree(path: Path) -> None:
         sized = []
         for name, root in roots:
             with contextlib.suppress(sqlite3.Error):
-                n = conn.execute(f'SELECT count(*) FROM "{str(name).replace(chr(34), chr(34) * 2)}"').fetchone()[0]
+                n = conn.execute(
+                    f'SELECT count(*) FROM "{str(name).replace(chr(34), chr(34) * 2)}"'
+                ).fetchone()[0]
                 sized.append((-int(n), int(root)))
     if not sized:
         raise _CannotDamage("no user table with its own root page")
@@ -66,7 +78,9 @@ def _flip_btree(path: Path) -> None:
 
 def _not_a_database(path: Path) -> None:
     dbfiles.remove(path)
-    path.write_bytes(b"This is a text file that happens to sit where the database should be.\n" * 64)
+    path.write_bytes(
+        b"This is a text file that happens to sit where the database should be.\n" * 64
+    )
 
 
 def _zero_length(path: Path) -> None:
@@ -89,7 +103,10 @@ DAMAGE: Final[dict[str, Callable[[Path], None]]] = {
 
 class CorruptRefused:
     name = "corrupt-refused"
-    description = "damaged files (truncated, bad header, bad b-tree page, not a DB, zero length) are refused unchanged"
+    description = (
+        "damaged files (truncated, bad header, bad b-tree page, not a DB, zero length) "
+        "are refused unchanged"
+    )
 
     def cases(self, ctx: Context) -> Iterator[Case]:
         head = ctx.target.head
@@ -98,8 +115,10 @@ class CorruptRefused:
         for kind in DAMAGE:
             yield Case(self.name, v, head, mode, kind)
 
-    def run(self, ctx: Context, case: Case) -> CheckResult:
-        assert case.from_version is not None and case.journal_mode is not None and case.point is not None
+    def run(self, ctx: Context, case: Case) -> CheckResult:  # noqa: PLR0911 - one return per verdict
+        assert case.from_version is not None
+        assert case.journal_mode is not None
+        assert case.point is not None
         path = working_copy(ctx, ctx.fixture_db(case.from_version, case.journal_mode), case.id)
         dbfiles.checkpoint(path)
         try:
@@ -111,15 +130,25 @@ class CorruptRefused:
         changes = before.differences(dbfiles.FileImage.of(path))
         if not out.ok:
             if changes:
-                return failed(case, f"refused ({out.describe_error()}) but the file changed: " + "; ".join(changes))
+                return failed(
+                    case,
+                    f"refused ({out.describe_error()}) but the file changed: " + "; ".join(changes),
+                )
             untyped = typed_problem(ctx, out.error)
             if untyped:
                 return failed(case, untyped)
             return passed(case, f"refused: {out.describe_error()}")
         if case.point == "zero-length":
-            problems = schema_problems(ctx.schema_of(ctx.reference_db(ctx.target.head, case.journal_mode)), ctx.schema_of(path))
+            problems = schema_problems(
+                ctx.schema_of(ctx.reference_db(ctx.target.head, case.journal_mode)),
+                ctx.schema_of(path),
+            )
             if problems:
-                return failed(case, "migrated a zero-length file to something other than head:\n" + listing(problems))
+                return failed(
+                    case,
+                    "migrated a zero-length file to something other than head:\n"
+                    + listing(problems),
+                )
             return passed(case, "a zero-length file is an empty database: migrated to head")
         finding = f"accepted a damaged file ({case.point}) without an exception" + (
             "; the file changed: " + "; ".join(changes) if changes else "; the file is unchanged"

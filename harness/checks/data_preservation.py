@@ -8,7 +8,6 @@ class. Columns a step declares it transforms are not compared; the step's postco
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .. import data, dbfiles
@@ -17,6 +16,7 @@ from ..declared import declared_between, internal_tables
 from ._common import failed, listing, modes, passed, raised, upgradable, upgraded
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from ..cases import Context
@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 
 class DataPreservation:
     name = "data-preservation"
-    description = "every row of a populated old DB survives the upgrade with its values (or the declared transform)"
+    description = (
+        "every row of a populated old DB survives the upgrade with its values "
+        "(or the declared transform)"
+    )
 
     def cases(self, ctx: Context) -> Iterator[Case]:
         for mode in modes(ctx):
@@ -32,7 +35,8 @@ class DataPreservation:
                 yield Case(self.name, v, ctx.target.head, mode)
 
     def run(self, ctx: Context, case: Case) -> CheckResult:
-        assert case.from_version is not None and case.journal_mode is not None
+        assert case.from_version is not None
+        assert case.journal_mode is not None
         v, head = case.from_version, ctx.target.head
         internal = internal_tables(ctx.target)
         before = data.snapshot(ctx.fixture_db(v, case.journal_mode), exclude=internal)
@@ -41,12 +45,21 @@ class DataPreservation:
             return failed(case, f"migrate(populated v{v} DB) to head raised {raised(out)}")
         after = data.snapshot(out.path, exclude=internal)
         declared = declared_between(ctx.target, v, head)
-        problems = [str(d) for d in data.compare(before, after, subset=True, skip_columns=declared.transforms)]
+        problems = [
+            str(d)
+            for d in data.compare(before, after, subset=True, skip_columns=declared.transforms)
+        ]
         problems += postcondition_problems(out.path, declared.postconditions)
         if problems:
             rows = sum(len(t.rows) for t in before.tables.values())
-            return failed(case, f"data at v{v} ({rows} rows) not preserved at v{head}:\n" + listing(problems))
-        note = f"declared transforms not compared: {', '.join(sorted(declared.transforms))}" if declared.transforms else ""
+            return failed(
+                case, f"data at v{v} ({rows} rows) not preserved at v{head}:\n" + listing(problems)
+            )
+        note = (
+            f"declared transforms not compared: {', '.join(sorted(declared.transforms))}"
+            if declared.transforms
+            else ""
+        )
         return passed(case, note)
 
 

@@ -10,37 +10,62 @@ the object.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .. import dbfiles
 from ..cases import Case, CheckResult
 from ..context import run_migrate
+from ..declared import refusal_error
 from ..strategies import affinity
-from ._common import failed, listing, modes, passed, schema_problems, skipped, step_starts, typed_problem, user_schema, working_copy
+from ._common import (
+    failed,
+    listing,
+    modes,
+    passed,
+    schema_problems,
+    skipped,
+    step_starts,
+    typed_problem,
+    user_schema,
+    working_copy,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from migproof.engine.schema import Schema
 
     from ..cases import Context
 
 
 def added_objects(old: Schema, new: Schema) -> list[str]:
-    """``kind:name`` of each object in ``new`` and not in ``old`` that can be pre-created at ``old``."""
+    """``kind:name`` of each object new in ``new`` that can be pre-created at ``old``."""
     out: list[str] = []
     for t in new.tables:
         ot = old.table(t.name)
         if ot is None:
             out.append(f"table:{t.name}")
             continue
-        out.extend(f"column:{t.name}.{c.name}" for c in t.columns if ot.column(c.name) is None and c.hidden == 0)
-    out.extend(f"index:{i.name}" for i in new.indexes if old.index(i.name) is None and old.table(i.table) is not None)
-    out.extend(f"trigger:{t.name}" for t in new.triggers if old.trigger(t.name) is None and old.table(t.table) is not None)
+        out.extend(
+            f"column:{t.name}.{c.name}"
+            for c in t.columns
+            if ot.column(c.name) is None and c.hidden == 0
+        )
+    out.extend(
+        f"index:{i.name}"
+        for i in new.indexes
+        if old.index(i.name) is None and old.table(i.table) is not None
+    )
+    out.extend(
+        f"trigger:{t.name}"
+        for t in new.triggers
+        if old.trigger(t.name) is None and old.table(t.table) is not None
+    )
     out.extend(f"view:{v.name}" for v in new.views if old.view(v.name) is None)
     return out
 
 
-def drift_sql(point: str, old: Schema, new: Schema) -> str | None:
+def drift_sql(point: str, old: Schema, new: Schema) -> str | None:  # noqa: PLR0911 - one per kind
     """DDL that creates ``point`` at ``old`` with a definition other than the one in ``new``."""
     kind, _, name = point.partition(":")
     if kind == "column":
@@ -57,9 +82,9 @@ def drift_sql(point: str, old: Schema, new: Schema) -> str | None:
     if kind == "index":
         idx = new.index(name)
         assert idx is not None
-        table = old.table(idx.table)
-        assert table is not None
-        others = [c for c in table.column_names if c not in idx.keys]
+        indexed = old.table(idx.table)
+        assert indexed is not None
+        others = [c for c in indexed.column_names if c not in idx.keys]
         if not others:
             return None
         return f"CREATE INDEX {_q(name)} ON {_q(idx.table)} ({_q(others[0])})"
@@ -74,7 +99,9 @@ def drift_sql(point: str, old: Schema, new: Schema) -> str | None:
 
 class Drift:
     name = "drift"
-    description = "an object a later step adds already exists with another definition: refuse, or end at head"
+    description = (
+        "an object a later step adds already exists with another definition: refuse, or end at head"
+    )
 
     def cases(self, ctx: Context) -> Iterator[Case]:
         for mode in modes(ctx):
@@ -85,8 +112,10 @@ class Drift:
                     yield Case(self.name, v, v + 1, mode, point)
 
     def run(self, ctx: Context, case: Case) -> CheckResult:
-        assert case.from_version is not None and case.to_version is not None
-        assert case.journal_mode is not None and case.point is not None
+        assert case.from_version is not None
+        assert case.to_version is not None
+        assert case.journal_mode is not None
+        assert case.point is not None
         v, mode, head = case.from_version, case.journal_mode, ctx.target.head
         old = user_schema(ctx, ctx.reference_db(v, mode))
         new = user_schema(ctx, ctx.reference_db(case.to_version, mode))
@@ -104,15 +133,20 @@ class Drift:
             untyped = typed_problem(ctx, out.error)
             if untyped:
                 return failed(case, f"with {case.point} drifted ({sql}): {untyped}")
-            if changes and typed_problem(ctx, Exception()) is not None:
+            if changes and refusal_error(ctx.target) is not None:
                 # A target that promises typed refusals also promises an untouched file.
-                return failed(case, f"refused ({out.describe_error()}) but the file changed: " + "; ".join(changes))
-            return passed(case, f"refused: {out.describe_error()}")
+                return failed(
+                    case,
+                    f"refused ({out.describe_error()}) but the file changed: " + "; ".join(changes),
+                )
+            note = f" (reported: the file changed: {'; '.join(changes)})" if changes else ""
+            return passed(case, f"refused: {out.describe_error()}{note}")
         problems = schema_problems(ctx.schema_of(ctx.reference_db(head, mode)), ctx.schema_of(path))
         if problems:
             return failed(
                 case,
-                f"{case.point} pre-existed with another definition ({sql}); migrate() did not refuse and "
+                f"{case.point} pre-existed with another definition ({sql}); "
+                "migrate() did not refuse and "
                 f"kept a schema that differs from head:\n" + listing(problems),
             )
         return passed(case, "repaired to head's definition")

@@ -1,4 +1,4 @@
-"""``idempotent-rerun``: migrating a populated DB already at head changes nothing and raises nothing.
+"""``idempotent-rerun``: migrating a populated DB at head changes nothing and raises nothing.
 
 Schema and data (the target's internal tables included: a ledger that grows on a rerun
 recorded an application that did not happen) must be exactly as before.
@@ -6,15 +6,25 @@ recorded an application that did not happen) must be exactly as before.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .. import data
 from ..cases import Case, CheckResult
 from ..context import run_migrate
-from ._common import failed, listing, modes, passed, raised, schema_problems, version_problem, working_copy
+from ._common import (
+    failed,
+    listing,
+    modes,
+    passed,
+    raised,
+    schema_problems,
+    version_problem,
+    working_copy,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ..cases import Context
 
 
@@ -42,7 +52,9 @@ class IdempotentRerun:
             if wrong_version:
                 problems.insert(0, wrong_version)
             if problems:
-                return failed(case, f"{label} on a DB already at head changed it:\n" + listing(problems))
+                return failed(
+                    case, f"{label} on a DB already at head changed it:\n" + listing(problems)
+                )
         return passed(case)
 
 

@@ -1,4 +1,4 @@
-"""``integrity``: ``integrity_check`` and ``foreign_key_check`` pass on every DB the harness produces.
+"""``integrity``: ``integrity_check`` and ``foreign_key_check`` pass on every DB the harness makes.
 
 Per version v: the clean DB at v, the populated fixture at v and (below head) that fixture
 upgraded to head. Neither PRAGMA is implied by the other (CONTEXT.md §3).
@@ -7,7 +7,6 @@ upgraded to head. Neither PRAGMA is implied by the other (CONTEXT.md §3).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .. import dbfiles
@@ -16,6 +15,7 @@ from ..declared import min_supported
 from ._common import failed, listing, modes, passed, upgraded
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from ..cases import Context
@@ -29,7 +29,10 @@ def integrity_problems(path: Path) -> list[str]:
             if rows != ["ok"]:
                 out.extend(f"integrity_check: {r}" for r in rows)
             for table, rowid, parent, fkid in conn.execute("PRAGMA foreign_key_check"):
-                out.append(f"foreign_key_check: {table} rowid {rowid} has no parent in {parent} (foreign key #{fkid})")
+                out.append(
+                    f"foreign_key_check: {table} rowid {rowid} has no parent in {parent} "
+                    f"(foreign key #{fkid})"
+                )
     except sqlite3.DatabaseError as err:
         out.append(f"cannot check: {err}")
     return out
@@ -37,7 +40,9 @@ def integrity_problems(path: Path) -> list[str]:
 
 class Integrity:
     name = "integrity"
-    description = "integrity_check and foreign_key_check pass on every clean, populated and upgraded DB"
+    description = (
+        "integrity_check and foreign_key_check pass on every clean, populated and upgraded DB"
+    )
 
     def cases(self, ctx: Context) -> Iterator[Case]:
         head = ctx.target.head
@@ -46,7 +51,8 @@ class Integrity:
                 yield Case(self.name, v, head, mode)
 
     def run(self, ctx: Context, case: Case) -> CheckResult:
-        assert case.from_version is not None and case.journal_mode is not None
+        assert case.from_version is not None
+        assert case.journal_mode is not None
         v, mode = case.from_version, case.journal_mode
         dbs: list[tuple[str, Path]] = [
             (f"clean v{v}", ctx.reference_db(v, mode)),

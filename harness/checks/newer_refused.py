@@ -6,7 +6,6 @@ The DB is a populated fixture at head stamped through ``PRAGMA user_version``; a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .. import dbfiles
@@ -15,6 +14,8 @@ from ..context import run_migrate
 from ._common import failed, modes, passed, skipped, typed_problem, version_problem, working_copy
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ..cases import Context
 
 
@@ -33,15 +34,24 @@ class NewerRefused:
         path = working_copy(ctx, ctx.fixture_db(head, case.journal_mode), case.id)
         dbfiles.set_user_version(path, head + 1)
         if version_problem(ctx, path, head + 1) is not None:
-            return skipped(case, f"cannot stamp head+1: the target's version() does not follow PRAGMA user_version ({version_problem(ctx, path, head + 1)})")
+            return skipped(
+                case,
+                f"cannot stamp head+1: the target's version() does not follow PRAGMA user_version "
+                f"({version_problem(ctx, path, head + 1)})",
+            )
         before = dbfiles.FileImage.of(path)
         out = run_migrate(ctx.target, path)
         changes = before.differences(dbfiles.FileImage.of(path))
         if out.ok:
             what = "and changed it: " + "; ".join(changes) if changes else "(file unchanged)"
-            return failed(case, f"migrate() accepted a DB at v{head + 1} (newer than head v{head}) {what}")
+            return failed(
+                case, f"migrate() accepted a DB at v{head + 1} (newer than head v{head}) {what}"
+            )
         if changes:
-            return failed(case, f"refused ({out.describe_error()}) but the file changed: " + "; ".join(changes))
+            return failed(
+                case,
+                f"refused ({out.describe_error()}) but the file changed: " + "; ".join(changes),
+            )
         untyped = typed_problem(ctx, out.error)
         if untyped:
             return failed(case, untyped)

@@ -8,36 +8,60 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-
 from migproof.engine import core
 from migproof.engine.core import Decision, Snapshot, Verdict, decide, fast_path_ok, render_plan
 from migproof.engine.reference import reference_for
 from migproof.engine.schema import Column, Schema, Table
-from migproof.engine.steps import AddColumn, CreateIndex, CreateTable, DataChange, RebuildTable, Step, Steps
+from migproof.engine.steps import (
+    AddColumn,
+    CreateIndex,
+    CreateTable,
+    DataChange,
+    RebuildTable,
+    Step,
+    Steps,
+)
 
 STEPS = Steps(
     [
-        Step(1, "items", [CreateTable("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")]),
-        Step(2, "prices", [
-            AddColumn("items", "price INTEGER NOT NULL DEFAULT 0"),
-            AddColumn("items", "currency TEXT NOT NULL DEFAULT 'EUR'"),
-            CreateIndex("CREATE INDEX items_price ON items (price)"),
-        ]),
-        Step(3, "normalise names", [
-            DataChange(
-                "UPDATE items SET name = trim(name) WHERE name <> trim(name)",
-                transforms=["items.name"],
-                postcondition="SELECT id FROM items WHERE name <> trim(name)",
-            ),
-        ]),
-        Step(4, "positive prices", [
-            RebuildTable(
-                "items",
-                "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                "price INTEGER NOT NULL DEFAULT 0 CHECK (price >= 0), currency TEXT NOT NULL DEFAULT 'EUR')",
-                copy={"price": "max(price, 0)"},
-            ),
-        ]),
+        Step(
+            1,
+            "items",
+            [CreateTable("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")],
+        ),
+        Step(
+            2,
+            "prices",
+            [
+                AddColumn("items", "price INTEGER NOT NULL DEFAULT 0"),
+                AddColumn("items", "currency TEXT NOT NULL DEFAULT 'EUR'"),
+                CreateIndex("CREATE INDEX items_price ON items (price)"),
+            ],
+        ),
+        Step(
+            3,
+            "normalise names",
+            [
+                DataChange(
+                    "UPDATE items SET name = trim(name) WHERE name <> trim(name)",
+                    transforms=["items.name"],
+                    postcondition="SELECT id FROM items WHERE name <> trim(name)",
+                ),
+            ],
+        ),
+        Step(
+            4,
+            "positive prices",
+            [
+                RebuildTable(
+                    "items",
+                    "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                    "price INTEGER NOT NULL DEFAULT 0 CHECK (price >= 0), "
+                    "currency TEXT NOT NULL DEFAULT 'EUR')",
+                    copy={"price": "max(price, 0)"},
+                ),
+            ],
+        ),
     ],
     min_supported=1,
     name="items",
@@ -50,12 +74,28 @@ def snap(version: int, schema: Schema | None = None, **kw: object) -> Snapshot:
 
 
 def with_table(schema: Schema, table: Table) -> Schema:
-    return Schema.build([*(t for t in schema.tables if t.name != table.name), table], schema.indexes, schema.triggers, schema.views)
+    return Schema.build(
+        [*(t for t in schema.tables if t.name != table.name), table],
+        schema.indexes,
+        schema.triggers,
+        schema.views,
+    )
 
 
 # --- purity -------------------------------------------------------------------------------------
 
-FORBIDDEN = {"sqlite3", "os", "time", "filelock", "random", "pathlib", "shutil", "subprocess", "socket", "io"}
+FORBIDDEN = {
+    "sqlite3",
+    "os",
+    "time",
+    "filelock",
+    "random",
+    "pathlib",
+    "shutil",
+    "subprocess",
+    "socket",
+    "io",
+}
 
 
 def _imports(module_file: Path) -> set[str]:
@@ -153,7 +193,7 @@ def test_negative_or_unreadable_version_is_invalid() -> None:
     assert d.reasons == ("file is not a database",)
 
 
-# --- skip, converge, repair, drift -----------------------------------------------------------------
+# --- skip, converge, repair, drift --------------------------------------------------------------
 
 
 def test_history_n_minus_1_with_some_of_n_present_converges() -> None:
@@ -183,7 +223,11 @@ def test_same_named_column_with_another_type_is_drift_and_named() -> None:
 
 def test_missing_additive_objects_are_repaired() -> None:
     at2 = REF.versions[2]
-    d = decide(snap(2, Schema.build(at2.tables, (), at2.triggers, at2.views), has_internal=True), STEPS, REF)
+    d = decide(
+        snap(2, Schema.build(at2.tables, (), at2.triggers, at2.views), has_internal=True),
+        STEPS,
+        REF,
+    )
     assert d.verdict is Verdict.REPAIR
     assert [op.description for op in d.plan.repairs] == ["create index items_price on items"]
     assert d.pending == (3, 4)
@@ -203,7 +247,9 @@ def test_missing_middle_column_is_drift_because_re_adding_it_would_reorder_colum
     at4 = REF.versions[4]
     items = at4.table("items")
     assert items is not None
-    lacking = dataclasses.replace(items, columns=tuple(c for c in items.columns if c.name != "price"))
+    lacking = dataclasses.replace(
+        items, columns=tuple(c for c in items.columns if c.name != "price")
+    )
     d = decide(snap(4, with_table(at4, lacking)), STEPS, REF)
     assert d.verdict is Verdict.DRIFTED
     assert any("order" in r for r in d.reasons), d.reasons

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 
 import pytest
-
 from migproof.engine import errors
 from migproof.engine.errors import (
     ALL_ERRORS,
@@ -27,14 +26,18 @@ EXAMPLES: list[MigproofError] = [
     SchemaTooNewError(path="s.db", found=9, head=7),
     SchemaTooOldError(path="s.db", found=1, min_supported=3),
     LockTimeoutError(path="s.db", timeout=2.5),
-    IntegrityFailureError(path="s.db", check="quick_check", problems=["row 3 missing from index i"]),
+    IntegrityFailureError(
+        path="s.db", check="quick_check", problems=["row 3 missing from index i"]
+    ),
     IntegrityFailureError(path="s.db", check="integrity_check", timed_out=True, deadline=1.0),
     DriftError(path="s.db", version=4, differences=["column jobs.priority differs"]),
     NotADatabaseError(path="s.db", reason="file is not a database"),
     InvalidDeclarationError(source="app:STEPS", reason="step 2 has no operations"),
     StorageError(path="s.db", reason="the disk is full", detail="database or disk is full"),
     BackupError(path="s.db", backup_dir="/b", reason="No space left on device"),
-    StepFailedError(path="s.db", version=3, step="x", statement="UPDATE t SET a = 1", reason="boom"),
+    StepFailedError(
+        path="s.db", version=3, step="x", statement="UPDATE t SET a = 1", reason="boom"
+    ),
 ]
 
 

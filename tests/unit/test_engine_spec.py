@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-
 from migproof.engine import InvalidDeclarationError, Steps
 from migproof.engine.spec import default_spec, load_object, load_steps
 
@@ -33,7 +32,9 @@ def test_file_spec_loads_an_attribute(tmp_path: Path) -> None:
 def test_spec_naming_something_else_is_a_typed_error(tmp_path: Path) -> None:
     f = tmp_path / "notsteps.py"
     f.write_text("STEPS = [1, 2]\n")
-    with pytest.raises(InvalidDeclarationError, match="names a list, not a migproof.engine.Steps"):
+    with pytest.raises(
+        InvalidDeclarationError, match=r"names a list, not a migproof\.engine\.Steps"
+    ):
         load_steps(f"{f}:STEPS")
 
 
@@ -57,8 +58,17 @@ def test_default_spec_reads_pyproject(tmp_path: Path) -> None:
 
 
 def test_default_spec_without_entry_is_a_typed_error(tmp_path: Path) -> None:
-    with pytest.raises(InvalidDeclarationError, match="no pyproject.toml"):
+    with pytest.raises(InvalidDeclarationError, match=r"no pyproject\.toml"):
         default_spec(tmp_path)
     (tmp_path / "pyproject.toml").write_text("[tool.other]\n")
     with pytest.raises(InvalidDeclarationError, match=r"no \[tool.migproof\] steps"):
         default_spec(tmp_path)
+
+
+def test_file_spec_inside_a_package_keeps_its_relative_imports(tmp_path: Path) -> None:
+    pkg = tmp_path / "relpkg_for_spec"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "_shared.py").write_text("NAME = 'shared'\n")
+    (pkg / "target.py").write_text("from ._shared import NAME\nVALUE = NAME.upper()\n")
+    assert load_object(f"{pkg / 'target.py'}:VALUE") == "SHARED"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from migproof.engine import (
     AddColumn,
     CreateIndex,
@@ -61,14 +60,28 @@ def test_declarations_the_harness_reads() -> None:
 
 
 def test_rebuild_recreates_indexes_and_triggers_and_keeps_foreign_keys_safe() -> None:
-    steps = Steps([
-        Step(1, "a", [
-            CreateTable("CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT)"),
-            CreateIndex("CREATE INDEX t_s ON t (s)"),
-            CreateTrigger("CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN SELECT 1; END"),
-        ]),
-        Step(2, "b", [RebuildTable("t", "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT CHECK (s <> ''))")]),
-    ])
+    steps = Steps(
+        [
+            Step(
+                1,
+                "a",
+                [
+                    CreateTable("CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT)"),
+                    CreateIndex("CREATE INDEX t_s ON t (s)"),
+                    CreateTrigger("CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN SELECT 1; END"),
+                ],
+            ),
+            Step(
+                2,
+                "b",
+                [
+                    RebuildTable(
+                        "t", "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT CHECK (s <> ''))"
+                    )
+                ],
+            ),
+        ]
+    )
     stmts = steps.resolved(2)[0].statements
     assert stmts[0].startswith('CREATE TABLE "_migproof_new_t"')
     assert stmts[1] == 'INSERT INTO "_migproof_new_t" ("id", "s") SELECT "id", "s" FROM "t"'
@@ -80,9 +93,19 @@ def test_rebuild_recreates_indexes_and_triggers_and_keeps_foreign_keys_safe() ->
 def test_example_history_is_realistic() -> None:
     kinds = {op.kind.value for step in STEPS for op in step.ops}
     assert STEPS.head >= 10
-    assert kinds >= {"create table", "add column", "create index", "create trigger", "create view", "data", "rebuild table"}
+    assert kinds >= {
+        "create table",
+        "add column",
+        "create index",
+        "create trigger",
+        "create view",
+        "data",
+        "rebuild table",
+    }
     partial_unique = [
-        op for step in STEPS for op in step.ops
+        op
+        for step in STEPS
+        for op in step.ops
         if isinstance(op, CreateIndex) and "UNIQUE" in op.sql and "WHERE" in op.sql
     ]
     assert partial_unique

@@ -1,0 +1,7 @@
+"""The ``backfill_first`` style of ``crash_base.Migrator`` as a target."""
+
+from __future__ import annotations
+
+from .crash_base import Migrator
+
+TARGET = Migrator("backfill_first")

@@ -1,0 +1,7 @@
+"""The ``per_step`` style of ``crash_base.Migrator`` as a target."""
+
+from __future__ import annotations
+
+from .crash_base import Migrator
+
+TARGET = Migrator("per_step")

@@ -1,0 +1,157 @@
+"""``migproof certify`` end to end, in-process: exit codes, certificate, and replaying a line."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import TYPE_CHECKING
+
+import pytest
+
+from migproof.cli import main
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+CORRECT = "tests/migrators/correct_per_step.py:TARGET"
+BROKEN = "tests/migrators/broken_accepts_newer.py:TARGET"
+
+
+def test_pass_exits_0_and_writes_the_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert = tmp_path / "cert.json"
+    only = "fresh-equivalence,step-by-step,data-preservation,idempotent-rerun,additive-only,drift"
+    argv = ["certify", CORRECT, "--seed", "2", "--rows", "6", "--json", str(cert), "--only", only]
+    assert main(argv) == 0
+    doc = json.loads(cert.read_text())
+    assert set(doc) == {
+        "verdict",
+        "target",
+        "head",
+        "seed",
+        "migproof_version",
+        "sqlite_version",
+        "python_version",
+        "journal_modes",
+        "since",
+        "shard",
+        "checks",
+    }
+    assert (doc["verdict"], doc["target"], doc["head"], doc["seed"]) == (
+        "pass",
+        "correct-per-step",
+        3,
+        2,
+    )
+    for entry in doc["checks"]:
+        assert set(entry) == {
+            "check",
+            "status",
+            "from_version",
+            "to_version",
+            "detail",
+            "reproduce",
+        }
+        assert entry["reproduce"].startswith("migproof certify ")
+    pairs = [(e["check"], e["from_version"], e["to_version"]) for e in doc["checks"]]
+    assert len(pairs) == len(set(pairs))  # one entry per check per version pair
+    assert "PASS: correct-per-step" in capsys.readouterr().out
+
+
+def test_failure_prints_a_line_that_replays_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["certify", BROKEN, "--rows", "6", "--only", "newer-refused"]) == 1
+    out = capsys.readouterr().out
+    line = next(x.split("reproduce: ", 1)[1] for x in out.splitlines() if "reproduce: " in x)
+    argv = shlex.split(line)
+    assert argv[:2] == ["migproof", "certify"]
+    assert main([*argv[1:], "--rows", "6"]) == 1
+    replay = capsys.readouterr().out
+    case = argv[argv.index("--case") + 1]
+    assert f"FAIL {case}" in replay
+    assert "1 cases" in replay  # only that case ran
+    assert "fingerprint mismatch" not in replay
+
+
+def test_a_changed_fingerprint_is_said(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "certify",
+            CORRECT,
+            "--rows",
+            "6",
+            "--only",
+            "newer-refused",
+            "--case",
+            "newer-refused[v4->v3,delete]",
+            "--expect",
+            "0.0.0:000000000000",
+        ]
+    )
+    assert code == 0
+    assert "fingerprint mismatch" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["certify", CORRECT, "--only", "no-such-check"], "unknown check"),
+        (["certify", "no/such/file.py:X"], "no such file"),
+        (["certify", "tests.migrators._common:HEAD"], "neither engine Steps nor a target"),
+        (["certify", CORRECT, "--case", "fresh-equivalence[v9->v9,delete]"], "no case"),
+    ],
+)
+def test_usage_errors_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["certify", "--journal-modes", "memory"],
+        ["certify", "--seed", "-1"],
+        ["certify", "--crash-mode", "x"],
+    ],
+)
+def test_argparse_errors_exit_2(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+
+
+def test_keep_failures_copies_the_case_files(tmp_path: Path) -> None:
+    keep = tmp_path / "kept"
+    assert (
+        main(
+            [
+                "certify",
+                BROKEN,
+                "--rows",
+                "4",
+                "--only",
+                "newer-refused",
+                "--keep-failures",
+                str(keep),
+            ]
+        )
+        == 1
+    )
+    kept = sorted(p.name for p in keep.iterdir())
+    assert kept == ["newer-refused_v4-_v3_delete", "newer-refused_v4-_v3_wal"]
+    assert any(p.suffix == ".sqlite" for p in (keep / kept[0]).rglob("*"))
+
+
+def test_certify_does_not_import_hypothesis_for_other_commands() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, migproof.cli as c; c.build_parser(); print('hypothesis' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,199 @@
+"""The pytest plugin, seen from a user project outside this repository."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+STEPS_MODULE = textwrap.dedent(
+    """
+    from migproof.engine import AddColumn, CreateIndex, CreateTable, DataChange, Step, Steps
+
+    STEPS = Steps(
+        [
+            Step(1, "notes", [CreateTable("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")]),
+            Step(
+                2,
+                "tags",
+                [
+                    AddColumn("notes", "tag TEXT NOT NULL DEFAULT ''"),
+                    CreateIndex("CREATE INDEX notes_tag ON notes (tag)"),
+                ],
+            ),
+        ],
+        name="notes",
+    )
+    """
+)
+
+# A target that forgets to refuse a database from a newer release.
+BROKEN_TARGET = textwrap.dedent(
+    """
+    import os
+    import sqlite3
+
+    class Target:
+        name = "accepts-newer"
+        head = 1
+
+        def migrate(self, db_path, target=None):
+            conn = sqlite3.connect(db_path, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                if conn.execute("PRAGMA user_version").fetchone()[0] < 1:
+                    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+                    conn.execute("PRAGMA user_version = 1")
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+
+        def version(self, db_path):
+            if not os.path.exists(db_path) or os.path.getsize(db_path) == 0:
+                return 0
+            conn = sqlite3.connect(db_path)
+            try:
+                return conn.execute("PRAGMA user_version").fetchone()[0]
+            finally:
+                conn.close()
+
+    TARGET = Target()
+    """
+)
+
+
+def make_project(pytester: pytest.Pytester, spec: str, extra: str = "") -> None:
+    pytester.makepyprojecttoml(f'[tool.migproof]\nsteps = "{spec}"\nseed = 5\nrows = 6\n{extra}')
+    pkg = pytester.mkpydir("myapp")
+    (pkg / "migrations.py").write_text(STEPS_MODULE)
+    (pkg / "broken.py").write_text(BROKEN_TARGET)
+
+
+def test_a_user_project_is_certified_by_plain_pytest_with_xdist(pytester: pytest.Pytester) -> None:
+    make_project(
+        pytester,
+        "myapp.migrations:STEPS",
+        'checks = ["fresh-equivalence", "step-by-step", "data-preservation", "newer-refused"]',
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=10)
+    result.stdout.fnmatch_lines(
+        ["*migproof*", "*10 certification cases: 10 passed or skipped, 0 failed*"]
+    )
+
+
+def test_items_have_readable_ids(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "myapp.migrations:STEPS", 'journal_modes = ["wal"]')
+    result = pytester.runpytest_subprocess(
+        "--collect-only", "-q", "--migproof-only", "step-by-step"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "pyproject.toml::step-by-step[[]v0->v1,wal[]]",
+            "pyproject.toml::step-by-step[[]v1->v2,wal[]]",
+        ]
+    )
+
+
+def test_since_keeps_only_what_the_new_step_touches(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "myapp.migrations:STEPS", 'journal_modes = ["delete"]')
+    result = pytester.runpytest_subprocess(
+        "--collect-only", "-q", "--migproof-only", "step-by-step", "--migproof-since", "1"
+    )
+    result.stdout.fnmatch_lines(["pyproject.toml::step-by-step[[]v1->v2,delete[]]"])
+    result.stdout.no_fnmatch_line("*v0->v1*")
+
+
+def test_a_failure_prints_a_line_that_reproduces_it(pytester: pytest.Pytester) -> None:
+    make_project(
+        pytester, "myapp/broken.py:TARGET", 'checks = ["newer-refused"]\njournal_modes = ["delete"]'
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    lines = [
+        ln.split("reproduce: ", 1)[1]
+        for ln in result.outlines
+        if "reproduce: migproof certify" in ln
+    ]
+    assert lines, result.stdout.str()
+    line = lines[0]
+    assert "--case 'newer-refused[" in line
+    assert "--seed 5" in line
+    # Run the printed line as a user would, from the project folder: the same case fails.
+    argv = shlex.split(line)
+    assert argv[0] == "migproof"
+    replay = subprocess.run(
+        [sys.executable, "-m", "migproof", *argv[1:]],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert replay.returncode == 1, replay.stdout + replay.stderr
+    case_id = line.split("--case '", 1)[1].split("'", 1)[0]
+    assert f"FAIL {case_id}" in replay.stdout
+    assert "fingerprint mismatch" not in replay.stdout
+
+
+def test_migproof_db_at_gives_a_populated_private_copy(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "myapp.migrations:STEPS")
+    pytester.makepyfile(
+        test_mine=textwrap.dedent(
+            """
+            import sqlite3
+            from migproof.engine import migrate
+            from myapp.migrations import STEPS
+
+            def test_tag_backfilled_with_default(migproof_db_at):
+                path = migproof_db_at(1)
+                before = sqlite3.connect(path).execute("SELECT count(*) FROM notes").fetchone()[0]
+                assert before > 0
+                migrate(path, STEPS)
+                n, tagged = sqlite3.connect(path).execute(
+                    "SELECT count(*), count(NULLIF(tag, '')) FROM notes").fetchone()
+                assert (n, tagged) == (before, 0)
+
+            def test_copies_are_private(migproof_db_at):
+                assert migproof_db_at(1) != migproof_db_at(1)
+            """
+        )
+    )
+    result = pytester.runpytest_subprocess("--no-migproof", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_bad_options_are_usage_errors(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "myapp.migrations:STEPS")
+    result = pytester.runpytest_subprocess("--migproof-journal-modes", "memory")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--migproof-journal-modes takes a list of delete/wal*"])
+
+
+def test_without_a_migproof_table_nothing_is_collected(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml("[tool.other]\nx = 1\n")
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*certification cases*")
+
+
+def test_frozen_fixtures_beside_pyproject_are_replayed(pytester: pytest.Pytester) -> None:
+    make_project(pytester, "myapp.migrations:STEPS", 'journal_modes = ["delete"]')
+    frozen = subprocess.run(
+        [sys.executable, "-m", "migproof", "freeze", "--rows", "4"],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert frozen.returncode == 0, frozen.stderr
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--migproof-only", "frozen-fixtures,released-steps"
+    )
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*3 certification cases: 3 passed*"])
