@@ -1,11 +1,12 @@
 """Race real processes on one SQLite file: fork, release together, collect, reap.
 
-One *round* forks P children from this (warm) process. Each child installs the statement
-tracer, warms up (faults in, before the start, the memory the race will touch), reports
-"ready" on its own pipe and blocks reading a shared *go* pipe; when every child is ready the
-parent closes the go pipe's write end and all of them see EOF at once -- a barrier built from
-a pipe handshake, never from ``sleep``. Each child then waits its seeded jitter (zero for
-the first two, so every round has a head-on collision), calls ``target.migrate(path)`` --
+One *round* forks P children from this (warm) process. Each child warms up (faults in,
+before the start, the memory the race will touch), turns statement tracing on
+(``harness/tracing.py``, connections to the raced file only), reports "ready" on its own
+pipe and blocks reading a shared *go* pipe; when every child is ready the parent closes the
+go pipe's write end and all of them see EOF at once -- a barrier built from a pipe
+handshake, never from ``sleep``. Each child then waits its seeded jitter (zero for the
+first two, so every round has a head-on collision), calls ``target.migrate(path)`` --
 pausing a seeded fraction of a millisecond before each statement, which keeps the processes
 interleaved on a busy machine -- and sends back an ``Outcome`` (picklable: exception type
 name, message, whether it was the target's lock-timeout refusal, the statements it began)
@@ -52,9 +53,9 @@ from typing import TYPE_CHECKING, Final
 
 from migproof.engine import errors as engine_errors
 
-from . import race_trace
+from . import tracing
 from .race_pipe import READY, WARM, payload, qualified_name, send, signal_ready, wait_go
-from .race_verdict import Bounds, Outcome, OutcomeKind, WriterOutcome
+from .race_verdict import Bounds, Outcome, OutcomeKind, WriterOutcome, is_kept
 from .race_writer import writer_main
 
 if TYPE_CHECKING:
@@ -329,31 +330,35 @@ def _migrator_main(
     seed: str,
     pause: float,
 ) -> None:  # pragma: no cover - runs in a forked child
-    race_trace.install()
-    _warm_up()  # through the tracer, to warm it too; then forget what it saw
-    race_trace.RECORDER.reset()
-    if pause:
-        rng = random.Random(f"{seed}:{index}:pauses")
-        race_trace.RECORDER.pause = lambda: time.sleep(rng.uniform(0.0, pause))
-    signal_ready(w)
-    if not wait_go(go_r, timeout):
-        return  # never released: the parent reports the round as not started
-    released_at = time.monotonic()
-    if delay:
-        # A sleep, not a spin: a spinning process holds a CPU the others need (on 2 cores it
-        # delayed a head-on process by ~0.7 ms). An offset, never an ordering: the ordering
-        # comes from the barrier.
-        time.sleep(delay)
-    began = time.perf_counter()
-    started_at = time.monotonic()
-    kind, error_type, message = OutcomeKind.MIGRATED, "", ""
-    try:
-        target.migrate(str(db_path))
-    except BaseException as err:  # every exception is a finding for the parent
-        kind = OutcomeKind.REFUSED if isinstance(err, refusals) else OutcomeKind.ERROR
-        error_type, message = qualified_name(type(err)), str(err)
-    elapsed = time.perf_counter() - began
-    rec = race_trace.RECORDER
+    _warm_up()
+    rng = random.Random(f"{seed}:{index}:pauses")
+
+    def before_statement(k: int, sql: str) -> None:
+        del k, sql
+        if pause:
+            time.sleep(rng.uniform(0.0, pause))
+
+    # Only connections to the raced file are traced: a target building a reference schema
+    # in memory would otherwise seem to apply its steps in every process.
+    with tracing.traced(before_statement, watch=db_path) as trace:
+        signal_ready(w)
+        if not wait_go(go_r, timeout):
+            return  # never released: the parent reports the round as not started
+        released_at = time.monotonic()
+        if delay:
+            # A sleep, not a spin: a spinning process holds a CPU the others need (on 2 cores
+            # it delayed a head-on process by ~0.7 ms). An offset, never an ordering: the
+            # ordering comes from the barrier.
+            time.sleep(delay)
+        began = time.perf_counter()
+        started_at = time.monotonic()
+        kind, error_type, message = OutcomeKind.MIGRATED, "", ""
+        try:
+            target.migrate(str(db_path))
+        except BaseException as err:  # every exception is a finding for the parent
+            kind = OutcomeKind.REFUSED if isinstance(err, refusals) else OutcomeKind.ERROR
+            error_type, message = qualified_name(type(err)), str(err)
+        elapsed = time.perf_counter() - began
     send(
         w,
         Outcome(
@@ -363,8 +368,8 @@ def _migrator_main(
             message,
             elapsed,
             delay,
-            tuple(rec.kept),
-            rec.count,
+            tuple(sql for sql in trace.statements if is_kept(sql)),
+            trace.count,
             released=released_at,
             started=started_at,
         ),

@@ -222,7 +222,7 @@ def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
     return Status.PASS, "; ".join([summary, *race.notes])
 
 
-def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[tuple[int, str]]) -> _Expected:
+def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[str]) -> _Expected:
     ledger = getattr(run.target, "ledger", None)
     schema = run.ctx.schema_of(solo_path)
     notes: list[str] = []
