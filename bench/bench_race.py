@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))  # the race_* migrators live in tests/migrators
 from migproof.harness.cases import RunConfig  # noqa: E402
 from migproof.harness.checks.race import CHECK, CaseRace  # noqa: E402
 from migproof.harness.context import RunContext  # noqa: E402
+from migproof.harness.race import PAUSE_MAX  # noqa: E402
 from migproof.harness.spec import load_target  # noqa: E402
 
 BROKEN = (  # (module, plain or mixed rounds)
@@ -68,7 +69,7 @@ def stress(args: argparse.Namespace) -> None:
             per_round: list[float] = []
             mixed_rows = 0
             for label in race.labels(args.rounds):
-                result, findings = race.round(label, procs=args.procs)
+                result, findings = race.round(label, procs=args.procs, pause=args.pause)
                 per_round.append(result.wall)
                 if result.writer is not None:
                     mixed_rows += len(result.writer.committed)
@@ -93,7 +94,10 @@ def stress(args: argparse.Namespace) -> None:
 
 
 def catch_rate(args: argparse.Namespace) -> None:
-    print(f"catch rate: {args.trials} single rounds per case, {args.procs} processes per round")
+    print(
+        f"catch rate: {args.trials} single rounds per case, {args.procs} processes per round, "
+        f"pauses up to {args.pause * 1e6:.0f} us"
+    )
     for module, kind in BROKEN:
         if args.only and module not in args.only:
             continue
@@ -107,7 +111,8 @@ def catch_rate(args: argparse.Namespace) -> None:
                 if isinstance(race, str) or (kind == "m" and race.plan is None):
                     continue
                 caught = sum(
-                    bool(race.round(f"{kind}{k}", procs=args.procs)[1]) for k in range(args.trials)
+                    bool(race.round(f"{kind}{k}", procs=args.procs, pause=args.pause)[1])
+                    for k in range(args.trials)
                 )
                 rates.append((case.id, caught / args.trials))
             wall = time.monotonic() - began
@@ -135,6 +140,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--versions", default="0", help="start versions to stress: 'all' or e.g. '0,11'"
+    )
+    parser.add_argument(
+        "--pause", type=float, default=PAUSE_MAX, help="max seconds paused before a statement"
     )
     parser.add_argument("--catch-rate", action="store_true")
     parser.add_argument("--trials", type=int, default=20)

@@ -74,9 +74,12 @@ JITTER_MAX: Final = 0.0005
 # Before each statement a racing process sleeps a seeded 0..PAUSE_MAX seconds. On 2 busy
 # cores the woken processes otherwise ran one after another, often a whole time slice
 # (~1.3 ms) apart, and the window between "read the version" and "take the lock" closed
-# before a rival ran: a 4-process round caught that bug in 35-80% of rounds under load;
-# with pauses, in all 120 (bench_race.py --catch-rate). It costs ~0.15 ms per statement.
-PAUSE_MAX: Final = 0.0003
+# before a rival ran. Per-round catch rate of that bug, 4 processes (bench_race.py
+# --catch-rate): idle machine 99% without pauses, 100% with; beside other test suites
+# 35-80% without, 100% with; two busy loops pinning both cores 70-89% without, 90-98% with.
+# 100 us catches as well as 300 us and costs less (engine example, 8 processes: 189 ms per
+# round without pauses, 276 ms with 100 us, 378 ms with 300 us).
+PAUSE_MAX: Final = 0.0001
 _EXIT_CHILD_BUG: Final = 70  # the child machinery itself failed (never the target)
 _REAP_GRACE: Final = 5.0  # seconds a child that has reported may take to exit
 

@@ -26,7 +26,7 @@ from migproof.engine.schema import diff
 from .. import data, dbfiles
 from ..cases import Case, CheckResult, Status
 from ..declared import declared_between, internal_tables, min_supported
-from ..race import RoundResult, run_round
+from ..race import PAUSE_MAX, RoundResult, run_round
 from ..race_verdict import (
     Bounds,
     Finding,
@@ -173,7 +173,9 @@ class CaseRace:
     def seed(self, label: str) -> str:
         return f"{self.run.ctx.config.seed}:{self.run.case.id}:{label}"
 
-    def round(self, label: str, *, procs: int) -> tuple[RoundResult, list[Finding]]:
+    def round(
+        self, label: str, *, procs: int, pause: float = PAUSE_MAX
+    ) -> tuple[RoundResult, list[Finding]]:
         """Race ``procs`` processes (plus the writer for an ``m`` label) and judge the round."""
         writer = self.plan if label.startswith("m") else None
         path = _copy(self.run.fixture, self.run.work / f"{label}.db")
@@ -183,6 +185,7 @@ class CaseRace:
             procs=procs,
             seed=self.seed(label),
             bounds=self.run.bounds,
+            pause=pause,
             writer=writer,
         )
         findings = _judge(self.run, path, result, self.expected, writer)
