@@ -89,6 +89,7 @@ class RoundResult:
     outcomes: tuple[Outcome, ...]
     writer: WriterOutcome | None = None
     wall: float = 0.0  # seconds from the first fork to the last reap
+    pids: tuple[int, ...] = ()  # every child forked (all reaped by the time this exists)
 
 
 @dataclass(slots=True)
@@ -215,6 +216,7 @@ def run_round(
         outcomes,
         _writer_outcome(writer_child) if writer_child is not None else None,
         time.monotonic() - start,
+        tuple(c.pid for c in [*migrators, *([writer_child] if writer_child else [])]),
     )
 
 
