@@ -77,8 +77,10 @@ class RaceCheck:
     )
 
     def cases(self, ctx: Context) -> Iterator[Case]:
+        """Every start: the empty file (a fresh install races too) and each supported version."""
         target = ctx.target
-        for version in range(min_supported(target), target.head):
+        oldest = max(1, min_supported(target))
+        for version in [0, *range(oldest, target.head)]:
             for mode in ctx.config.journal_modes:
                 yield Case(self.name, version, target.head, mode)
 

@@ -8,6 +8,7 @@ saturated by busy loops. Bigger runs are under ``slow``.
 
 from __future__ import annotations
 
+import copy
 import re
 import shlex
 from typing import TYPE_CHECKING
@@ -53,6 +54,17 @@ def test_one_case_per_start_version_and_mode_rounds_inside(tmp_path: Path) -> No
     ids = [c.id for c in RACE.cases(ctx)]
     assert ids[:2] == ["race[v0->v4,delete]", "race[v0->v4,wal]"]
     assert len(ids) == 8  # v0 (the empty file) .. v3, x 2 modes
+
+
+def test_min_supported_skips_old_versions_but_never_the_empty_file(tmp_path: Path) -> None:
+    target = copy.copy(load("race_correct"))
+    target.min_supported = 2  # type: ignore[attr-defined]
+    ctx = RunContext(target, RunConfig("t", 1, tmp_path, journal_modes=("wal",)))
+    assert [c.id for c in RACE.cases(ctx)] == [
+        "race[v0->v4,wal]",
+        "race[v2->v4,wal]",
+        "race[v3->v4,wal]",
+    ]
 
 
 @pytest.mark.parametrize("module", ["race_correct", "race_ledger_correct"])
