@@ -147,3 +147,18 @@ def test_rebuild_from_a_stale_snapshot_loses_the_live_writers_rows(tmp_path: Pat
 def test_required_bugs_caught_with_8_procs(module: str, tmp_path: Path) -> None:
     results = certify(load(module), tmp_path, procs=8, rounds=4)
     assert [r.status for r in results] == [Status.FAIL] * 8
+
+
+def test_a_migration_that_fails_alone_is_reported_before_any_race(tmp_path: Path) -> None:
+    from tests.migrators import race_correct
+    from tests.migrators.race_common import RaceTarget, file_version
+
+    def strategy(db_path: str, target: int) -> None:
+        if file_version(db_path) == 1 and target > 1:
+            raise RuntimeError("step 2 is broken")
+        race_correct.migrate(db_path, target)
+
+    results = certify(RaceTarget("fails-from-v1", strategy), tmp_path, versions=(1,))
+    assert [r.status for r in results] == [Status.FAIL] * 2
+    assert "the uncontended migration from v1 (delete) already fails" in results[0].detail
+    assert "RuntimeError step 2 is broken" in results[0].detail
