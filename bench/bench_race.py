@@ -126,6 +126,9 @@ def catch_rate(args: argparse.Namespace) -> None:
             + "/".join(f"{m:.1%}" for m in miss.values())
             + f" [{wall:.0f} s]"
         )
+        print(
+            "    per case: " + ", ".join(f"{cid.removeprefix('race')} {r:.0%}" for cid, r in rates)
+        )
 
 
 def _versions(text: str) -> set[int]:
