@@ -1,13 +1,16 @@
 """Race real processes on one SQLite file: fork, release together, collect, reap.
 
-One *round* forks P children from this (warm) process. Each child installs the statement
-tracer, reports "ready" on its own pipe and blocks reading a shared *go* pipe; when every
-child is ready the parent closes the go pipe's write end and all of them see EOF at once --
-a barrier built from a pipe handshake, never from ``sleep``. Each child then spins for its
-seeded jitter (zero for about half of them, so several always collide head-on), calls
-``target.migrate(path)``, and sends back an ``Outcome`` (picklable: exception type name,
-message, whether it was the target's lock-timeout refusal, the statements it began) before
-leaving through ``os._exit``. An optional live writer joins the same barrier and keeps
+One *round* forks P children from this (warm) process. Each child warms up (faults in,
+before the start, the memory the race will touch), turns statement tracing on
+(``harness/tracing.py``, connections to the raced file only), reports "ready" on its own
+pipe and blocks reading a shared *go* pipe; when every child is ready the parent closes the
+go pipe's write end and all of them see EOF at once -- a barrier built from a pipe
+handshake, never from ``sleep``. Each child then waits its seeded jitter (zero for the
+first two, so every round has a head-on collision), calls ``target.migrate(path)`` --
+pausing a seeded fraction of a millisecond before each statement, which keeps the processes
+interleaved on a busy machine -- and sends back an ``Outcome`` (picklable: exception type
+name, message, whether it was the target's lock-timeout refusal, the statements it began)
+before leaving through ``os._exit``. An optional live writer starts first and keeps
 inserting until the migrators are done (see ``race_writer``).
 
 Everything is bounded: one deadline covers the whole round; a child still running then is
@@ -36,11 +39,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import pickle
 import random
 import select
 import signal
+import sqlite3
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -48,9 +53,9 @@ from typing import TYPE_CHECKING, Final
 
 from migproof.engine import errors as engine_errors
 
-from . import race_trace
+from . import tracing
 from .race_pipe import READY, WARM, payload, qualified_name, send, signal_ready, wait_go
-from .race_verdict import Bounds, Outcome, OutcomeKind, WriterOutcome
+from .race_verdict import Bounds, Outcome, OutcomeKind, WriterOutcome, is_kept
 from .race_writer import writer_main
 
 if TYPE_CHECKING:
@@ -61,10 +66,20 @@ if TYPE_CHECKING:
     from .target import Target
 
 DEFAULT_PROCS: Final = 8
-# Jitter after the release: half the processes start at once, the others up to this late
-# (seconds). Small against a migration (milliseconds) so they still overlap, large against
-# a fork's scheduling noise so the interleavings vary from round to round.
-JITTER_MAX: Final = 0.002
+# Jitter after the release: the first HEAD_ON processes start at once, so every round has a
+# head-on collision; the others start up to JITTER_MAX seconds late, spread by the seed, to
+# land at other moments of the winner's migration (small against a migration of a few ms).
+HEAD_ON: Final = 2
+JITTER_MAX: Final = 0.0005
+# Before each statement a racing process sleeps a seeded 0..PAUSE_MAX seconds. On 2 busy
+# cores the woken processes otherwise ran one after another, often a whole time slice
+# (~1.3 ms) apart, and the window between "read the version" and "take the lock" closed
+# before a rival ran. Per-round catch rate of that bug, 4 processes (bench_race.py
+# --catch-rate): idle machine 99% without pauses, 100% with; beside other test suites
+# 35-80% without, 100% with; two busy loops pinning both cores 70-89% without, 90-98% with.
+# 100 us catches as well as 300 us and costs less (engine example, 8 processes: 189 ms per
+# round without pauses, 276 ms with 100 us, 378 ms with 300 us).
+PAUSE_MAX: Final = 0.0001
 _EXIT_CHILD_BUG: Final = 70  # the child machinery itself failed (never the target)
 _REAP_GRACE: Final = 5.0  # seconds a child that has reported may take to exit
 
@@ -74,6 +89,7 @@ class RoundResult:
     outcomes: tuple[Outcome, ...]
     writer: WriterOutcome | None = None
     wall: float = 0.0  # seconds from the first fork to the last reap
+    pids: tuple[int, ...] = ()  # every child forked (all reaped by the time this exists)
 
 
 @dataclass(slots=True)
@@ -115,12 +131,14 @@ def run_round(
     bounds: Bounds | None = None,
     lock_timeout_errors: tuple[type[BaseException], ...] | None = None,
     jitter: float = JITTER_MAX,
+    pause: float = PAUSE_MAX,
     writer: WriterPlan | None = None,
 ) -> RoundResult:
     """Race ``procs`` processes migrating ``db_path`` (and the optional writer); judge nothing.
 
-    ``seed`` fixes each process's jitter. The result lists one outcome per process, in index
-    order; the caller judges it (``race_verdict``).
+    ``seed`` fixes each process's jitter and pauses (``pause=0`` turns pauses off). The
+    result lists one outcome per process, in index order; the caller judges it
+    (``race_verdict``).
     """
     bounds = bounds or Bounds()
     refusals = (
@@ -134,10 +152,14 @@ def run_round(
     parent_only = (go_w, writer_go_w, stop_w)
     migrators: list[_Child] = []
     writer_child: _Child | None = None
+    # Freeze every object the parent has into the GC's permanent generation while forking:
+    # a collection in a child would otherwise walk (and so copy-on-write) the parent's whole
+    # heap at a random moment of the race (https://docs.python.org/3/library/gc.html#gc.freeze).
+    gc.freeze()
     try:
         for i in range(procs):
             rng = random.Random(f"{seed}:{i}")
-            delay = 0.0 if rng.random() < 0.5 else rng.uniform(0.0, jitter)
+            delay = 0.0 if i < HEAD_ON else rng.uniform(0.0, jitter)
             migrators.append(
                 _fork(
                     functools.partial(
@@ -149,6 +171,8 @@ def run_round(
                         go_r=go_r,
                         timeout=bounds.deadline,
                         refusals=refusals,
+                        seed=seed,
+                        pause=pause,
                     ),
                     parent_only,
                 )
@@ -165,6 +189,7 @@ def run_round(
                 ),
                 parent_only,
             )
+        gc.unfreeze()
         everyone = [*migrators, *([writer_child] if writer_child else [])]
         if _pump(everyone, lambda: all(c.ready or c.eof for c in everyone), deadline):
             # The application is running first: the writer starts, commits its first rows,
@@ -181,6 +206,7 @@ def run_round(
             if writer_child is not None:
                 _pump([writer_child], lambda: writer_child.eof, deadline)
     finally:
+        gc.unfreeze()
         for fd in (go_r, go_w, writer_go_r, writer_go_w, stop_r, stop_w):
             if fd >= 0:
                 os.close(fd)
@@ -190,6 +216,7 @@ def run_round(
         outcomes,
         _writer_outcome(writer_child) if writer_child is not None else None,
         time.monotonic() - start,
+        tuple(c.pid for c in [*migrators, *([writer_child] if writer_child else [])]),
     )
 
 
@@ -277,6 +304,24 @@ def _writer_outcome(c: _Child) -> WriterOutcome:
 # --- the child's side --------------------------------------------------------------------
 
 
+def _warm_up() -> None:  # pragma: no cover - runs in a forked child
+    """Touch, before the barrier, the memory the race will touch after it.
+
+    A fresh fork pays copy-on-write faults for every page it writes; paid after the release,
+    they cost ~1 ms per process on 2 cores and spread the starts of 8 processes over ~8 ms
+    -- longer than a small migration, so the processes did not really race (measured with
+    bench_race.py). An in-memory SQLite session and a report round-trip fault in most of it.
+    """
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
+    conn.execute("INSERT INTO t (b) VALUES ('warm')")
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("COMMIT")
+    conn.close()
+    pickle.loads(pickle.dumps(Outcome(0, OutcomeKind.MIGRATED)))
+
+
 def _migrator_main(
     w: int,
     *,
@@ -287,23 +332,38 @@ def _migrator_main(
     go_r: int,
     timeout: float,
     refusals: tuple[type[BaseException], ...],
+    seed: str,
+    pause: float,
 ) -> None:  # pragma: no cover - runs in a forked child
-    race_trace.install()
-    signal_ready(w)
-    if not wait_go(go_r, timeout):
-        return  # never released: the parent reports the round as not started
-    released = time.perf_counter()
-    while time.perf_counter() - released < delay:
-        pass  # a spin, not a sleep: sub-millisecond and seeded
-    began = time.perf_counter()
-    kind, error_type, message = OutcomeKind.MIGRATED, "", ""
-    try:
-        target.migrate(str(db_path))
-    except BaseException as err:  # every exception is a finding for the parent
-        kind = OutcomeKind.REFUSED if isinstance(err, refusals) else OutcomeKind.ERROR
-        error_type, message = qualified_name(type(err)), str(err)
-    elapsed = time.perf_counter() - began
-    rec = race_trace.RECORDER
+    _warm_up()
+    rng = random.Random(f"{seed}:{index}:pauses")
+
+    def before_statement(k: int, sql: str) -> None:
+        del k, sql
+        if pause:
+            time.sleep(rng.uniform(0.0, pause))
+
+    # Only connections to the raced file are traced: a target building a reference schema
+    # in memory would otherwise seem to apply its steps in every process.
+    with tracing.traced(before_statement, watch=db_path) as trace:
+        signal_ready(w)
+        if not wait_go(go_r, timeout):
+            return  # never released: the parent reports the round as not started
+        released_at = time.monotonic()
+        if delay:
+            # A sleep, not a spin: a spinning process holds a CPU the others need (on 2 cores
+            # it delayed a head-on process by ~0.7 ms). An offset, never an ordering: the
+            # ordering comes from the barrier.
+            time.sleep(delay)
+        began = time.perf_counter()
+        started_at = time.monotonic()
+        kind, error_type, message = OutcomeKind.MIGRATED, "", ""
+        try:
+            target.migrate(str(db_path))
+        except BaseException as err:  # every exception is a finding for the parent
+            kind = OutcomeKind.REFUSED if isinstance(err, refusals) else OutcomeKind.ERROR
+            error_type, message = qualified_name(type(err)), str(err)
+        elapsed = time.perf_counter() - began
     send(
         w,
         Outcome(
@@ -313,7 +373,9 @@ def _migrator_main(
             message,
             elapsed,
             delay,
-            tuple(rec.kept),
-            rec.count,
+            tuple(sql for sql in trace.statements if is_kept(sql)),
+            trace.count,
+            released=released_at,
+            started=started_at,
         ),
     )

@@ -56,9 +56,11 @@ class Outcome:
     message: str = ""
     elapsed: float = 0.0  # seconds from the barrier's release to migrate()'s return or raise
     jitter: float = 0.0  # seconds the process spun after the release, before migrating
-    statements: tuple[tuple[int, str], ...] = ()  # (connection serial, SQL) the process began
+    statements: tuple[str, ...] = ()  # transaction control and counted changes it began
     statement_count: int = 0  # every statement traced, kept or not
     exitcode: int | None = None
+    released: float = 0.0  # time.monotonic() when the process saw the release (one clock
+    started: float = 0.0  # for all processes on Linux) and when it called migrate()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,27 +129,30 @@ def is_kept(sql: str) -> bool:
     return bool(_BEGIN.match(sql) or _COMMIT.match(sql) or _ROLLBACK.match(sql)) or is_change(sql)
 
 
-def committed_changes(statements: Iterable[tuple[int, str]]) -> list[str]:
-    """The counted statements that were not rolled back, per connection, in order.
+def committed_changes(statements: Iterable[str]) -> list[str]:
+    """The counted statements that were not rolled back, in order.
 
     The trace fires *before* a statement runs, so a statement inside ``BEGIN .. ROLLBACK`` (or
-    a transaction never committed) is dropped; one in autocommit mode counts as it runs.
+    a transaction never committed) is dropped; one in autocommit mode counts as it runs. The
+    trace is one stream for all of a process's connections to the file: a second connection
+    that opens and ends its own transaction inside the first one's would blur the two (no
+    migrator we know does; reads on a second connection run in autocommit).
     """
     applied: list[str] = []
-    pending: dict[int, list[str] | None] = {}  # connection -> open transaction's changes
-    for conn, sql in statements:
+    pending: list[str] | None = None  # the open transaction's changes
+    for sql in statements:
         if _BEGIN.match(sql):
-            pending[conn] = []
+            pending = []
         elif _COMMIT.match(sql):
-            applied.extend(pending.pop(conn, None) or [])
+            applied.extend(pending or [])
+            pending = None
         elif _ROLLBACK.match(sql):
-            pending.pop(conn, None)
+            pending = None
         elif is_change(sql):
-            txn = pending.get(conn)
-            if txn is None:
+            if pending is None:
                 applied.append(_canonical(sql))
             else:
-                txn.append(_canonical(sql))
+                pending.append(_canonical(sql))
     return applied
 
 

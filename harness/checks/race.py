@@ -25,8 +25,8 @@ from migproof.engine.schema import diff
 
 from .. import data, dbfiles
 from ..cases import Case, CheckResult, Status
-from ..declared import internal_tables, min_supported
-from ..race import RoundResult, run_round
+from ..declared import declared_between, internal_tables, min_supported
+from ..race import PAUSE_MAX, RoundResult, run_round
 from ..race_verdict import (
     Bounds,
     Finding,
@@ -66,10 +66,9 @@ class _Expected:
     notes: tuple[str, ...] = field(default=())
 
 
-@dataclass(frozen=True, slots=True)
 class RaceCheck:
-    name: str = "race"
-    description: str = (
+    name = "race"
+    description = (
         "P processes (--race-procs) start migrating the same file at the same instant, R "
         "rounds (--race-rounds), from every start version and in each journal mode, plus a "
         "live writer: each step is applied exactly once, every other process waits and finds "
@@ -89,7 +88,7 @@ class RaceCheck:
         return CheckResult(case, status, detail, duration=time.monotonic() - began)
 
 
-CHECK: Final = RaceCheck()
+CHECK = RaceCheck()
 
 
 def bounds_of(target: Target) -> Bounds:
@@ -116,65 +115,105 @@ class _CaseRun:
         return self.ctx.target
 
 
+@dataclass(slots=True)
+class CaseRace:
+    """One case's races: the uncontended yardstick first, then any number of judged rounds.
+
+    The check runs ``rounds`` plain and ceil(rounds/4) mixed rounds through it; the bench
+    (``bench/bench_race.py``) drives it directly to measure per-round costs and catch rates.
+    """
+
+    run: _CaseRun
+    expected: _Expected
+    plan: WriterPlan | None
+    notes: list[str]
+
+    @classmethod
+    def prepare(cls, ctx: Context, case: Case) -> CaseRace | str:
+        """The yardstick for ``case``, or why there is none (the failure's detail)."""
+        if case.from_version is None or case.journal_mode is None or case.to_version is None:
+            raise ValueError(f"{case.id}: a race case names its start, head and journal mode")
+        run = _CaseRun(
+            ctx,
+            case,
+            case.journal_mode,
+            bounds_of(ctx.target),
+            internal_tables(ctx.target),
+            ctx.fixture_db(case.from_version, case.journal_mode),
+            ctx.scratch(f"race-v{case.from_version}-{case.journal_mode}"),
+        )
+        solo_path = _copy(run.fixture, run.work / "uncontended.db")
+        seed = f"{ctx.config.seed}:{case.id}:solo"
+        solo = run_round(run.target, solo_path, procs=1, seed=seed, bounds=run.bounds)
+        first = solo.outcomes[0]
+        if first.kind is not OutcomeKind.MIGRATED:
+            return (
+                f"the uncontended migration from v{case.from_version} ({run.mode}) already "
+                f"fails ({first.kind.value}: {first.error_type} {first.message}); the other "
+                "checks say more -- the race needs a migration that works alone first"
+            )
+        expected = _expected(run, solo_path, first.statements)
+        notes = list(expected.notes)
+        plan: WriterPlan | None = None
+        if case.from_version > 0:
+            probe = _copy(run.fixture, run.work / "probe.db")
+            plan = choose_plan(probe, ctx.schema_of(run.fixture), exclude=run.internal)
+            if plan is None:
+                notes.append(
+                    f"mixed rounds skipped: no table at v{case.from_version} accepts a "
+                    "generated row"
+                )
+        return cls(run, expected, plan, notes)
+
+    def labels(self, rounds: int) -> list[str]:
+        """``r0..`` plain rounds, then ``m0..`` mixed ones (when a writer can run)."""
+        mixed = math.ceil(rounds / MIXED_EVERY) if self.plan is not None else 0
+        return [f"r{r}" for r in range(rounds)] + [f"m{r}" for r in range(mixed)]
+
+    def seed(self, label: str) -> str:
+        return f"{self.run.ctx.config.seed}:{self.run.case.id}:{label}"
+
+    def round(
+        self, label: str, *, procs: int, pause: float = PAUSE_MAX
+    ) -> tuple[RoundResult, list[Finding]]:
+        """Race ``procs`` processes (plus the writer for an ``m`` label) and judge the round."""
+        writer = self.plan if label.startswith("m") else None
+        path = _copy(self.run.fixture, self.run.work / f"{label}.db")
+        result = run_round(
+            self.run.target,
+            path,
+            procs=procs,
+            seed=self.seed(label),
+            bounds=self.run.bounds,
+            pause=pause,
+            writer=writer,
+        )
+        findings = _judge(self.run, path, result, self.expected, writer)
+        if not findings:
+            dbfiles.remove(path)  # thousands of stress rounds must not fill the disk
+        return result, findings
+
+
 def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
     config = ctx.config
-    if case.from_version is None or case.journal_mode is None or case.to_version is None:
-        raise ValueError(f"{case.id}: a race case names its start, head and journal mode")
-    run = _CaseRun(
-        ctx,
-        case,
-        case.journal_mode,
-        bounds_of(ctx.target),
-        internal_tables(ctx.target),
-        ctx.fixture_db(case.from_version, case.journal_mode),
-        ctx.scratch(f"race-v{case.from_version}-{case.journal_mode}"),
-    )
-    solo_path = _copy(run.fixture, run.work / "uncontended.db")
-    solo = run_round(
-        run.target, solo_path, procs=1, seed=f"{config.seed}:{case.id}:solo", bounds=run.bounds
-    )
-    first = solo.outcomes[0]
-    if first.kind is not OutcomeKind.MIGRATED:
-        return Status.FAIL, (
-            f"the uncontended migration from v{case.from_version} ({run.mode}) already fails "
-            f"({first.kind.value}: {first.error_type} {first.message}); the other checks "
-            "say more -- the race needs a migration that works alone first"
-        )
-    expected = _expected(run, solo_path, first.statements)
-
-    mixed = math.ceil(config.race_rounds / MIXED_EVERY) if case.from_version > 0 else 0
-    labels = [f"r{r}" for r in range(config.race_rounds)]
-    plan: WriterPlan | None = None
-    notes = list(expected.notes)
-    if mixed:
-        probe = _copy(run.fixture, run.work / "probe.db")
-        plan = choose_plan(probe, ctx.schema_of(run.fixture), exclude=run.internal)
-        if plan is None:
-            notes.append(
-                f"mixed rounds skipped: no table at v{case.from_version} accepts a generated row"
-            )
-        else:
-            labels += [f"m{r}" for r in range(mixed)]
+    race = CaseRace.prepare(ctx, case)
+    if isinstance(race, str):
+        return Status.FAIL, race
+    labels = race.labels(config.race_rounds)
     totals: dict[str, int] = {}
     wall = writer_wait = 0.0
     writer_rows = 0
     for label in labels:
-        writer = plan if label.startswith("m") else None
-        path = _copy(run.fixture, run.work / f"{label}.db")
-        seed = f"{config.seed}:{case.id}:{label}"
-        result = run_round(
-            run.target, path, procs=config.race_procs, seed=seed, bounds=run.bounds, writer=writer
-        )
+        result, findings = race.round(label, procs=config.race_procs)
         wall += result.wall
         for o in result.outcomes:
             totals[o.kind.value] = totals.get(o.kind.value, 0) + 1
         if result.writer is not None:
             writer_rows += len(result.writer.committed)
             writer_wait = max(writer_wait, result.writer.longest_wait)
-        findings = _judge(run, path, result, expected, writer)
         if findings:
-            where = _round_text(run, label, len(labels), seed, config.race_procs)
-            lines = [where, *(f"  - {f.message}" for f in findings), *notes]
+            where = _round_text(race.run, label, len(labels), race.seed(label), config.race_procs)
+            lines = [where, *(f"  - {f.message}" for f in findings), *race.notes]
             return Status.FAIL, "\n".join(lines)
     counts = ", ".join(f"{n} {k}" for k, n in sorted(totals.items()))
     summary = f"{len(labels)} rounds x {config.race_procs} processes in {wall:.2f} s: {counts}"
@@ -183,10 +222,10 @@ def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
             f"; the live writer committed {writer_rows} rows, none lost, "
             f"longest wait {writer_wait * 1000:.1f} ms"
         )
-    return Status.PASS, "; ".join([summary, *notes])
+    return Status.PASS, "; ".join([summary, *race.notes])
 
 
-def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[tuple[int, str]]) -> _Expected:
+def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[str]) -> _Expected:
     ledger = getattr(run.target, "ledger", None)
     schema = run.ctx.schema_of(solo_path)
     notes: list[str] = []
@@ -255,12 +294,21 @@ def _final_state(
         for d in diff(expected.schema, run.ctx.schema_of(path))
     ]
     actual = data.snapshot(path, exclude=run.internal)
+    # Columns a step declares it transforms may legitimately differ run to run (a backfill
+    # with the current time): compared by data-preservation against the declaration instead.
+    assert run.case.from_version is not None
+    transformed = declared_between(run.target, run.case.from_version, run.target.head).transforms
     exact = data.compare(
-        _only(expected.data, writer_tables, keep=False), _only(actual, writer_tables, keep=False)
+        _only(expected.data, writer_tables, keep=False),
+        _only(actual, writer_tables, keep=False),
+        skip_columns=transformed,
     )
     # The live writer added rows to its table: the uncontended run's rows must all remain.
     kept = data.compare(
-        _only(expected.data, writer_tables), _only(actual, writer_tables), subset=True
+        _only(expected.data, writer_tables),
+        _only(actual, writer_tables),
+        subset=True,
+        skip_columns=transformed,
     )
     found += [Finding(f"data differs from an uncontended upgrade: {d}") for d in exact + kept]
     return found

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from migproof.engine.introspect import read_schema
-from migproof.harness.race import run_round
+from migproof.harness.race import RoundResult, run_round
 from migproof.harness.race_verdict import Bounds, OutcomeKind
 from migproof.harness.race_writer import choose_plan, missing_rows
 
@@ -20,9 +20,16 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-def assert_no_children_left() -> None:
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)
+def assert_reaped(result: RoundResult) -> None:
+    """Every child of the round is gone: waiting for it again finds no such child."""
+    assert len(result.pids) == len(result.outcomes) + (result.writer is not None)
+    for pid in result.pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+class OwnConnection(sqlite3.Connection):
+    """A target's own Connection class, passed as ``factory``."""
 
 
 @dataclass
@@ -48,6 +55,10 @@ class Misbehaving:
             conn.close()
             if seen != ["CREATE TABLE t (a)"]:
                 raise AssertionError(f"the target's own trace callback saw {seen}")
+        elif self.how == "own-factory":
+            conn = sqlite3.connect(db_path, isolation_level=None, factory=OwnConnection)
+            conn.execute("CREATE TABLE t (a)")
+            conn.close()
 
     def version(self, db_path: str) -> int:
         return 0
@@ -57,13 +68,13 @@ def test_a_hung_child_is_killed_reported_and_reaped(tmp_path: Path) -> None:
     result = run_round(Misbehaving("hang"), tmp_path / "x.db", procs=3, bounds=Bounds(deadline=1.0))
     assert [o.kind for o in result.outcomes] == [OutcomeKind.HUNG] * 3
     assert all(o.exitcode == -9 for o in result.outcomes)  # SIGKILL
-    assert_no_children_left()
+    assert_reaped(result)
 
 
 def test_a_child_that_exits_without_reporting_is_reported(tmp_path: Path) -> None:
     result = run_round(Misbehaving("exit"), tmp_path / "x.db", procs=2)
     assert [(o.kind, o.exitcode) for o in result.outcomes] == [(OutcomeKind.DIED, 3)] * 2
-    assert_no_children_left()
+    assert_reaped(result)
 
 
 def test_declared_refusals_are_told_apart_from_errors(tmp_path: Path) -> None:
@@ -79,7 +90,13 @@ def test_declared_refusals_are_told_apart_from_errors(tmp_path: Path) -> None:
 def test_tracing_chains_the_targets_own_callback(tmp_path: Path) -> None:
     (outcome,) = run_round(Misbehaving("own-trace"), tmp_path / "x.db", procs=1).outcomes
     assert outcome.kind is OutcomeKind.MIGRATED, outcome.message
-    assert [sql for _, sql in outcome.statements] == ["CREATE TABLE t (a)"]
+    assert outcome.statements == ("CREATE TABLE t (a)",)
+
+
+def test_tracing_sees_a_targets_own_connection_factory(tmp_path: Path) -> None:
+    (outcome,) = run_round(Misbehaving("own-factory"), tmp_path / "x.db", procs=1).outcomes
+    assert outcome.kind is OutcomeKind.MIGRATED, outcome.message
+    assert outcome.statements == ("CREATE TABLE t (a)",)
 
 
 def test_jitter_is_seeded(tmp_path: Path) -> None:
@@ -98,10 +115,10 @@ def test_correct_migrator_applies_once_and_every_other_process_finds_it_current(
 ) -> None:
     result = run_round(CORRECT, tmp_path / "x.db", procs=8, seed="1")
     assert {o.kind for o in result.outcomes} == {OutcomeKind.MIGRATED}
-    stamps = [o.index for o in result.outcomes for _, sql in o.statements if "user_version" in sql]
+    stamps = [o.index for o in result.outcomes for sql in o.statements if "user_version" in sql]
     assert len(stamps) == 1
     assert CORRECT.version(str(tmp_path / "x.db")) == CORRECT.head
-    assert_no_children_left()
+    assert_reaped(result)
 
 
 def make_db(path: Path, *statements: str) -> None:
@@ -147,3 +164,64 @@ def test_writer_plan_none_when_nothing_accepts_a_row(tmp_path: Path) -> None:
     schema = read_schema(conn)
     conn.close()
     assert choose_plan(db, schema, exclude=["e"]) is None
+
+
+@dataclass
+class ShortWaitEngine:
+    """The bundled example through the engine, with a short busy timeout (no capabilities)."""
+
+    name: str = "jobqueue-short-wait"
+    head: int = 0
+    busy_timeout: float = 0.3
+
+    def __post_init__(self) -> None:
+        from migproof.engine.examples.jobqueue import STEPS
+
+        self.steps = STEPS
+        self.head = STEPS.head
+
+    def migrate(self, db_path: str, target: int | None = None) -> None:
+        from migproof.engine import migrate
+
+        migrate(db_path, self.steps, to_version=target, busy_timeout=self.busy_timeout)
+
+    def version(self, db_path: str) -> int:
+        from migproof.engine import read_version
+
+        return int(read_version(db_path))
+
+
+def test_engine_lock_timeout_is_the_default_refusal_and_waits_its_bound(tmp_path: Path) -> None:
+    from migproof.harness.race_verdict import judge_outcomes
+
+    db = tmp_path / "x.db"
+    target = ShortWaitEngine()
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # this process holds the write lock throughout
+        holder.execute("CREATE TABLE squatter (a)")
+        result = run_round(target, db, procs=2)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert [o.kind for o in result.outcomes] == [OutcomeKind.REFUSED] * 2
+    assert result.outcomes[0].error_type == "migproof.engine.errors.LockTimeoutError"
+    assert judge_outcomes(result.outcomes, Bounds(lock_timeout=target.busy_timeout)) == []
+    assert_reaped(result)
+
+
+def test_a_live_writer_keeps_every_committed_row_and_is_reaped(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    CORRECT.migrate(str(db), 1)
+    conn = sqlite3.connect(db)
+    schema = read_schema(conn)
+    conn.close()
+    plan = choose_plan(db, schema)
+    assert plan is not None
+    result = run_round(CORRECT, db, procs=4, writer=plan)
+    assert {o.kind for o in result.outcomes} == {OutcomeKind.MIGRATED}
+    assert result.writer is not None
+    assert result.writer.kind is OutcomeKind.MIGRATED, result.writer.message
+    assert len(result.writer.committed) >= 3  # it wrote before the migrators were released
+    assert missing_rows(db, plan, result.writer.committed) == []
+    assert_reaped(result)

@@ -34,15 +34,15 @@ def test_is_change_counts_ddl_and_stamps_but_not_guarded_or_temp() -> None:
 
 def test_committed_changes_drops_rolled_back_and_open_transactions() -> None:
     stmts = [
-        (0, "CREATE TABLE a (x)"),  # autocommit: counts
-        (0, "BEGIN IMMEDIATE"),
-        (0, "ALTER TABLE a ADD COLUMN y"),
-        (0, "ROLLBACK"),
-        (0, "BEGIN"),
-        (0, "ALTER TABLE a  ADD COLUMN z;"),
-        (1, "BEGIN"),
-        (1, "CREATE TABLE never (x)"),  # connection 1 never commits
-        (0, "COMMIT"),
+        "CREATE TABLE a (x)",  # autocommit: counts
+        "BEGIN IMMEDIATE",
+        "ALTER TABLE a ADD COLUMN y",
+        "ROLLBACK",
+        "BEGIN",
+        "ALTER TABLE a  ADD COLUMN z;",
+        "COMMIT",
+        "BEGIN",
+        "CREATE TABLE never (x)",  # never committed
     ]
     assert committed_changes(stmts) == ["create table a (x)", "alter table a add column z"]
 
@@ -100,7 +100,7 @@ def test_ledger_names_the_versions_applied_twice_or_never() -> None:
 
 
 def test_trace_counts_only_processes_that_migrated() -> None:
-    stamp = (0, "PRAGMA user_version = 2")
+    stamp = "PRAGMA user_version = 2"
     outcomes = [
         Outcome(0, M, statements=(stamp,)),
         Outcome(1, M, statements=(stamp,)),
