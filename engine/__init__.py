@@ -25,7 +25,16 @@ from .errors import (
     StepFailedError,
     StorageError,
 )
-from .shell import MigrationReport, inspect, migrate, open_state_db, read_ledger, read_version
+from .shell import (
+    SYSTEM_CLOCK,
+    Clock,
+    MigrationReport,
+    inspect,
+    migrate,
+    open_state_db,
+    read_ledger,
+    read_version,
+)
 from .spec import default_spec, load_object, load_steps
 from .steps import (
     AddColumn,
@@ -44,8 +53,10 @@ __all__ = [
     "INTERNAL_TABLES",
     "LEDGER_TABLE",
     "META_TABLE",
+    "SYSTEM_CLOCK",
     "AddColumn",
     "BackupError",
+    "Clock",
     "CreateIndex",
     "CreateTable",
     "CreateTrigger",

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from .core import render_plan
-from .shell import CHECKS, JOURNAL_MODES, inspect, migrate
+from .shell import CHECKS, JOURNAL_MODES, inspect, migrate, refusal
 from .spec import load_steps
 
 _SPEC_HELP = (
@@ -70,7 +70,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "status",
         help="show the file's version and what migrate would do (read-only)",
         description="Read-only: the stored version, the head, the decision migrate would take "
-        "and the pending steps. Never writes to the file.",
+        "and the pending steps. Never writes to the file. Exits with the code migrate would "
+        "exit with: 0 when it would proceed, the refusal's code otherwise (see docs/runbook.md).",
     )
     _common(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -143,6 +144,8 @@ def _status(args: argparse.Namespace) -> int:
     steps = load_steps(args.steps)
     decision = inspect(args.db, steps, to_version=args.to_version)
     pending = [{"version": s.version, "name": s.name} for s in decision.plan.steps]
+    # The exit code `migrate` would give, so a rollout script can branch on `status` alone.
+    code = refusal(decision, args.db).exit_code if decision.verdict.refused else 0
     if args.json:
         print(
             json.dumps(
@@ -161,7 +164,7 @@ def _status(args: argparse.Namespace) -> int:
                 indent=2,
             )
         )
-        return 0
+        return code
     print(f"{args.db}: version {decision.version}, head {decision.head} ({steps.name})")
     print(f"decision: {decision.verdict.value}")
     for op in decision.plan.repairs:
@@ -170,7 +173,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"  pending: {step['version']} {step['name']}")
     for reason in decision.reasons:
         print(f"  - {reason}")
-    return 0
+    return code
 
 
 def _plan(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, Protocol
 from urllib.parse import quote as urlquote
 
 from .backup import take_backup
@@ -108,6 +108,29 @@ class MigrationReport:
 # --- the choke point ----------------------------------------------------------------------------
 
 
+class Clock(Protocol):
+    """Where the ledger's times come from: ``applied_at`` and each step's duration.
+
+    A seam, not a setting: lock and check deadlines always use the real monotonic clock. The
+    harness passes a fixed clock so fixture files are byte-identical for one seed.
+    """
+
+    def now(self) -> datetime: ...
+
+    def monotonic(self) -> float: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+SYSTEM_CLOCK: Final = SystemClock()
+
+
 class _Runner:
     """Every statement the engine runs on the state file goes through ``run``.
 
@@ -115,10 +138,10 @@ class _Runner:
     the same plan without running it). Introspection (``read_schema``) reads on its own.
     """
 
-    __slots__ = ("conn", "hook")
+    __slots__ = ("clock", "conn", "hook")
 
-    def __init__(self, conn: sqlite3.Connection, hook: StatementHook | None) -> None:
-        self.conn, self.hook = conn, hook
+    def __init__(self, conn: sqlite3.Connection, hook: StatementHook | None, clock: Clock) -> None:
+        self.conn, self.hook, self.clock = conn, hook, clock
 
     def run(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         if self.hook is not None:
@@ -146,6 +169,7 @@ def migrate(
     keep_backups: int = 5,
     on_statement: StatementHook | None = None,
     on_connect: ConnectHook | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> MigrationReport:
     """Bring the state file at ``path`` to ``to_version`` (default: head) and close it.
 
@@ -153,7 +177,8 @@ def migrate(
     keeps the file's mode (a new file gets DELETE); it is applied after the migration commits.
     ``check`` is the preflight: "quick" (quick_check), "full" (integrity_check) or "none",
     bounded by ``check_timeout`` seconds. ``on_connect`` is called with the connection before
-    anything runs (tests use it to set ``max_page_count``). Raises a ``MigproofError``.
+    anything runs (tests use it to set ``max_page_count``). ``clock`` stamps the ledger's
+    ``applied_at`` and durations (a seam for deterministic fixtures). Raises a ``MigproofError``.
     """
     conn, report = _open(
         path,
@@ -167,6 +192,7 @@ def migrate(
         keep_backups=keep_backups,
         on_statement=on_statement,
         on_connect=on_connect,
+        clock=clock,
     )
     conn.close()
     return report
@@ -185,6 +211,7 @@ def open_state_db(
     keep_backups: int = 5,
     on_statement: StatementHook | None = None,
     on_connect: ConnectHook | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> sqlite3.Connection:
     """Migrate like ``migrate``, then return the open connection, ready for the daemon.
 
@@ -203,6 +230,7 @@ def open_state_db(
         keep_backups=keep_backups,
         on_statement=on_statement,
         on_connect=on_connect,
+        clock=clock,
     )
     try:
         conn.execute("PRAGMA foreign_keys = ON")
@@ -312,6 +340,7 @@ def _open(
     keep_backups: int,
     on_statement: StatementHook | None,
     on_connect: ConnectHook | None,
+    clock: Clock,
 ) -> tuple[sqlite3.Connection, MigrationReport]:
     started = time.monotonic()
     p = os.fspath(path)
@@ -334,7 +363,7 @@ def _open(
     try:
         if on_connect is not None:
             on_connect(conn)
-        run = _Runner(conn, on_statement)
+        run = _Runner(conn, on_statement, clock)
         if _fast_path(run, steps, target):
             report = MigrationReport(
                 p,
@@ -535,7 +564,7 @@ def _execute(run: _Runner, plan: Plan, path: str, steps: Steps) -> int:
     for op in plan.repairs:
         count += _run_op(run, op, path, steps)
     for step in plan.steps:
-        t0 = time.monotonic()
+        t0 = run.clock.monotonic()
         for op in step.ops:
             if not op.skipped:
                 count += _run_op(run, op, path, steps)
@@ -550,8 +579,8 @@ def _execute(run: _Runner, plan: Plan, path: str, steps: Steps) -> int:
                     reason="its postcondition still returns rows after the step, "
                     f"e.g. {tuple(row)!r}",
                 )
-        applied_at = datetime.now(UTC).isoformat(timespec="milliseconds")
-        ms = (time.monotonic() - t0) * 1000.0
+        applied_at = run.clock.now().isoformat(timespec="milliseconds")
+        ms = (run.clock.monotonic() - t0) * 1000.0
         run.run(LEDGER_INSERT, (step.version, step.name, step.checksum, applied_at, ms))
     return count
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Final
 
 from migproof.engine import sqltext
 
+from . import data
 from .cases import CheckResult, Status
 from .crash_images import (
     DB_NAME,
@@ -37,7 +38,7 @@ from .crash_images import (
     kill_at,
     record,
 )
-from .crash_oracle import Data, Finding, Point, Recovery, State, judge, row_key
+from .crash_oracle import Data, Finding, Point, Recovery, State, judge
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -94,29 +95,15 @@ def start_versions(target: Target) -> list[int]:
 
 
 def read_data(path: Path, *, exclude: frozenset[str] = frozenset()) -> Data:
-    """Every user table's rows, sorted; ``exclude`` names tables whose data is not compared."""
+    """Every user table's rows, sorted; ``exclude`` names tables whose data is not compared.
+
+    Values keep their storage class (``harness.data``), so a recovery that turned 1 into 1.0
+    or '1' is a difference, as it is for every other check.
+    """
     if not path.exists():
         return ()
-    conn = sqlite3.connect(path)
-    try:
-        names = [
-            str(n)
-            for (n,) in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
-            )
-        ]
-        skip = {n.lower() for n in exclude}
-        out: list[tuple[str, tuple[tuple[object, ...], ...]]] = []
-        for name in names:
-            if name.lower() in skip:
-                continue
-            quoted = '"' + name.replace('"', '""') + '"'
-            rows = [tuple(r) for r in conn.execute(f"SELECT * FROM {quoted}")]
-            out.append((name.lower(), tuple(sorted(rows, key=row_key))))
-        return tuple(out)
-    finally:
-        conn.close()
+    snap = data.snapshot(path, exclude=exclude)
+    return tuple((name, tuple(sorted(t.rows.values()))) for name, t in sorted(snap.tables.items()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -253,17 +253,3 @@ def data_differences(expected: Data, found: Data, *, skip: set[str] | None = Non
         out.append(what)
     return out
 
-
-def row_key(row: Row) -> tuple[tuple[int, object], ...]:
-    """A total order over SQLite values (NULL < numbers < text < blobs), for sorting rows."""
-    return tuple(_value_key(v) for v in row)
-
-
-def _value_key(v: object) -> tuple[int, object]:
-    if v is None:
-        return (0, 0)
-    if isinstance(v, int | float):
-        return (1, v)
-    if isinstance(v, str):
-        return (2, v)
-    return (3, bytes(v) if isinstance(v, bytes | bytearray | memoryview) else repr(v))

@@ -10,7 +10,8 @@ so the engine keeps the mode of the file the harness prepared.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
 
 from migproof.engine.errors import MigproofError
 
@@ -18,6 +19,25 @@ from .declared import DeclaredChanges
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
+
+
+class FixedClock:
+    """The ledger's clock under certification: always the same instant, every step 0 ms.
+
+    The engine stamps each ledger row with when it ran and how long it took. Under the
+    harness those are the only bytes that differ between two runs from one seed, so fixture
+    files are byte-identical only with a fixed clock. Deadlines (busy timeout, preflight)
+    never read this clock.
+    """
+
+    def now(self) -> datetime:
+        return datetime(2000, 1, 1, tzinfo=UTC)
+
+    def monotonic(self) -> float:
+        return 0.0
+
+
+FIXED_CLOCK: Final = FixedClock()
 
 
 def _engine() -> Any:
@@ -52,7 +72,7 @@ class EngineTarget:
         return f"EngineTarget({self.name!r}, head={self.head})"
 
     def migrate(self, db_path: str, target: int | None = None) -> None:
-        _engine().migrate(db_path, self.steps, to_version=target)
+        _engine().migrate(db_path, self.steps, to_version=target, clock=FIXED_CLOCK)
 
     def version(self, db_path: str) -> int:
         return int(_engine().read_version(db_path))

@@ -176,3 +176,22 @@ def test_a_target_whose_run_fails_is_reported(tmp_path: Path) -> None:
         "the uninterrupted run from v1 failed (migrate raised RuntimeError: refusing"
         in result.detail
     )
+
+
+def test_recovered_data_is_compared_with_storage_classes(tmp_path: Path) -> None:
+    import sqlite3
+
+    from migproof.harness.crash import read_data
+
+    def db(name: str, value: object) -> Path:
+        path = tmp_path / name
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+        conn.executemany("INSERT INTO t (v) VALUES (?)", [(value,), (None,), ("a",), (b"x",)])
+        conn.commit()
+        conn.close()
+        return path
+
+    assert read_data(db("int.db", 1)) == read_data(db("int2.db", 1))
+    # Python says 1 == 1.0; a recovery that turned one into the other is still a difference.
+    assert read_data(db("int3.db", 1)) != read_data(db("real.db", 1.0))

@@ -136,3 +136,16 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
         main([command, "--help"])
     assert info.value.code == 0
     assert "--steps" in capsys.readouterr().out
+
+
+def test_status_exits_with_the_code_migrate_would_and_changes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "new.db"
+    migrate(db, STEPS)
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {STEPS.head + 1}")  # a file from a newer release
+    conn.close()
+    before = db.read_bytes()
+    assert main(["status", str(db), "--steps", SPEC]) == 3
+    assert main(["status", str(db), "--steps", SPEC, "--json"]) == 3
+    assert main(["migrate", str(db), "--steps", SPEC]) == 3
+    assert db.read_bytes() == before

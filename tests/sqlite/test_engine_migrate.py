@@ -299,3 +299,27 @@ def test_read_version_of_a_wal_file_leaves_no_sidecar_files(tmp_path: Path) -> N
     before = sorted(p.name for p in tmp_path.iterdir())
     assert read_version(db) == STEPS.head
     assert sorted(p.name for p in tmp_path.iterdir()) == before == ["s.db"]
+
+
+def test_the_ledger_takes_its_times_from_the_clock_seam(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from migproof.engine import read_ledger
+
+    class Ticking:
+        def __init__(self) -> None:
+            self.t = 100.0
+
+        def now(self) -> datetime:
+            return datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+
+        def monotonic(self) -> float:
+            self.t += 0.25
+            return self.t
+
+    path = tmp_path / "state.sqlite"
+    migrate(path, STEPS, to_version=2, clock=Ticking())
+    entries = read_ledger(str(path))
+    assert [e.version for e in entries] == [1, 2]
+    assert {e.applied_at for e in entries} == {"2031-05-06T07:08:09.000+00:00"}
+    assert {e.duration_ms for e in entries} == {250.0}

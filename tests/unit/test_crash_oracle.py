@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from migproof.engine.schema import Column, Schema, Table
 from migproof.harness.crash import parse_points
-from migproof.harness.crash_oracle import AFTER_LAST, Oracle, Point, Recovery, State, judge, row_key
+from migproof.harness.crash_oracle import AFTER_LAST, Oracle, Point, Recovery, State, judge
 
 
 def schema(*cols: str) -> Schema:
@@ -118,10 +118,6 @@ def test_a_finding_names_start_k_and_sql() -> None:
     )
     assert f.describe(0).startswith("v0 k=1 before `stmt 1`: reference-state: found version 7")
 
-
-def test_rows_sort_across_types() -> None:
-    rows = [(b"x",), ("a",), (None,), (2.5,), (1,)]
-    assert sorted(rows, key=row_key) == [(None,), (1,), (2.5,), ("a",), (b"x",)]
 
 
 @pytest.mark.parametrize(
