@@ -13,7 +13,7 @@ import importlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from migproof.engine.errors import MigproofError
+from migproof.engine.errors import LockTimeoutError, MigproofError
 
 from .declared import DeclaredChanges
 
@@ -56,6 +56,10 @@ class EngineTarget:
     """``Target`` over the engine: ``migrate`` runs ``migproof.engine.migrate(path, steps)``."""
 
     refusal_error: type[BaseException] = MigproofError
+    # The race check's yardstick for "waited, then refused": the engine's own lock-timeout
+    # refusal, raised no sooner than its busy timeout (migrate()'s default, 5 s).
+    lock_timeout_errors: tuple[type[BaseException], ...] = (LockTimeoutError,)
+    lock_timeout: float = 5.0
 
     def __init__(self, steps: Any) -> None:
         self.steps = steps
