@@ -26,7 +26,11 @@ def default_spec() -> str:
     try:
         return engine_spec.default_spec()
     except InvalidDeclarationError as err:
-        raise UsageError(f"no SPEC given and {err}") from err
+        raise UsageError(
+            "no SPEC given, and ./pyproject.toml names none ([tool.migproof] steps). Name the "
+            "migrations on the command line, e.g. `migproof certify myapp.migrations:STEPS`, or add "
+            "[tool.migproof] steps = 'myapp.migrations:STEPS' to ./pyproject.toml."
+        ) from err
 
 
 def load_object(spec: str) -> object:
