@@ -357,7 +357,7 @@ def render_plan(decision: Decision) -> str:
         if plan.migrates:
             lines.append(f"PRAGMA user_version = {plan.target};")
         lines.append(
-            "PRAGMA application_id = <0x6D000000 | (schema_version & 0xFFFFFF)>;"
+            "PRAGMA application_id = <0x6D000000 | ((schema_version ^ fingerprint) & 0xFFFFFF)>;"
             "  -- unless the application set its own"
         )
         lines.append(

@@ -71,6 +71,8 @@ _PROGRESS_OPS: Final = 10_000  # VM instructions between deadline checks: ~0.1 m
 # The recorded cookie is mirrored into the header's application_id, tagged with a marker byte,
 # so the fast path reads three header PRAGMAs and never makes SQLite parse the schema (any
 # statement naming a table does: ~65 us for the example, more than the whole bare open). The
+# cookie is XORed with 24 bits of the steps' fingerprint, so an applied step edited later
+# leaves the fast path (and is reported as drift) as it does on the meta-table path. The
 # meta table stays the authoritative record; a file whose application_id belongs to the app
 # (non-zero without our marker) is never overwritten and takes the meta-table query instead.
 APP_ID_MARK: Final = 0x6D << 24  # "m"; positive as a signed 32-bit value
@@ -404,10 +406,15 @@ def _fast_path(run: _Runner, steps: Steps, target: int) -> bool:
         return False
     app_id = run.one("PRAGMA application_id")
     if app_id & ~_APP_ID_MASK == APP_ID_MARK:
-        return bool(run.one("PRAGMA schema_version") & _APP_ID_MASK == app_id & _APP_ID_MASK)
+        return bool(app_id == _app_id(run.one("PRAGMA schema_version"), steps))
     if app_id != 0:
         return _fast_path_by_table(run, steps, target)
     return False
+
+
+def _app_id(cookie: int, steps: Steps) -> int:
+    """The header's tag for this cookie under this exact history (see ``APP_ID_MARK``)."""
+    return APP_ID_MARK | ((cookie ^ int(steps.fingerprint[:6], 16)) & _APP_ID_MASK)
 
 
 def _fast_path_by_table(run: _Runner, steps: Steps, target: int) -> bool:
@@ -532,7 +539,7 @@ def _locked(
     try:
         app_id = run.one("PRAGMA application_id")
         if app_id == 0 or app_id & ~_APP_ID_MASK == APP_ID_MARK:
-            run.run(f"PRAGMA application_id = {APP_ID_MARK | (cookie & _APP_ID_MASK)}")
+            run.run(f"PRAGMA application_id = {_app_id(cookie, steps)}")
         run.run(META_UPSERT, (cookie, steps.name, steps.fingerprint))
     except sqlite3.OperationalError as err:
         # A read-only file that is current, only its cookie moved (VACUUM): serve it as it is;

@@ -15,7 +15,11 @@ import pytest
 from migproof.engine import (
     INTERNAL_TABLES,
     LEDGER_TABLE,
+    CreateIndex,
+    CreateTable,
     DriftError,
+    Step,
+    Steps,
     Verdict,
     migrate,
     open_state_db,
@@ -105,6 +109,31 @@ def test_an_application_id_set_by_the_app_is_kept_and_the_fast_path_still_works(
     raw(db, "CREATE INDEX handmade ON jobs (kind)")
     with pytest.raises(DriftError):
         migrate(db, STEPS)
+
+
+@pytest.mark.parametrize("app_id", [None, 1234], ids=["header", "meta-table"])
+def test_an_applied_step_edited_later_is_drift_on_the_fast_path_too(
+    tmp_path: Path, app_id: int | None
+) -> None:
+    # Same head, same structure, but step 1's declaration changed after it was applied: the
+    # slow path calls that drift; the fast path must not wave the file through instead.
+    def history(index_sql: str) -> Steps:
+        return Steps(
+            [
+                Step(1, "items", [CreateTable("CREATE TABLE items (id INTEGER PRIMARY KEY)")]),
+                Step(2, "index", [CreateIndex(index_sql)]),
+            ],
+            name="edited",
+        )
+
+    db = tmp_path / "s.db"
+    migrate(db, history("CREATE INDEX items_id ON items (id)"))
+    if app_id is not None:
+        raw(db, f"PRAGMA application_id = {app_id}")
+        migrate(db, history("CREATE INDEX items_id ON items (id)"))
+    edited = history("CREATE INDEX items_id ON items (id) WHERE id > 0")
+    with pytest.raises(DriftError, match="edited"):
+        migrate(db, edited)
 
 
 def test_vacuum_moves_the_cookie_structure_is_checked_once_then_fast_again(tmp_path: Path) -> None:
