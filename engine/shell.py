@@ -388,7 +388,7 @@ def _open(
                 keep_backups=keep_backups,
             )
         if journal_mode is not None:
-            _set_journal_mode(run, journal_mode.lower(), p, busy_timeout)
+            _set_journal_mode(run, journal_mode.lower(), p, busy_timeout, report.to_version)
     except sqlite3.Error as err:
         conn.close()
         _raise(err, p, busy_timeout)
@@ -723,7 +723,10 @@ def _read_ledger(conn: sqlite3.Connection) -> tuple[LedgerEntry, ...]:
     return tuple(LedgerEntry(int(v), str(n), str(c), str(a), float(d)) for v, n, c, a, d in rows)
 
 
-def _set_journal_mode(run: _Runner, mode: str, path: str, busy_timeout: float) -> None:
+def _set_journal_mode(
+    run: _Runner, mode: str, path: str, busy_timeout: float, version: int
+) -> None:
+    """Switch after the migration committed: a failure here must not say the file is unchanged."""
     current = str(run.one("PRAGMA journal_mode")).lower()
     if current == mode:
         return
@@ -740,12 +743,27 @@ def _set_journal_mode(run: _Runner, mode: str, path: str, busy_timeout: float) -
             break
         except sqlite3.OperationalError as err:
             busy = str(getattr(err, "sqlite_errorname", "")).startswith("SQLITE_BUSY")
-            if not busy or time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, _JOURNAL_SWITCH_MAX_DELAY)
+            if busy and time.monotonic() + delay <= deadline:
+                time.sleep(delay)
+                delay = min(delay * 2, _JOURNAL_SWITCH_MAX_DELAY)
+                continue
+            translated = translate_error(err, path, busy_timeout)
+            if isinstance(translated, LockTimeoutError):
+                raise LockTimeoutError(path=path, timeout=busy_timeout, at_version=version) from err
+            if isinstance(translated, StorageError):
+                raise StorageError(
+                    path=path,
+                    reason=translated.reason,
+                    detail=translated.detail,
+                    at_version=version,
+                ) from err
+            raise
     if got != mode:
-        raise StorageError(path=path, reason=f"SQLite kept journal_mode={got} instead of {mode}")
+        raise StorageError(
+            path=path,
+            reason=f"SQLite kept journal_mode={got} instead of {mode}",
+            at_version=version,
+        )
 
 
 def _connect_read_only(path: str) -> sqlite3.Connection:

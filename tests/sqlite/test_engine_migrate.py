@@ -4,6 +4,7 @@ repair, rebuilds that keep child rows, backups, hooks, journal modes."""
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import sqlite3
 import stat
@@ -18,6 +19,7 @@ from migproof.engine import (
     CreateIndex,
     CreateTable,
     DriftError,
+    LockTimeoutError,
     Step,
     Steps,
     Verdict,
@@ -301,6 +303,31 @@ def test_journal_mode_is_applied_after_migrating_and_kept_otherwise(tmp_path: Pa
     migrate(db, STEPS)
     assert rows(db, "PRAGMA journal_mode") == [("wal",)]
     assert read_version(db) == STEPS.head
+
+
+def test_a_journal_mode_switch_that_fails_after_the_commit_does_not_claim_no_changes(
+    tmp_path: Path,
+) -> None:
+    # The switch runs after the migration committed; a reader that arrives in between makes
+    # it time out. The error must not say the file was left unchanged: it is at the head now.
+    db = tmp_path / "s.db"
+    reader = sqlite3.connect(db, isolation_level=None)
+
+    def hold_a_read_lock(sql: str) -> None:
+        if sql == "PRAGMA journal_mode = wal":
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM jobs").fetchone()
+
+    try:
+        with pytest.raises(LockTimeoutError) as info:
+            migrate(db, STEPS, journal_mode="wal", busy_timeout=0.1, on_statement=hold_a_read_lock)
+    finally:
+        reader.close()
+    assert read_version(db) == STEPS.head
+    assert "No changes were made" not in str(info.value)
+    assert f"version {STEPS.head}" in str(info.value)
+    assert info.value.at_version == STEPS.head
+    assert pickle.loads(pickle.dumps(info.value)) == info.value
 
 
 def test_open_state_db_returns_a_ready_connection(tmp_path: Path) -> None:
