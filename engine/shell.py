@@ -22,7 +22,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, NoReturn, Protocol
 from urllib.parse import quote as urlquote
@@ -39,6 +39,7 @@ from .core import (
     LedgerEntry,
     Plan,
     PlannedOp,
+    Reference,
     Snapshot,
     Verdict,
     decide,
@@ -396,7 +397,7 @@ def _open(
         conn.close()
         raise
     if not report.fast_path:
-        report = _with_duration(report, time.monotonic() - started)
+        report = replace(report, duration_s=time.monotonic() - started)
     return conn, report
 
 
@@ -475,6 +476,7 @@ def _slow_path(
                 backup_dir=backup_dir,
                 keep_backups=keep_backups,
                 busy_timeout=busy_timeout,
+                reference=reference,
             )
         except BaseException:
             if conn.in_transaction:
@@ -497,10 +499,10 @@ def _locked(
     backup_dir: str | os.PathLike[str] | None,
     keep_backups: int,
     busy_timeout: float,
+    reference: Reference,
 ) -> MigrationReport:
     """Under ``BEGIN IMMEDIATE``: decide, preflight, back up, run, verify, stamp, commit."""
     conn = run.conn
-    reference = reference_for(steps)
     # Re-read everything under the lock: a version read before BEGIN IMMEDIATE is stale by
     # the time we write (8 racing processes duplicated columns 143-175 times that way).
     snapshot = _snapshot(conn)
@@ -667,7 +669,7 @@ def _preflight(run: _Runner, path: str, check: str, timeout: float) -> None:
 
 
 def _read_only(
-    run: _Runner, steps: Steps, path: str, target: int, reference: Any
+    run: _Runner, steps: Steps, path: str, target: int, reference: Reference
 ) -> MigrationReport:
     """The file cannot be written: still refuse precisely, and accept a file that is current."""
     run.run("BEGIN")
@@ -789,22 +791,6 @@ def _check_target(steps: Steps, to_version: int | None) -> int:
             reason=f"to_version={to_version} is outside 1..{steps.head} (the head)",
         )
     return to_version
-
-
-def _with_duration(report: MigrationReport, seconds: float) -> MigrationReport:
-    return MigrationReport(
-        report.path,
-        report.verdict,
-        report.from_version,
-        report.to_version,
-        report.applied,
-        report.repaired,
-        report.skipped,
-        report.statements,
-        report.fast_path,
-        report.backup,
-        seconds,
-    )
 
 
 # --- translating SQLite's errors at the boundary ------------------------------------------------
