@@ -356,6 +356,12 @@ def _open(
         raise InvalidDeclarationError(
             source="journal_mode", reason=f"journal_mode must be one of {JOURNAL_MODES} or None"
         )
+    if backup_dir is not None and keep_backups < 1:
+        # Pruning to fewer than one would delete the backup this migration just took.
+        raise InvalidDeclarationError(
+            source="keep_backups",
+            reason=f"keep_backups must be 1 or more with a backup_dir, not {keep_backups}",
+        )
     try:
         # isolation_level=None: the engine writes its own BEGIN IMMEDIATE / COMMIT.
         conn = sqlite3.connect(

@@ -19,6 +19,7 @@ from migproof.engine import (
     CreateIndex,
     CreateTable,
     DriftError,
+    InvalidDeclarationError,
     LockTimeoutError,
     Step,
     Steps,
@@ -270,6 +271,20 @@ try:
 except sqlite3.OperationalError:
     print("locked")
 """
+
+
+@pytest.mark.parametrize("keep", [0, -1])
+def test_keeping_no_backups_is_refused_before_the_backup_is_taken_and_deleted(
+    tmp_path: Path, keep: int
+) -> None:
+    # keep_backups=0 used to take the backup, verify it, prune it straight away, and still
+    # report its path: a migration the operator believed was backed up was not.
+    db, backups = tmp_path / "s.db", tmp_path / "backups"
+    migrate(db, STEPS, to_version=2)
+    with pytest.raises(InvalidDeclarationError, match="keep_backups"):
+        migrate(db, STEPS, backup_dir=backups, keep_backups=keep)
+    assert read_version(db) == 2
+    assert not backups.exists()
 
 
 def test_taking_the_backup_does_not_drop_the_write_lock(tmp_path: Path) -> None:
