@@ -57,7 +57,7 @@ Pure: imports only ``schema``, ``sqltext``, ``steps`` and ``errors``; a test wal
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Final
 
@@ -357,7 +357,7 @@ def render_plan(decision: Decision) -> str:
         if plan.migrates:
             lines.append(f"PRAGMA user_version = {plan.target};")
         lines.append(
-            "PRAGMA application_id = <0x6D000000 | (schema_version & 0xFFFFFF)>;"
+            "PRAGMA application_id = <0x6D000000 | ((schema_version ^ fingerprint) & 0xFFFFFF)>;"
             "  -- unless the application set its own"
         )
         lines.append(
@@ -431,7 +431,6 @@ class _Sim:
     def __init__(self, schema: Schema) -> None:
         self.keys = _keys(schema)
         self.order = {t.name: list(t.column_names) for t in schema.tables}
-        self.names = {t.name: t for t in schema.tables}
 
     def get(self, key: _Key) -> object:
         return self.keys.get(key)
@@ -548,14 +547,8 @@ def _planned(version: int, index: int, op: Operation, statements: tuple[str, ...
 
 def _skip(op: PlannedOp, touched: Sequence[_Key]) -> PlannedOp:
     objects = ", ".join(_describe_key(k) for k in touched if k[0] != "table" or len(touched) == 1)
-    return PlannedOp(
-        op.version,
-        op.index,
-        op.description,
-        op.kind,
-        op.statements,
-        skip_reason=f"already present and identical ({objects})",
-        fk_check_table=None,
+    return replace(
+        op, skip_reason=f"already present and identical ({objects})", fk_check_table=None
     )
 
 

@@ -97,13 +97,21 @@ class LockTimeoutError(MigproofError):
     """Another connection held the write lock for longer than the busy timeout."""
 
     exit_code = 5
-    _fields = ("path", "timeout")
+    _fields = ("path", "timeout", "at_version")
 
-    def __init__(self, *, path: str, timeout: float) -> None:
-        self.path, self.timeout = path, timeout
+    def __init__(self, *, path: str, timeout: float, at_version: int | None = None) -> None:
+        # at_version: set when only the journal-mode switch after the migration timed out.
+        self.path, self.timeout, self.at_version = path, timeout, at_version
         super().__init__(self._message())
 
     def _message(self) -> str:
+        if self.at_version is not None:
+            return (
+                f"could not take the lock on {self.path} that switching its journal mode needs "
+                f"within {self.timeout:g} s: another process has the file open (another "
+                f"instance, or a reader). {_switch_only(self.at_version)} Retry when the other "
+                f"process is done, or raise --busy-timeout."
+            )
         return (
             f"could not take the write lock on {self.path} within {self.timeout:g} s: another "
             f"process is writing to it (another instance still running, or one migrating). "
@@ -210,20 +218,36 @@ class StorageError(MigproofError):
     """The file system refused a write: disk full, read-only file or folder, I/O error."""
 
     exit_code = 10
-    _fields = ("path", "reason", "detail")
+    _fields = ("path", "reason", "detail", "at_version")
 
-    def __init__(self, *, path: str, reason: str, detail: str = "") -> None:
-        self.path, self.reason, self.detail = path, reason, detail
+    def __init__(
+        self, *, path: str, reason: str, detail: str = "", at_version: int | None = None
+    ) -> None:
+        # at_version: set when only the journal-mode switch after the migration failed.
+        self.path, self.reason, self.detail, self.at_version = path, reason, detail, at_version
         super().__init__(self._message())
 
     def _message(self) -> str:
         detail = f" (SQLite said: {self.detail})" if self.detail else ""
+        if self.at_version is not None:
+            return (
+                f"could not switch the journal mode of {self.path}: {self.reason}{detail}. "
+                f"{_switch_only(self.at_version)} Free space or fix the permissions of the "
+                f"file and of its folder, then retry."
+            )
         return (
             f"could not write {self.path}: {self.reason}{detail}. The migration was rolled back "
             f"and the file is still at its previous version. Free space or fix the permissions "
             f"of the file and of its folder (SQLite creates a journal beside it), then retry. "
             f"{NO_CHANGES}"
         )
+
+
+def _switch_only(version: int) -> str:
+    return (
+        f"The schema is at version {version} and stays there (a migration, if one ran, "
+        f"committed before the switch was tried); only the journal mode was not changed."
+    )
 
 
 class BackupError(MigproofError):

@@ -22,7 +22,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, NoReturn, Protocol
 from urllib.parse import quote as urlquote
@@ -39,6 +39,7 @@ from .core import (
     LedgerEntry,
     Plan,
     PlannedOp,
+    Reference,
     Snapshot,
     Verdict,
     decide,
@@ -71,6 +72,8 @@ _PROGRESS_OPS: Final = 10_000  # VM instructions between deadline checks: ~0.1 m
 # The recorded cookie is mirrored into the header's application_id, tagged with a marker byte,
 # so the fast path reads three header PRAGMAs and never makes SQLite parse the schema (any
 # statement naming a table does: ~65 us for the example, more than the whole bare open). The
+# cookie is XORed with 24 bits of the steps' fingerprint, so an applied step edited later
+# leaves the fast path (and is reported as drift) as it does on the meta-table path. The
 # meta table stays the authoritative record; a file whose application_id belongs to the app
 # (non-zero without our marker) is never overwritten and takes the meta-table query instead.
 APP_ID_MARK: Final = 0x6D << 24  # "m"; positive as a signed 32-bit value
@@ -353,6 +356,12 @@ def _open(
         raise InvalidDeclarationError(
             source="journal_mode", reason=f"journal_mode must be one of {JOURNAL_MODES} or None"
         )
+    if backup_dir is not None and keep_backups < 1:
+        # Pruning to fewer than one would delete the backup this migration just took.
+        raise InvalidDeclarationError(
+            source="keep_backups",
+            reason=f"keep_backups must be 1 or more with a backup_dir, not {keep_backups}",
+        )
     try:
         # isolation_level=None: the engine writes its own BEGIN IMMEDIATE / COMMIT.
         conn = sqlite3.connect(
@@ -386,7 +395,7 @@ def _open(
                 keep_backups=keep_backups,
             )
         if journal_mode is not None:
-            _set_journal_mode(run, journal_mode.lower(), p, busy_timeout)
+            _set_journal_mode(run, journal_mode.lower(), p, busy_timeout, report.to_version)
     except sqlite3.Error as err:
         conn.close()
         _raise(err, p, busy_timeout)
@@ -394,7 +403,7 @@ def _open(
         conn.close()
         raise
     if not report.fast_path:
-        report = _with_duration(report, time.monotonic() - started)
+        report = replace(report, duration_s=time.monotonic() - started)
     return conn, report
 
 
@@ -404,10 +413,15 @@ def _fast_path(run: _Runner, steps: Steps, target: int) -> bool:
         return False
     app_id = run.one("PRAGMA application_id")
     if app_id & ~_APP_ID_MASK == APP_ID_MARK:
-        return bool(run.one("PRAGMA schema_version") & _APP_ID_MASK == app_id & _APP_ID_MASK)
+        return bool(app_id == _app_id(run.one("PRAGMA schema_version"), steps))
     if app_id != 0:
         return _fast_path_by_table(run, steps, target)
     return False
+
+
+def _app_id(cookie: int, steps: Steps) -> int:
+    """The header's tag for this cookie under this exact history (see ``APP_ID_MARK``)."""
+    return APP_ID_MARK | ((cookie ^ int(steps.fingerprint[:6], 16)) & _APP_ID_MASK)
 
 
 def _fast_path_by_table(run: _Runner, steps: Steps, target: int) -> bool:
@@ -468,6 +482,7 @@ def _slow_path(
                 backup_dir=backup_dir,
                 keep_backups=keep_backups,
                 busy_timeout=busy_timeout,
+                reference=reference,
             )
         except BaseException:
             if conn.in_transaction:
@@ -490,10 +505,10 @@ def _locked(
     backup_dir: str | os.PathLike[str] | None,
     keep_backups: int,
     busy_timeout: float,
+    reference: Reference,
 ) -> MigrationReport:
     """Under ``BEGIN IMMEDIATE``: decide, preflight, back up, run, verify, stamp, commit."""
     conn = run.conn
-    reference = reference_for(steps)
     # Re-read everything under the lock: a version read before BEGIN IMMEDIATE is stale by
     # the time we write (8 racing processes duplicated columns 143-175 times that way).
     snapshot = _snapshot(conn)
@@ -532,7 +547,7 @@ def _locked(
     try:
         app_id = run.one("PRAGMA application_id")
         if app_id == 0 or app_id & ~_APP_ID_MASK == APP_ID_MARK:
-            run.run(f"PRAGMA application_id = {APP_ID_MARK | (cookie & _APP_ID_MASK)}")
+            run.run(f"PRAGMA application_id = {_app_id(cookie, steps)}")
         run.run(META_UPSERT, (cookie, steps.name, steps.fingerprint))
     except sqlite3.OperationalError as err:
         # A read-only file that is current, only its cookie moved (VACUUM): serve it as it is;
@@ -660,7 +675,7 @@ def _preflight(run: _Runner, path: str, check: str, timeout: float) -> None:
 
 
 def _read_only(
-    run: _Runner, steps: Steps, path: str, target: int, reference: Any
+    run: _Runner, steps: Steps, path: str, target: int, reference: Reference
 ) -> MigrationReport:
     """The file cannot be written: still refuse precisely, and accept a file that is current."""
     run.run("BEGIN")
@@ -716,7 +731,10 @@ def _read_ledger(conn: sqlite3.Connection) -> tuple[LedgerEntry, ...]:
     return tuple(LedgerEntry(int(v), str(n), str(c), str(a), float(d)) for v, n, c, a, d in rows)
 
 
-def _set_journal_mode(run: _Runner, mode: str, path: str, busy_timeout: float) -> None:
+def _set_journal_mode(
+    run: _Runner, mode: str, path: str, busy_timeout: float, version: int
+) -> None:
+    """Switch after the migration committed: a failure here must not say the file is unchanged."""
     current = str(run.one("PRAGMA journal_mode")).lower()
     if current == mode:
         return
@@ -733,12 +751,27 @@ def _set_journal_mode(run: _Runner, mode: str, path: str, busy_timeout: float) -
             break
         except sqlite3.OperationalError as err:
             busy = str(getattr(err, "sqlite_errorname", "")).startswith("SQLITE_BUSY")
-            if not busy or time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, _JOURNAL_SWITCH_MAX_DELAY)
+            if busy and time.monotonic() + delay <= deadline:
+                time.sleep(delay)
+                delay = min(delay * 2, _JOURNAL_SWITCH_MAX_DELAY)
+                continue
+            translated = translate_error(err, path, busy_timeout)
+            if isinstance(translated, LockTimeoutError):
+                raise LockTimeoutError(path=path, timeout=busy_timeout, at_version=version) from err
+            if isinstance(translated, StorageError):
+                raise StorageError(
+                    path=path,
+                    reason=translated.reason,
+                    detail=translated.detail,
+                    at_version=version,
+                ) from err
+            raise
     if got != mode:
-        raise StorageError(path=path, reason=f"SQLite kept journal_mode={got} instead of {mode}")
+        raise StorageError(
+            path=path,
+            reason=f"SQLite kept journal_mode={got} instead of {mode}",
+            at_version=version,
+        )
 
 
 def _connect_read_only(path: str) -> sqlite3.Connection:
@@ -764,22 +797,6 @@ def _check_target(steps: Steps, to_version: int | None) -> int:
             reason=f"to_version={to_version} is outside 1..{steps.head} (the head)",
         )
     return to_version
-
-
-def _with_duration(report: MigrationReport, seconds: float) -> MigrationReport:
-    return MigrationReport(
-        report.path,
-        report.verdict,
-        report.from_version,
-        report.to_version,
-        report.applied,
-        report.repaired,
-        report.skipped,
-        report.statements,
-        report.fast_path,
-        report.backup,
-        seconds,
-    )
 
 
 # --- translating SQLite's errors at the boundary ------------------------------------------------

@@ -124,10 +124,14 @@ def test_lock_timeout_exits_5(tmp_path: Path) -> None:
         holder.close()
 
 
-def test_usage_errors_exit_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "bad", [["--check", "sometimes"], ["--keep-backups", "0"], ["--keep-backups", "two"]]
+)
+def test_usage_errors_exit_2(tmp_path: Path, bad: list[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["migrate", str(tmp_path / "s.db"), "--check", "sometimes"])
+        main(["migrate", str(tmp_path / "s.db"), *bad])
     assert info.value.code == 2
+    assert not (tmp_path / "s.db").exists()
 
 
 @pytest.mark.parametrize("command", ["migrate", "status", "plan"])

@@ -4,6 +4,7 @@ repair, rebuilds that keep child rows, backups, hooks, journal modes."""
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import sqlite3
 import stat
@@ -15,7 +16,13 @@ import pytest
 from migproof.engine import (
     INTERNAL_TABLES,
     LEDGER_TABLE,
+    CreateIndex,
+    CreateTable,
     DriftError,
+    InvalidDeclarationError,
+    LockTimeoutError,
+    Step,
+    Steps,
     Verdict,
     migrate,
     open_state_db,
@@ -105,6 +112,31 @@ def test_an_application_id_set_by_the_app_is_kept_and_the_fast_path_still_works(
     raw(db, "CREATE INDEX handmade ON jobs (kind)")
     with pytest.raises(DriftError):
         migrate(db, STEPS)
+
+
+@pytest.mark.parametrize("app_id", [None, 1234], ids=["header", "meta-table"])
+def test_an_applied_step_edited_later_is_drift_on_the_fast_path_too(
+    tmp_path: Path, app_id: int | None
+) -> None:
+    # Same head, same structure, but step 1's declaration changed after it was applied: the
+    # slow path calls that drift; the fast path must not wave the file through instead.
+    def history(index_sql: str) -> Steps:
+        return Steps(
+            [
+                Step(1, "items", [CreateTable("CREATE TABLE items (id INTEGER PRIMARY KEY)")]),
+                Step(2, "index", [CreateIndex(index_sql)]),
+            ],
+            name="edited",
+        )
+
+    db = tmp_path / "s.db"
+    migrate(db, history("CREATE INDEX items_id ON items (id)"))
+    if app_id is not None:
+        raw(db, f"PRAGMA application_id = {app_id}")
+        migrate(db, history("CREATE INDEX items_id ON items (id)"))
+    edited = history("CREATE INDEX items_id ON items (id) WHERE id > 0")
+    with pytest.raises(DriftError, match="edited"):
+        migrate(db, edited)
 
 
 def test_vacuum_moves_the_cookie_structure_is_checked_once_then_fast_again(tmp_path: Path) -> None:
@@ -241,6 +273,20 @@ except sqlite3.OperationalError:
 """
 
 
+@pytest.mark.parametrize("keep", [0, -1])
+def test_keeping_no_backups_is_refused_before_the_backup_is_taken_and_deleted(
+    tmp_path: Path, keep: int
+) -> None:
+    # keep_backups=0 used to take the backup, verify it, prune it straight away, and still
+    # report its path: a migration the operator believed was backed up was not.
+    db, backups = tmp_path / "s.db", tmp_path / "backups"
+    migrate(db, STEPS, to_version=2)
+    with pytest.raises(InvalidDeclarationError, match="keep_backups"):
+        migrate(db, STEPS, backup_dir=backups, keep_backups=keep)
+    assert read_version(db) == 2
+    assert not backups.exists()
+
+
 def test_taking_the_backup_does_not_drop_the_write_lock(tmp_path: Path) -> None:
     # Copying the file by path from the locking process would drop its POSIX locks
     # (CONTEXT.md); the backup goes through a second SQLite connection instead. Probe from
@@ -272,6 +318,31 @@ def test_journal_mode_is_applied_after_migrating_and_kept_otherwise(tmp_path: Pa
     migrate(db, STEPS)
     assert rows(db, "PRAGMA journal_mode") == [("wal",)]
     assert read_version(db) == STEPS.head
+
+
+def test_a_journal_mode_switch_that_fails_after_the_commit_does_not_claim_no_changes(
+    tmp_path: Path,
+) -> None:
+    # The switch runs after the migration committed; a reader that arrives in between makes
+    # it time out. The error must not say the file was left unchanged: it is at the head now.
+    db = tmp_path / "s.db"
+    reader = sqlite3.connect(db, isolation_level=None)
+
+    def hold_a_read_lock(sql: str) -> None:
+        if sql == "PRAGMA journal_mode = wal":
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM jobs").fetchone()
+
+    try:
+        with pytest.raises(LockTimeoutError) as info:
+            migrate(db, STEPS, journal_mode="wal", busy_timeout=0.1, on_statement=hold_a_read_lock)
+    finally:
+        reader.close()
+    assert read_version(db) == STEPS.head
+    assert "No changes were made" not in str(info.value)
+    assert f"version {STEPS.head}" in str(info.value)
+    assert info.value.at_version == STEPS.head
+    assert pickle.loads(pickle.dumps(info.value)) == info.value
 
 
 def test_open_state_db_returns_a_ready_connection(tmp_path: Path) -> None:
