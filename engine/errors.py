@@ -236,8 +236,8 @@ class StorageError(MigproofError):
                 f"file and of its folder, then retry."
             )
         return (
-            f"could not write {self.path}: {self.reason}{detail}. The migration was rolled back "
-            f"and the file is still at its previous version. Free space or fix the permissions "
+            f"could not use {self.path}: {self.reason}{detail}. Whatever was in progress was "
+            f"rolled back, so the file is still at its previous version. Free space or fix the permissions "
             f"of the file and of its folder (SQLite creates a journal beside it), then retry. "
             f"{NO_CHANGES}"
         )
