@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 
 from migproof.engine import sqltext
 
-from . import data
+from . import data, dbfiles
 from .cases import CheckResult, Status
 from .crash_images import (
     DB_NAME,
@@ -132,11 +132,8 @@ def integrity(path: Path) -> str:
     if not path.exists():
         return "ok"  # a crash before the file was created: nothing to recover
     try:
-        conn = sqlite3.connect(path, isolation_level=None)
-        try:
+        with dbfiles.opened(path) as conn:
             rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
-        finally:
-            conn.close()
     except sqlite3.DatabaseError as err:
         return f"the file does not open as a database: {err}"
     return "ok" if rows == ["ok"] else "integrity_check reports " + "; ".join(rows[:3])

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from . import dbfiles
 from .race_pipe import qualified_name, send, signal_ready, signal_warm, wait_go
 from .race_verdict import OutcomeKind, WriterOutcome
 
@@ -162,8 +163,7 @@ def choose_plan(scratch_db: Path, schema: Schema, exclude: Iterable[str] = ()) -
     ``scratch_db`` is a copy the caller may write to; every probe is rolled back anyway.
     """
     skip = {n.lower() for n in exclude}
-    conn = sqlite3.connect(str(scratch_db), isolation_level=None)
-    try:
+    with dbfiles.opened(scratch_db) as conn:
         for table in schema.tables:
             if table.name in skip:
                 continue
@@ -179,8 +179,6 @@ def choose_plan(scratch_db: Path, schema: Schema, exclude: Iterable[str] = ()) -
             finally:
                 conn.execute("ROLLBACK")
             return plan
-    finally:
-        conn.close()
     return None
 
 
@@ -188,15 +186,12 @@ def missing_rows(
     db_path: Path, plan: WriterPlan, committed: Iterable[object]
 ) -> list[object] | None:
     """Committed markers not found afterwards; None when the table or column is gone."""
-    conn = sqlite3.connect(str(db_path))
-    try:
+    column = _q(plan.marker) if plan.marker != "rowid" else "rowid"
+    with dbfiles.opened(db_path) as conn:
         try:
-            column = _q(plan.marker) if plan.marker != "rowid" else "rowid"
             present = {row[0] for row in conn.execute(f"SELECT {column} FROM {_q(plan.table)}")}
         except sqlite3.OperationalError:
             return None
-    finally:
-        conn.close()
     return [m for m in committed if m not in present]
 
 
