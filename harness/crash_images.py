@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from . import dbfiles
 from .crash_oracle import AFTER_LAST, Point
 from .tracing import traced
 
@@ -51,8 +52,6 @@ if TYPE_CHECKING:
 
     from .target import Target
 
-# The files that make up a crash image. Never "-shm": recovery rebuilds it (see above).
-SIDE_SUFFIXES: Final = ("-journal", "-wal")
 DB_NAME: Final = "state.db"
 _CHUNK: Final = 1 << 20
 # Exit codes of our forked workers (any other code or signal is unexpected).
@@ -119,7 +118,7 @@ class HeldFiles:
         if fd is None:
             return {}
         files = {"": _pread_all(fd)}
-        for suffix in SIDE_SUFFIXES:
+        for suffix in dbfiles.SIDECARS:  # never -shm (see above)
             try:
                 side = os.open(f"{self.path}{suffix}", os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
@@ -139,7 +138,7 @@ class HeldFiles:
 def read_files_by_path(path: Path) -> dict[str, bytes]:
     """The image files at ``path`` -- only for files no connection of this process has open."""
     files: dict[str, bytes] = {}
-    for suffix in ("", *SIDE_SUFFIXES):
+    for suffix in ("", *dbfiles.SIDECARS):
         with contextlib.suppress(FileNotFoundError):
             files[suffix] = Path(f"{path}{suffix}").read_bytes()
     return files
@@ -147,7 +146,7 @@ def read_files_by_path(path: Path) -> dict[str, bytes]:
 
 def copy_db_files(src: Path, dst: Path) -> None:
     """Copy a closed database (and a leftover ``-wal``/``-journal``, never ``-shm``) to ``dst``."""
-    for suffix in ("", *SIDE_SUFFIXES):
+    for suffix in ("", *dbfiles.SIDECARS):
         source = Path(f"{src}{suffix}")
         if source.exists():
             shutil.copyfile(source, f"{dst}{suffix}")
