@@ -32,13 +32,13 @@ from .crash_images import (
     ImageStore,
     Recording,
     WorkerFailed,
-    WorkerTimeout,
     copy_db_files,
     image_id,
     kill_at,
     record,
 )
 from .crash_oracle import Data, Finding, Point, Recovery, State, judge
+from .forked import WorkerTimeout
 
 if TYPE_CHECKING:
     from collections.abc import Callable

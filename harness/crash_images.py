@@ -32,19 +32,17 @@ import contextlib
 import hashlib
 import json
 import os
-import select
 import shutil
 import signal
 import sys
-import time
 import traceback
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from . import dbfiles
+from . import dbfiles, forked
 from .crash_oracle import AFTER_LAST, Point
+from .forked import WorkerTimeout
 from .tracing import traced
 
 if TYPE_CHECKING:
@@ -58,11 +56,6 @@ _CHUNK: Final = 1 << 20
 _EXIT_OK: Final = 0
 _EXIT_FAILED: Final = 3  # the body raised; a JSON error report is next to the image
 _EXIT_NOT_REACHED: Final = 4  # kill mode: the run ended before reaching boundary k
-_KILL_GRACE: Final = 10.0  # seconds to reap a worker we SIGKILLed after its deadline
-
-
-class WorkerTimeout(Exception):
-    """A forked worker outlived its deadline; it was killed and reaped."""
 
 
 class WorkerFailed(Exception):
@@ -193,23 +186,15 @@ class ImageStore:
 # --- forked workers with deadlines ----------------------------------------------------------------
 
 
-def _fork() -> int:
-    with warnings.catch_warnings():
-        # Python 3.12+ warns when a process with threads (a pytest-xdist worker) forks. The child
-        # runs only the target and SQLite, then leaves with os._exit: it never returns into the
-        # parent's threaded code, which is the hazard that warning is about.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return os.fork()
-
-
 def run_forked(body: Callable[[], int], *, timeout: float) -> int:
     """Run ``body`` in a forked child; its exit code, or minus the signal that ended it.
 
-    Every path waits with a deadline and reaps the child.
+    Every path waits with a deadline and reaps the child (``forked.reap``); a child past its
+    deadline is killed and reported as ``WorkerTimeout``.
     """
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = _fork()
+    pid = forked.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 70
         try:
@@ -218,38 +203,10 @@ def run_forked(body: Callable[[], int], *, timeout: float) -> int:
             traceback.print_exc()
         finally:
             os._exit(code)
-    return wait_child(pid, timeout=timeout)
-
-
-def wait_child(pid: int, *, timeout: float) -> int:
-    if not _wait_exit(pid, timeout):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        if not _wait_exit(pid, _KILL_GRACE):
-            raise WorkerTimeout(f"worker {pid} did not die within {_KILL_GRACE} s of SIGKILL")
-        os.waitpid(pid, 0)
+    code, killed = forked.reap(pid, timeout=timeout)
+    if killed:
         raise WorkerTimeout(f"worker {pid} ran past its {timeout} s deadline and was killed")
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
-
-
-def _wait_exit(pid: int, timeout: float) -> bool:
-    """True once ``pid`` has exited (not yet reaped), False at the deadline."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except (AttributeError, OSError):  # no pidfd (old kernel): poll
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                return True
-            time.sleep(0.001)
-        return False
-    try:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        return bool(poller.poll(timeout * 1000))
-    finally:
-        os.close(pidfd)
+    return code
 
 
 # --- recording a run ------------------------------------------------------------------------------

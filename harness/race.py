@@ -15,9 +15,8 @@ inserting until the migrators are done (see ``race_writer``).
 
 Everything is bounded: one deadline covers the whole round; a child still running then is
 killed with SIGKILL and reported as hung; every child is reaped before ``run_round`` returns,
-whatever happens (``finally``). Children are forked rather than spawned (a fork costs ~18 ms
-against ~48 ms for a fresh interpreter, CONTEXT.md section 3) and never touch the parent's
-state: they run the target and ``os._exit``.
+whatever happens (``finally``; ``harness/forked.py``, shared with the crash workers). The
+children never touch the parent's state: they run the target and ``os._exit``.
 
 Optional target capabilities used here (discovered with ``getattr``; none is required):
 
@@ -37,23 +36,20 @@ Optional target capabilities used here (discovered with ``getattr``; none is req
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
 import os
 import pickle
 import random
 import select
-import signal
 import sqlite3
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from migproof.engine import errors as engine_errors
 
-from . import tracing
+from . import forked, tracing
 from .race_pipe import READY, WARM, payload, qualified_name, send, signal_ready, wait_go
 from .race_verdict import Bounds, Outcome, OutcomeKind, WriterOutcome, is_kept
 from .race_writer import writer_main
@@ -225,12 +221,7 @@ def run_round(
 
 def _fork(main: Callable[[int], None], parent_only: Sequence[int]) -> _Child:
     r, w = os.pipe()
-    with warnings.catch_warnings():
-        # Python >= 3.12 warns when forking a multi-threaded process (pytest-xdist workers
-        # have an I/O thread). The child touches none of the parent's locks: it runs the
-        # target, writes to its own pipe and leaves through os._exit.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+    pid = forked.fork()
     if pid == 0:  # pragma: no cover - runs in the child, which never returns
         code = 0
         try:
@@ -267,19 +258,13 @@ def _pump(children: Sequence[_Child], done: Callable[[], bool], deadline: float)
 def _reap(children: Sequence[_Child]) -> None:
     """Wait briefly for children that have reported; kill the rest. Always reaps."""
     grace = time.monotonic() + _REAP_GRACE
-    for c in children:
-        while c.status is None and c.eof and time.monotonic() < grace:
-            pid, status = os.waitpid(c.pid, os.WNOHANG)
-            if pid:
-                c.status = os.waitstatus_to_exitcode(status)
-            else:
-                select.select([], [], [], 0.001)  # an exiting child: poll, bounded by grace
-        if c.status is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(c.pid, signal.SIGKILL)
-            _, status = os.waitpid(c.pid, 0)  # SIGKILL cannot be caught: this returns
-            c.status = os.waitstatus_to_exitcode(status)
-        os.close(c.fd)
+    try:
+        for c in children:
+            wait = max(0.0, grace - time.monotonic()) if c.eof else 0.0
+            c.status, _ = forked.reap(c.pid, timeout=wait)
+    finally:
+        for c in children:
+            os.close(c.fd)
 
 
 def _outcome(index: int, c: _Child) -> Outcome:

@@ -10,12 +10,12 @@ from migproof.harness.crash_images import (
     HeldFiles,
     ImageStore,
     WorkerFailed,
-    WorkerTimeout,
     image_id,
     kill_at,
     record,
     run_forked,
 )
+from migproof.harness.forked import WorkerTimeout
 from migproof.harness.tracing import traced
 
 from tests.migrators.crash_base import Migrator
