@@ -38,6 +38,7 @@ from .crash_images import (
     record,
 )
 from .crash_oracle import Data, Finding, Point, Recovery, State, judge
+from .declared import internal_tables
 from .forked import WorkerTimeout
 
 if TYPE_CHECKING:
@@ -85,12 +86,6 @@ def statement_shape(sql: str) -> str:
     return " ".join(masked)
 
 
-def start_versions(target: Target) -> list[int]:
-    """0 (the empty file, a fresh install) and every version from which an upgrade is supported."""
-    lowest = max(1, int(getattr(target, "min_supported", 0) or 0))
-    return [0, *range(lowest, target.head)]
-
-
 # --- reading what the target sees ---------------------------------------------------------------
 
 
@@ -114,7 +109,7 @@ class Observer:
     schema_of: Callable[[Path], Schema]
 
     def observe(self, path: Path) -> State:
-        internal = frozenset(getattr(self.target, "internal_tables", frozenset()))
+        internal = internal_tables(self.target)
         ledger_of = getattr(self.target, "ledger", None)
         return State(
             version=self.target.version(str(path)),

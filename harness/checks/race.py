@@ -25,7 +25,7 @@ from migproof.engine.schema import diff
 
 from .. import data, dbfiles
 from ..cases import Case, CheckResult, Status
-from ..declared import declared_between, internal_tables, min_supported
+from ..declared import declared_between, internal_tables
 from ..race import PAUSE_MAX, RoundResult, run_round
 from ..race_verdict import (
     Bounds,
@@ -38,6 +38,7 @@ from ..race_verdict import (
     judge_writer,
 )
 from ..race_writer import WRITER_BUSY_TIMEOUT, WriterPlan, choose_plan, missing_rows
+from ._common import step_starts
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -78,11 +79,9 @@ class RaceCheck:
 
     def cases(self, ctx: Context) -> Iterator[Case]:
         """Every start: the empty file (a fresh install races too) and each supported version."""
-        target = ctx.target
-        oldest = max(1, min_supported(target))
-        for version in [0, *range(oldest, target.head)]:
+        for version in step_starts(ctx):
             for mode in ctx.config.journal_modes:
-                yield Case(self.name, version, target.head, mode)
+                yield Case(self.name, version, ctx.target.head, mode)
 
     def run(self, ctx: Context, case: Case) -> CheckResult:
         began = time.monotonic()
