@@ -27,6 +27,7 @@ from migproof.engine import sqltext
 
 from . import data, dbfiles
 from .cases import CheckResult, Status
+from .context import safe_name
 from .crash_images import (
     DB_NAME,
     ImageStore,
@@ -381,7 +382,7 @@ def keep_images(
     keep: Path, case: Case, findings: tuple[Finding, ...], images: ImageStore, start: int
 ) -> Path:
     """Copy the first few distinct failing images, each with a note of what failed there."""
-    root = keep / re.sub(r"[^A-Za-z0-9_.-]+", "_", case.id).strip("_")
+    root = keep / safe_name(case.id)
     seen: dict[str, Path] = {}
     for f in findings:
         where = seen.get(f.image)
