@@ -294,8 +294,10 @@ def _warm_up() -> None:  # pragma: no cover - runs in a forked child
 
     A fresh fork pays copy-on-write faults for every page it writes; paid after the release,
     they cost ~1 ms per process on 2 cores and spread the starts of 8 processes over ~8 ms
-    -- longer than a small migration, so the processes did not really race (measured with
-    bench_race.py). An in-memory SQLite session and a report round-trip fault in most of it.
+    -- longer than a small migration, so the processes did not really race (measured once,
+    while building the race, from each process's release and start times; bench_race.py
+    reports per-round costs only). An in-memory SQLite session and a report round-trip fault
+    in most of it.
     """
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
@@ -334,14 +336,12 @@ def _migrator_main(
         signal_ready(w)
         if not wait_go(go_r, timeout):
             return  # never released: the parent reports the round as not started
-        released_at = time.monotonic()
         if delay:
             # A sleep, not a spin: a spinning process holds a CPU the others need (on 2 cores
             # it delayed a head-on process by ~0.7 ms). An offset, never an ordering: the
             # ordering comes from the barrier.
             time.sleep(delay)
         began = time.perf_counter()
-        started_at = time.monotonic()
         kind, error_type, message = OutcomeKind.MIGRATED, "", ""
         try:
             target.migrate(str(db_path))
@@ -359,8 +359,5 @@ def _migrator_main(
             elapsed,
             delay,
             tuple(sql for sql in trace.statements if is_kept(sql)),
-            trace.count,
-            released=released_at,
-            started=started_at,
         ),
     )

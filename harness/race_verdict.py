@@ -57,10 +57,7 @@ class Outcome:
     elapsed: float = 0.0  # seconds from the call of migrate() to its return or raise
     jitter: float = 0.0  # seconds the process slept after the release, before migrating
     statements: tuple[str, ...] = ()  # transaction control and counted changes it began
-    statement_count: int = 0  # every statement traced, kept or not
     exitcode: int | None = None
-    released: float = 0.0  # time.monotonic() when the process saw the release (one clock
-    started: float = 0.0  # for all processes on Linux) and when it called migrate()
 
 
 @dataclass(frozen=True, slots=True)
