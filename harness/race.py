@@ -148,6 +148,7 @@ def run_round(
     parent_only = (go_w, writer_go_w, stop_w)
     migrators: list[_Child] = []
     writer_child: _Child | None = None
+    everyone: list[_Child] = []  # every child forked so far, the writer last
     # Freeze every object the parent has into the GC's permanent generation while forking:
     # a collection in a child would otherwise walk (and so copy-on-write) the parent's whole
     # heap at a random moment of the race (https://docs.python.org/3/library/gc.html#gc.freeze).
@@ -173,6 +174,7 @@ def run_round(
                     parent_only,
                 )
             )
+            everyone.append(migrators[-1])
         if writer is not None:
             writer_child = _fork(
                 functools.partial(
@@ -185,8 +187,8 @@ def run_round(
                 ),
                 parent_only,
             )
+            everyone.append(writer_child)
         gc.unfreeze()
-        everyone = [*migrators, *([writer_child] if writer_child else [])]
         if _pump(everyone, lambda: all(c.ready or c.eof for c in everyone), deadline):
             # The application is running first: the writer starts, commits its first rows,
             # and only then do the migrators start -- onto a file that is being written.
@@ -206,13 +208,13 @@ def run_round(
         for fd in (go_r, go_w, writer_go_r, writer_go_w, stop_r, stop_w):
             if fd >= 0:
                 os.close(fd)
-        _reap([*migrators, *([writer_child] if writer_child else [])])
+        _reap(everyone)
     outcomes = tuple(_outcome(i, c) for i, c in enumerate(migrators))
     return RoundResult(
         outcomes,
         _writer_outcome(writer_child) if writer_child is not None else None,
         time.monotonic() - start,
-        tuple(c.pid for c in [*migrators, *([writer_child] if writer_child else [])]),
+        tuple(c.pid for c in everyone),
     )
 
 
