@@ -64,6 +64,9 @@ class _Expected:
     schema: Schema
     data: data.DataSnapshot
     journal_mode: str
+    # Columns a step declares it transforms may legitimately differ run to run (a backfill
+    # with the current time): compared by data-preservation against the declaration instead.
+    transformed: frozenset[str]
     notes: tuple[str, ...] = field(default=())
 
 
@@ -231,6 +234,7 @@ def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[str]) -> _Exp
     schema = run.ctx.schema_of(solo_path)
     notes: list[str] = []
     reference = run.ctx.schema_of(run.ctx.reference_db(run.target.head, run.mode))
+    assert run.case.from_version is not None  # checked by CaseRace.prepare
     if diff(reference, schema):
         notes.append(
             f"note: an uncontended upgrade from v{run.case.from_version} already differs from "
@@ -242,6 +246,7 @@ def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[str]) -> _Exp
         schema,
         data.snapshot(solo_path, exclude=run.internal),
         _journal_mode(solo_path),
+        declared_between(run.target, run.case.from_version, run.target.head).transforms,
         tuple(notes),
     )
 
@@ -295,10 +300,7 @@ def _final_state(
         for d in diff(expected.schema, run.ctx.schema_of(path))
     ]
     actual = data.snapshot(path, exclude=run.internal)
-    # Columns a step declares it transforms may legitimately differ run to run (a backfill
-    # with the current time): compared by data-preservation against the declaration instead.
-    assert run.case.from_version is not None
-    transformed = declared_between(run.target, run.case.from_version, run.target.head).transforms
+    transformed = expected.transformed
     exact = data.compare(
         _only(expected.data, writer_tables, keep=False),
         _only(actual, writer_tables, keep=False),
