@@ -196,7 +196,7 @@ def run_forked(body: Callable[[], int], *, timeout: float) -> int:
     sys.stderr.flush()
     pid = forked.fork()
     if pid == 0:  # pragma: no cover - the child
-        code = 70
+        code = forked.EXIT_RAISED
         try:
             code = body()
         except BaseException:

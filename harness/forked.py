@@ -18,6 +18,7 @@ import warnings
 from typing import Final
 
 KILL_GRACE: Final = 10.0  # seconds a SIGKILLed child may take to die before we give up on it
+EXIT_RAISED: Final = 70  # EX_SOFTWARE: the child's own code raised instead of choosing a code
 
 
 class WorkerTimeout(Exception):

@@ -76,7 +76,6 @@ JITTER_MAX: Final = 0.0005
 # 100 us catches as well as 300 us and costs less (engine example, 8 processes: 189 ms per
 # round without pauses, 276 ms with 100 us, 378 ms with 300 us).
 PAUSE_MAX: Final = 0.0001
-_EXIT_CHILD_BUG: Final = 70  # the child machinery itself failed (never the target)
 _REAP_GRACE: Final = 5.0  # seconds a child that has reported may take to exit
 
 
@@ -232,7 +231,7 @@ def _fork(main: Callable[[int], None], parent_only: Sequence[int]) -> _Child:
                 os.close(fd)  # else the release (EOF) never reaches anyone
             main(w)
         except BaseException:  # the child machinery failed; the parent reports it
-            code = _EXIT_CHILD_BUG
+            code = forked.EXIT_RAISED  # the child machinery failed (never the target)
         finally:
             os._exit(code)
     os.close(w)
