@@ -54,7 +54,6 @@ DB_NAME: Final = "state.db"
 _CHUNK: Final = 1 << 20
 # Exit codes of our forked workers (any other code or signal is unexpected).
 _EXIT_OK: Final = 0
-_EXIT_FAILED: Final = 3  # the body raised; a JSON error report is next to the image
 _EXIT_NOT_REACHED: Final = 4  # kill mode: the run ended before reaching boundary k
 
 
@@ -315,4 +314,6 @@ def kill_at(
 def _describe_exit(code: int) -> str:
     if code < 0:
         return f"signal {signal.Signals(-code).name}"
+    if code == forked.EXIT_RAISED:
+        return f"exit code {code}: it raised (the traceback is on stderr)"
     return f"exit code {code}"
