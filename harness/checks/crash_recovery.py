@@ -8,7 +8,6 @@ the crash images in ``harness/crash_images.py``, the glue in ``harness/crash.py`
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from ..cases import Case, CheckResult
@@ -54,7 +53,7 @@ class CrashRecovery:
                 n = record(
                     ctx.target,
                     ctx.fixture_db(v, mode),
-                    Path(scratch),
+                    scratch,
                     images=None,
                     timeout=TRACE_TIMEOUT,
                 ).statements
