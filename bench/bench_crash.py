@@ -3,8 +3,9 @@
 1. Crash points verified per second on the bundled example, snapshot vs kill (goal: snapshot
    >= 5x faster), end to end and for building the crash images alone.
 2. Scaling: a history with twice the statements costs <= 2.3x (one traced run per start
-   version, not one re-run per boundary). Measured on a synthetic engine history of n and 2n
-   steps, from the empty file (fresh install) and from a populated v1.
+   version, not one re-run per boundary). Measured on a synthetic engine history of n steps
+   and one of m steps, m chosen (from a probe at 2n) so that its statements double, from the
+   empty file (fresh install) and from a populated v1.
 3. The full crash matrix of the bundled example (every start version, both journal modes) on
    1 and 2 worker processes, and a whole ``migproof certify`` (every check), wall clock.
 

@@ -25,20 +25,22 @@ from typing import TYPE_CHECKING, Final
 
 from migproof.engine import sqltext
 
-from . import data
+from . import data, dbfiles
 from .cases import CheckResult, Status
+from .context import safe_name
 from .crash_images import (
     DB_NAME,
     ImageStore,
     Recording,
     WorkerFailed,
-    WorkerTimeout,
     copy_db_files,
     image_id,
     kill_at,
     record,
 )
 from .crash_oracle import Data, Finding, Point, Recovery, State, judge
+from .declared import internal_tables
+from .forked import WorkerTimeout
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -85,12 +87,6 @@ def statement_shape(sql: str) -> str:
     return " ".join(masked)
 
 
-def start_versions(target: Target) -> list[int]:
-    """0 (the empty file, a fresh install) and every version from which an upgrade is supported."""
-    lowest = max(1, int(getattr(target, "min_supported", 0) or 0))
-    return [0, *range(lowest, target.head)]
-
-
 # --- reading what the target sees ---------------------------------------------------------------
 
 
@@ -114,7 +110,7 @@ class Observer:
     schema_of: Callable[[Path], Schema]
 
     def observe(self, path: Path) -> State:
-        internal = frozenset(getattr(self.target, "internal_tables", frozenset()))
+        internal = internal_tables(self.target)
         ledger_of = getattr(self.target, "ledger", None)
         return State(
             version=self.target.version(str(path)),
@@ -132,11 +128,8 @@ def integrity(path: Path) -> str:
     if not path.exists():
         return "ok"  # a crash before the file was created: nothing to recover
     try:
-        conn = sqlite3.connect(path, isolation_level=None)
-        try:
+        with dbfiles.opened(path) as conn:
             rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
-        finally:
-            conn.close()
     except sqlite3.DatabaseError as err:
         return f"the file does not open as a database: {err}"
     return "ok" if rows == ["ok"] else "integrity_check reports " + "; ".join(rows[:3])
@@ -389,7 +382,7 @@ def keep_images(
     keep: Path, case: Case, findings: tuple[Finding, ...], images: ImageStore, start: int
 ) -> Path:
     """Copy the first few distinct failing images, each with a note of what failed there."""
-    root = keep / re.sub(r"[^A-Za-z0-9_.-]+", "_", case.id).strip("_")
+    root = keep / safe_name(case.id)
     seen: dict[str, Path] = {}
     for f in findings:
         where = seen.get(f.image)

@@ -32,18 +32,17 @@ import contextlib
 import hashlib
 import json
 import os
-import select
 import shutil
 import signal
 import sys
-import time
 import traceback
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from . import dbfiles, forked
 from .crash_oracle import AFTER_LAST, Point
+from .forked import WorkerTimeout
 from .tracing import traced
 
 if TYPE_CHECKING:
@@ -51,19 +50,11 @@ if TYPE_CHECKING:
 
     from .target import Target
 
-# The files that make up a crash image. Never "-shm": recovery rebuilds it (see above).
-SIDE_SUFFIXES: Final = ("-journal", "-wal")
 DB_NAME: Final = "state.db"
 _CHUNK: Final = 1 << 20
 # Exit codes of our forked workers (any other code or signal is unexpected).
 _EXIT_OK: Final = 0
-_EXIT_FAILED: Final = 3  # the body raised; a JSON error report is next to the image
 _EXIT_NOT_REACHED: Final = 4  # kill mode: the run ended before reaching boundary k
-_KILL_GRACE: Final = 10.0  # seconds to reap a worker we SIGKILLed after its deadline
-
-
-class WorkerTimeout(Exception):
-    """A forked worker outlived its deadline; it was killed and reaped."""
 
 
 class WorkerFailed(Exception):
@@ -119,7 +110,7 @@ class HeldFiles:
         if fd is None:
             return {}
         files = {"": _pread_all(fd)}
-        for suffix in SIDE_SUFFIXES:
+        for suffix in dbfiles.SIDECARS:  # never -shm (see above)
             try:
                 side = os.open(f"{self.path}{suffix}", os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
@@ -139,7 +130,7 @@ class HeldFiles:
 def read_files_by_path(path: Path) -> dict[str, bytes]:
     """The image files at ``path`` -- only for files no connection of this process has open."""
     files: dict[str, bytes] = {}
-    for suffix in ("", *SIDE_SUFFIXES):
+    for suffix in ("", *dbfiles.SIDECARS):
         with contextlib.suppress(FileNotFoundError):
             files[suffix] = Path(f"{path}{suffix}").read_bytes()
     return files
@@ -147,7 +138,7 @@ def read_files_by_path(path: Path) -> dict[str, bytes]:
 
 def copy_db_files(src: Path, dst: Path) -> None:
     """Copy a closed database (and a leftover ``-wal``/``-journal``, never ``-shm``) to ``dst``."""
-    for suffix in ("", *SIDE_SUFFIXES):
+    for suffix in ("", *dbfiles.SIDECARS):
         source = Path(f"{src}{suffix}")
         if source.exists():
             shutil.copyfile(source, f"{dst}{suffix}")
@@ -194,63 +185,27 @@ class ImageStore:
 # --- forked workers with deadlines ----------------------------------------------------------------
 
 
-def _fork() -> int:
-    with warnings.catch_warnings():
-        # Python 3.12+ warns when a process with threads (a pytest-xdist worker) forks. The child
-        # runs only the target and SQLite, then leaves with os._exit: it never returns into the
-        # parent's threaded code, which is the hazard that warning is about.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return os.fork()
-
-
 def run_forked(body: Callable[[], int], *, timeout: float) -> int:
     """Run ``body`` in a forked child; its exit code, or minus the signal that ended it.
 
-    Every path waits with a deadline and reaps the child.
+    Every path waits with a deadline and reaps the child (``forked.reap``); a child past its
+    deadline is killed and reported as ``WorkerTimeout``.
     """
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = _fork()
+    pid = forked.fork()
     if pid == 0:  # pragma: no cover - the child
-        code = 70
+        code = forked.EXIT_RAISED
         try:
             code = body()
         except BaseException:
             traceback.print_exc()
         finally:
             os._exit(code)
-    return wait_child(pid, timeout=timeout)
-
-
-def wait_child(pid: int, *, timeout: float) -> int:
-    if not _wait_exit(pid, timeout):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        if not _wait_exit(pid, _KILL_GRACE):
-            raise WorkerTimeout(f"worker {pid} did not die within {_KILL_GRACE} s of SIGKILL")
-        os.waitpid(pid, 0)
+    code, killed = forked.reap(pid, timeout=timeout)
+    if killed:
         raise WorkerTimeout(f"worker {pid} ran past its {timeout} s deadline and was killed")
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
-
-
-def _wait_exit(pid: int, timeout: float) -> bool:
-    """True once ``pid`` has exited (not yet reaped), False at the deadline."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except (AttributeError, OSError):  # no pidfd (old kernel): poll
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                return True
-            time.sleep(0.001)
-        return False
-    try:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        return bool(poller.poll(timeout * 1000))
-    finally:
-        os.close(pidfd)
+    return code
 
 
 # --- recording a run ------------------------------------------------------------------------------
@@ -359,4 +314,6 @@ def kill_at(
 def _describe_exit(code: int) -> str:
     if code < 0:
         return f"signal {signal.Signals(-code).name}"
+    if code == forked.EXIT_RAISED:
+        return f"exit code {code}: it raised (the traceback is on stderr)"
     return f"exit code {code}"

@@ -27,12 +27,16 @@ from typing import TYPE_CHECKING, Final
 
 from migproof.engine import schema as schema_mod
 
+from .data import show
+
 if TYPE_CHECKING:
     from migproof.engine.schema import Schema
 
+    from .data import Cell
+
 AFTER_LAST: Final = "(after the last statement)"
 
-Row = tuple[object, ...]
+Row = tuple["Cell", ...]  # values with their storage class (``harness.data``)
 Data = tuple[tuple[str, tuple[Row, ...]], ...]  # (table, rows sorted), tables sorted by name
 
 _SHOWN: Final = 4  # differences shown per finding; the rest are counted
@@ -247,9 +251,12 @@ def data_differences(expected: Data, found: Data, *, skip: set[str] | None = Non
         extra = [r for r in a_rows if r not in e_set]
         what = f"data of {table}: {len(a_rows)} rows (expected {len(e_rows)})"
         if missing:
-            what += f", e.g. expected row {missing[0]!r} is absent"
+            what += f", e.g. expected row {_show_row(missing[0])} is absent"
         if extra:
-            what += f", e.g. row {extra[0]!r} is unexpected"
+            what += f", e.g. row {_show_row(extra[0])} is unexpected"
         out.append(what)
     return out
 
+
+def _show_row(row: Row) -> str:
+    return "(" + ", ".join(show(c) for c in row) + ")"

@@ -3,8 +3,8 @@
 Each case is deterministic given the run's seed (the fixture is drawn from it; crash images
 and their recoveries depend only on the fixture's bytes and the target), so the only thing
 parallel workers must not share is scratch space. The parent builds every fixture the cases
-need in the run's cache first; each worker opens the same cache (``RunContext(reuse=True)``)
-and makes its scratch directories with ``mkdtemp`` so two workers never pick the same name.
+need in the run's cache first; each worker opens the same cache (``RunContext(reuse=True)``),
+whose scratch directories carry the worker's pid, so two workers never pick the same name.
 
 Workers come from a ``forkserver``: safe when the parent has threads (a pytest-xdist
 worker), and warm -- the target is loaded once per worker, not once per case.
@@ -13,9 +13,7 @@ worker), and warm -- the target is loaded once per worker, not once per case.
 from __future__ import annotations
 
 import multiprocessing
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .context import DEFAULT_ROWS, RunContext
@@ -25,47 +23,15 @@ from .spec import load_target
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from migproof.engine.schema import Schema
-
     from .cases import Case, CheckResult, RunConfig
-    from .target import Target
 
 
-class _SharedCache:
-    """A ``Context`` over a reused ``RunContext`` whose scratch names cannot collide."""
-
-    def __init__(self, inner: RunContext) -> None:
-        self._inner = inner
-
-    @property
-    def target(self) -> Target:
-        return self._inner.target
-
-    @property
-    def config(self) -> RunConfig:
-        return self._inner.config
-
-    def scratch(self, label: str) -> Path:
-        root = self._inner.scratch_root
-        root.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=root))
-
-    def reference_db(self, version: int, journal_mode: str) -> Path:
-        return self._inner.reference_db(version, journal_mode)
-
-    def fixture_db(self, version: int, journal_mode: str) -> Path:
-        return self._inner.fixture_db(version, journal_mode)
-
-    def schema_of(self, path: Path) -> Schema:
-        return self._inner.schema_of(path)
-
-
-_worker: _SharedCache | None = None
+_worker: RunContext | None = None
 
 
 def _start(spec: str, config: RunConfig, rows: int) -> None:
     global _worker  # noqa: PLW0603 -- one context per worker process
-    _worker = _SharedCache(RunContext(load_target(spec), config, rows=rows, reuse=True))
+    _worker = RunContext(load_target(spec), config, rows=rows, reuse=True)
 
 
 def _run(case: Case) -> CheckResult:

@@ -15,9 +15,8 @@ inserting until the migrators are done (see ``race_writer``).
 
 Everything is bounded: one deadline covers the whole round; a child still running then is
 killed with SIGKILL and reported as hung; every child is reaped before ``run_round`` returns,
-whatever happens (``finally``). Children are forked rather than spawned (a fork costs ~18 ms
-against ~48 ms for a fresh interpreter, CONTEXT.md section 3) and never touch the parent's
-state: they run the target and ``os._exit``.
+whatever happens (``finally``; ``harness/forked.py``, shared with the crash workers). The
+children never touch the parent's state: they run the target and ``os._exit``.
 
 Optional target capabilities used here (discovered with ``getattr``; none is required):
 
@@ -37,23 +36,20 @@ Optional target capabilities used here (discovered with ``getattr``; none is req
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
 import os
 import pickle
 import random
 import select
-import signal
 import sqlite3
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from migproof.engine import errors as engine_errors
 
-from . import tracing
+from . import forked, tracing
 from .race_pipe import READY, WARM, payload, qualified_name, send, signal_ready, wait_go
 from .race_verdict import Bounds, Outcome, OutcomeKind, WriterOutcome, is_kept
 from .race_writer import writer_main
@@ -80,7 +76,6 @@ JITTER_MAX: Final = 0.0005
 # 100 us catches as well as 300 us and costs less (engine example, 8 processes: 189 ms per
 # round without pauses, 276 ms with 100 us, 378 ms with 300 us).
 PAUSE_MAX: Final = 0.0001
-_EXIT_CHILD_BUG: Final = 70  # the child machinery itself failed (never the target)
 _REAP_GRACE: Final = 5.0  # seconds a child that has reported may take to exit
 
 
@@ -152,6 +147,7 @@ def run_round(
     parent_only = (go_w, writer_go_w, stop_w)
     migrators: list[_Child] = []
     writer_child: _Child | None = None
+    everyone: list[_Child] = []  # every child forked so far, the writer last
     # Freeze every object the parent has into the GC's permanent generation while forking:
     # a collection in a child would otherwise walk (and so copy-on-write) the parent's whole
     # heap at a random moment of the race (https://docs.python.org/3/library/gc.html#gc.freeze).
@@ -177,6 +173,7 @@ def run_round(
                     parent_only,
                 )
             )
+            everyone.append(migrators[-1])
         if writer is not None:
             writer_child = _fork(
                 functools.partial(
@@ -189,8 +186,8 @@ def run_round(
                 ),
                 parent_only,
             )
+            everyone.append(writer_child)
         gc.unfreeze()
-        everyone = [*migrators, *([writer_child] if writer_child else [])]
         if _pump(everyone, lambda: all(c.ready or c.eof for c in everyone), deadline):
             # The application is running first: the writer starts, commits its first rows,
             # and only then do the migrators start -- onto a file that is being written.
@@ -210,13 +207,13 @@ def run_round(
         for fd in (go_r, go_w, writer_go_r, writer_go_w, stop_r, stop_w):
             if fd >= 0:
                 os.close(fd)
-        _reap([*migrators, *([writer_child] if writer_child else [])])
+        _reap(everyone)
     outcomes = tuple(_outcome(i, c) for i, c in enumerate(migrators))
     return RoundResult(
         outcomes,
         _writer_outcome(writer_child) if writer_child is not None else None,
         time.monotonic() - start,
-        tuple(c.pid for c in [*migrators, *([writer_child] if writer_child else [])]),
+        tuple(c.pid for c in everyone),
     )
 
 
@@ -225,12 +222,7 @@ def run_round(
 
 def _fork(main: Callable[[int], None], parent_only: Sequence[int]) -> _Child:
     r, w = os.pipe()
-    with warnings.catch_warnings():
-        # Python >= 3.12 warns when forking a multi-threaded process (pytest-xdist workers
-        # have an I/O thread). The child touches none of the parent's locks: it runs the
-        # target, writes to its own pipe and leaves through os._exit.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+    pid = forked.fork()
     if pid == 0:  # pragma: no cover - runs in the child, which never returns
         code = 0
         try:
@@ -239,7 +231,7 @@ def _fork(main: Callable[[int], None], parent_only: Sequence[int]) -> _Child:
                 os.close(fd)  # else the release (EOF) never reaches anyone
             main(w)
         except BaseException:  # the child machinery failed; the parent reports it
-            code = _EXIT_CHILD_BUG
+            code = forked.EXIT_RAISED  # the child machinery failed (never the target)
         finally:
             os._exit(code)
     os.close(w)
@@ -267,19 +259,13 @@ def _pump(children: Sequence[_Child], done: Callable[[], bool], deadline: float)
 def _reap(children: Sequence[_Child]) -> None:
     """Wait briefly for children that have reported; kill the rest. Always reaps."""
     grace = time.monotonic() + _REAP_GRACE
-    for c in children:
-        while c.status is None and c.eof and time.monotonic() < grace:
-            pid, status = os.waitpid(c.pid, os.WNOHANG)
-            if pid:
-                c.status = os.waitstatus_to_exitcode(status)
-            else:
-                select.select([], [], [], 0.001)  # an exiting child: poll, bounded by grace
-        if c.status is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(c.pid, signal.SIGKILL)
-            _, status = os.waitpid(c.pid, 0)  # SIGKILL cannot be caught: this returns
-            c.status = os.waitstatus_to_exitcode(status)
-        os.close(c.fd)
+    try:
+        for c in children:
+            wait = max(0.0, grace - time.monotonic()) if c.eof else 0.0
+            c.status, _ = forked.reap(c.pid, timeout=wait)
+    finally:
+        for c in children:
+            os.close(c.fd)
 
 
 def _outcome(index: int, c: _Child) -> Outcome:
@@ -309,8 +295,10 @@ def _warm_up() -> None:  # pragma: no cover - runs in a forked child
 
     A fresh fork pays copy-on-write faults for every page it writes; paid after the release,
     they cost ~1 ms per process on 2 cores and spread the starts of 8 processes over ~8 ms
-    -- longer than a small migration, so the processes did not really race (measured with
-    bench_race.py). An in-memory SQLite session and a report round-trip fault in most of it.
+    -- longer than a small migration, so the processes did not really race (measured once,
+    while building the race, from each process's release and start times; bench_race.py
+    reports per-round costs only). An in-memory SQLite session and a report round-trip fault
+    in most of it.
     """
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
@@ -349,14 +337,12 @@ def _migrator_main(
         signal_ready(w)
         if not wait_go(go_r, timeout):
             return  # never released: the parent reports the round as not started
-        released_at = time.monotonic()
         if delay:
             # A sleep, not a spin: a spinning process holds a CPU the others need (on 2 cores
             # it delayed a head-on process by ~0.7 ms). An offset, never an ordering: the
             # ordering comes from the barrier.
             time.sleep(delay)
         began = time.perf_counter()
-        started_at = time.monotonic()
         kind, error_type, message = OutcomeKind.MIGRATED, "", ""
         try:
             target.migrate(str(db_path))
@@ -374,8 +360,5 @@ def _migrator_main(
             elapsed,
             delay,
             tuple(sql for sql in trace.statements if is_kept(sql)),
-            trace.count,
-            released=released_at,
-            started=started_at,
         ),
     )

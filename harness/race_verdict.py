@@ -54,13 +54,10 @@ class Outcome:
     kind: OutcomeKind
     error_type: str = ""  # qualified name of the exception raised, if any
     message: str = ""
-    elapsed: float = 0.0  # seconds from the barrier's release to migrate()'s return or raise
-    jitter: float = 0.0  # seconds the process spun after the release, before migrating
+    elapsed: float = 0.0  # seconds from the call of migrate() to its return or raise
+    jitter: float = 0.0  # seconds the process slept after the release, before migrating
     statements: tuple[str, ...] = ()  # transaction control and counted changes it began
-    statement_count: int = 0  # every statement traced, kept or not
     exitcode: int | None = None
-    released: float = 0.0  # time.monotonic() when the process saw the release (one clock
-    started: float = 0.0  # for all processes on Linux) and when it called migrate()
 
 
 @dataclass(frozen=True, slots=True)

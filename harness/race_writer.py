@@ -23,6 +23,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from migproof.engine.steps import quote
+
+from . import dbfiles
 from .race_pipe import qualified_name, send, signal_ready, signal_warm, wait_go
 from .race_verdict import OutcomeKind, WriterOutcome
 
@@ -58,10 +61,10 @@ class WriterPlan:
     @property
     def sql(self) -> str:
         if not self.columns:
-            return f"INSERT INTO {_q(self.table)} DEFAULT VALUES"
-        names = ", ".join(_q(c.name) for c in self.columns)
+            return f"INSERT INTO {quote(self.table)} DEFAULT VALUES"
+        names = ", ".join(quote(c.name) for c in self.columns)
         marks = ", ".join("?" for _ in self.columns)
-        return f"INSERT INTO {_q(self.table)} ({names}) VALUES ({marks})"
+        return f"INSERT INTO {quote(self.table)} ({names}) VALUES ({marks})"
 
     def row(self, i: int) -> tuple[tuple[object, ...], object | None]:
         """Parameters of row ``i`` and its marker (None: use the row's lastrowid)."""
@@ -84,12 +87,11 @@ def _value(c: WriterColumn, i: int) -> object:
     return c.fixed
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _affinity(declared: str) -> str:
-    """SQLite's column affinity rules (https://sqlite.org/datatype3.html section 3.1)."""
+    """The kind of value to generate: SQLite's column affinity rules
+    (https://sqlite.org/datatype3.html section 3.1), except that a column with no declared
+    type (BLOB affinity there) gets text, which it stores as is and which makes a readable
+    marker; NUMERIC affinity gets integers."""
     t = declared.upper()
     if "INT" in t:
         return "int"
@@ -126,8 +128,8 @@ def plan_for(conn: sqlite3.Connection, schema: Schema, table: Table) -> WriterPl
             ref = [c.name for c in sorted(parent.columns, key=lambda c: c.pk) if c.pk]
         ref = ref or ["rowid"]
         found = conn.execute(
-            f"SELECT {', '.join(_q(r) if r != 'rowid' else 'rowid' for r in ref)} "
-            f"FROM {_q(fk.ref_table)} LIMIT 1"
+            f"SELECT {', '.join(quote(r) if r != 'rowid' else 'rowid' for r in ref)} "
+            f"FROM {quote(fk.ref_table)} LIMIT 1"
         ).fetchone()
         if found is None:
             return None
@@ -162,8 +164,7 @@ def choose_plan(scratch_db: Path, schema: Schema, exclude: Iterable[str] = ()) -
     ``scratch_db`` is a copy the caller may write to; every probe is rolled back anyway.
     """
     skip = {n.lower() for n in exclude}
-    conn = sqlite3.connect(str(scratch_db), isolation_level=None)
-    try:
+    with dbfiles.opened(scratch_db) as conn:
         for table in schema.tables:
             if table.name in skip:
                 continue
@@ -179,8 +180,6 @@ def choose_plan(scratch_db: Path, schema: Schema, exclude: Iterable[str] = ()) -
             finally:
                 conn.execute("ROLLBACK")
             return plan
-    finally:
-        conn.close()
     return None
 
 
@@ -188,15 +187,12 @@ def missing_rows(
     db_path: Path, plan: WriterPlan, committed: Iterable[object]
 ) -> list[object] | None:
     """Committed markers not found afterwards; None when the table or column is gone."""
-    conn = sqlite3.connect(str(db_path))
-    try:
+    column = quote(plan.marker) if plan.marker != "rowid" else "rowid"
+    with dbfiles.opened(db_path) as conn:
         try:
-            column = _q(plan.marker) if plan.marker != "rowid" else "rowid"
-            present = {row[0] for row in conn.execute(f"SELECT {column} FROM {_q(plan.table)}")}
+            present = {row[0] for row in conn.execute(f"SELECT {column} FROM {quote(plan.table)}")}
         except sqlite3.OperationalError:
             return None
-    finally:
-        conn.close()
     return [m for m in committed if m not in present]
 
 

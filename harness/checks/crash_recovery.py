@@ -8,12 +8,12 @@ the crash images in ``harness/crash_images.py``, the glue in ``harness/crash.py`
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from ..cases import Case, CheckResult
-from ..crash import TRACE_TIMEOUT, parse_points, run_case, start_versions
+from ..crash import TRACE_TIMEOUT, parse_points, run_case
 from ..crash_images import record
+from ._common import step_starts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -43,7 +43,7 @@ class CrashRecovery:
 
     def cases(self, ctx: Context) -> Iterator[Case]:
         head = ctx.target.head
-        for v in start_versions(ctx.target):
+        for v in step_starts(ctx):
             for mode in ctx.config.journal_modes:
                 if self.group_size is None:
                     yield Case(NAME, v, head, mode)
@@ -53,7 +53,7 @@ class CrashRecovery:
                 n = record(
                     ctx.target,
                     ctx.fixture_db(v, mode),
-                    Path(scratch),
+                    scratch,
                     images=None,
                     timeout=TRACE_TIMEOUT,
                 ).statements

@@ -25,7 +25,7 @@ from migproof.engine.schema import diff
 
 from .. import data, dbfiles
 from ..cases import Case, CheckResult, Status
-from ..declared import declared_between, internal_tables, min_supported
+from ..declared import declared_between, internal_tables
 from ..race import PAUSE_MAX, RoundResult, run_round
 from ..race_verdict import (
     Bounds,
@@ -38,6 +38,7 @@ from ..race_verdict import (
     judge_writer,
 )
 from ..race_writer import WRITER_BUSY_TIMEOUT, WriterPlan, choose_plan, missing_rows
+from ._common import step_starts
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -63,6 +64,9 @@ class _Expected:
     schema: Schema
     data: data.DataSnapshot
     journal_mode: str
+    # Columns a step declares it transforms may legitimately differ run to run (a backfill
+    # with the current time): compared by data-preservation against the declaration instead.
+    transformed: frozenset[str]
     notes: tuple[str, ...] = field(default=())
 
 
@@ -78,11 +82,9 @@ class RaceCheck:
 
     def cases(self, ctx: Context) -> Iterator[Case]:
         """Every start: the empty file (a fresh install races too) and each supported version."""
-        target = ctx.target
-        oldest = max(1, min_supported(target))
-        for version in [0, *range(oldest, target.head)]:
+        for version in step_starts(ctx):
             for mode in ctx.config.journal_modes:
-                yield Case(self.name, version, target.head, mode)
+                yield Case(self.name, version, ctx.target.head, mode)
 
     def run(self, ctx: Context, case: Case) -> CheckResult:
         began = time.monotonic()
@@ -232,6 +234,7 @@ def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[str]) -> _Exp
     schema = run.ctx.schema_of(solo_path)
     notes: list[str] = []
     reference = run.ctx.schema_of(run.ctx.reference_db(run.target.head, run.mode))
+    assert run.case.from_version is not None  # checked by CaseRace.prepare
     if diff(reference, schema):
         notes.append(
             f"note: an uncontended upgrade from v{run.case.from_version} already differs from "
@@ -243,6 +246,7 @@ def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[str]) -> _Exp
         schema,
         data.snapshot(solo_path, exclude=run.internal),
         _journal_mode(solo_path),
+        declared_between(run.target, run.case.from_version, run.target.head).transforms,
         tuple(notes),
     )
 
@@ -296,10 +300,7 @@ def _final_state(
         for d in diff(expected.schema, run.ctx.schema_of(path))
     ]
     actual = data.snapshot(path, exclude=run.internal)
-    # Columns a step declares it transforms may legitimately differ run to run (a backfill
-    # with the current time): compared by data-preservation against the declaration instead.
-    assert run.case.from_version is not None
-    transformed = declared_between(run.target, run.case.from_version, run.target.head).transforms
+    transformed = expected.transformed
     exact = data.compare(
         _only(expected.data, writer_tables, keep=False),
         _only(actual, writer_tables, keep=False),

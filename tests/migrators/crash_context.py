@@ -1,4 +1,7 @@
-"""A minimal ``Context`` for the crash tests, standing in until the certify runner's own.
+"""A minimal ``Context`` for the crash tests, beside the runner's ``RunContext``.
+
+The crash tests' expectations (which crash points fail, with which rows) are written against
+these tiny hand-rolled fixtures, not the runner's generated ones.
 
 Reference DBs are ``migrate(empty, version)``; fixtures add a few seeded rows to every user
 table (a poor man's version of the harness's generated data, enough for backfills to matter).

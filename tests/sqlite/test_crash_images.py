@@ -10,12 +10,12 @@ from migproof.harness.crash_images import (
     HeldFiles,
     ImageStore,
     WorkerFailed,
-    WorkerTimeout,
     image_id,
     kill_at,
     record,
     run_forked,
 )
+from migproof.harness.forked import WorkerTimeout
 from migproof.harness.tracing import traced
 
 from tests.migrators.crash_base import Migrator
@@ -79,6 +79,20 @@ def test_kill_at_a_boundary_past_the_run_is_reported(tmp_path: Path) -> None:
     Migrator("atomic").migrate(str(start), 2)
     with pytest.raises(WorkerFailed, match="ended before reaching it"):
         kill_at(Migrator("atomic"), start, tmp_path / "k", 50, last=99, timeout=30)
+
+
+def test_kill_at_a_target_that_raises_says_so(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    class Raises(Migrator):
+        def migrate(self, db_path: str, target: int | None = None) -> None:
+            raise RuntimeError("broken before any statement")
+
+    start = tmp_path / "start.db"
+    Migrator("atomic").migrate(str(start), 1)
+    with pytest.raises(WorkerFailed, match=r"exit code 70: it raised \(the traceback is on stderr"):
+        kill_at(Raises("atomic"), start, tmp_path / "k", 0, last=9, timeout=30)
+    assert "RuntimeError: broken before any statement" in capfd.readouterr().err
 
 
 def test_kill_at_leaves_the_files_of_that_boundary(tmp_path: Path) -> None:

@@ -3,7 +3,16 @@ from __future__ import annotations
 import pytest
 from migproof.engine.schema import Column, Schema, Table
 from migproof.harness.crash import parse_points
-from migproof.harness.crash_oracle import AFTER_LAST, Oracle, Point, Recovery, State, judge
+from migproof.harness.crash_oracle import (
+    AFTER_LAST,
+    Oracle,
+    Point,
+    Recovery,
+    State,
+    data_differences,
+    judge,
+)
+from migproof.harness.data import cell
 
 
 def schema(*cols: str) -> Schema:
@@ -11,8 +20,8 @@ def schema(*cols: str) -> Schema:
 
 
 S0 = State(0, Schema(), ())
-S1 = State(1, schema("a"), (("t", ((1,),)),))
-S2 = State(2, schema("a", "b"), (("t", ((1, 0),)),))
+S1 = State(1, schema("a"), (("t", ((cell(1),),)),))
+S2 = State(2, schema("a", "b"), (("t", ((cell(1), cell(0)),)),))
 REFS = {0: S0, 1: S1, 2: S2}
 
 
@@ -47,7 +56,7 @@ def test_integrity_failure_is_reported_and_nothing_else_is_judged_there() -> Non
 
 
 def test_half_applied_step_is_a_reference_state_failure() -> None:
-    half = State(1, schema("a", "b"), (("t", ((1, 0),)),))  # v2's column, v1's stamp
+    half = State(1, schema("a", "b"), (("t", ((cell(1), cell(0)),)),))  # v2's column, v1's stamp
     recs = {"a": ok(S0), "h": ok(half), "c": ok(S2)}
     found = judge(
         start=0, head=2, points=points("a", "h", "c"), recoveries=recs, references=REFS, final=S2
@@ -58,13 +67,24 @@ def test_half_applied_step_is_a_reference_state_failure() -> None:
 
 
 def test_changed_data_at_a_clean_schema_is_a_reference_state_failure() -> None:
-    bumped = State(1, schema("a"), (("t", ((2,),)),))
+    bumped = State(1, schema("a"), (("t", ((cell(2),),)),))
     recs = {"a": ok(S0), "x": ok(bumped), "c": ok(S2)}
     found = judge(
         start=0, head=2, points=points("a", "x", "c"), recoveries=recs, references=REFS, final=S2
     )
     assert [(f.k, f.oracle) for f in found] == [(1, Oracle.REFERENCE)]
-    assert "expected row (1,) is absent" in found[0].found
+    assert "expected row (integer 1) is absent" in found[0].found
+
+
+def test_rows_in_a_finding_read_as_values_with_their_storage_class() -> None:
+    expected = (("t", ((cell(1), cell(1.5), cell("x"), cell(None)),)),)
+    found = (("t", ((cell(1), cell(2.5), cell("x"), cell(None)),)),)
+    (what,) = data_differences(expected, found)
+    assert what == (
+        "data of t: 1 rows (expected 1), "
+        "e.g. expected row (integer 1, real 1.5, text 'x', NULL) is absent, "
+        "e.g. row (integer 1, real 2.5, text 'x', NULL) is unexpected"
+    )
 
 
 def test_version_out_of_range() -> None:
@@ -95,7 +115,7 @@ def test_rerun_error_and_divergence_are_convergence_failures() -> None:
     recs = {
         "a": ok(S0),
         "e": Recovery("ok", S1, "", None, "OperationalError: duplicate column name: b"),
-        "d": ok(S1, converged=State(2, schema("a", "b"), (("t", ((1, 1),)),))),
+        "d": ok(S1, converged=State(2, schema("a", "b"), (("t", ((cell(1), cell(1)),)),))),
         "c": ok(S2),
     }
     found = judge(
@@ -108,7 +128,7 @@ def test_rerun_error_and_divergence_are_convergence_failures() -> None:
     )
     assert [(f.k, f.oracle) for f in found] == [(1, Oracle.CONVERGENCE), (2, Oracle.CONVERGENCE)]
     assert "duplicate column" in found[0].found
-    assert "(1, 1)" in found[1].found
+    assert "row (integer 1, integer 1) is unexpected" in found[1].found
 
 
 def test_a_finding_names_start_k_and_sql() -> None:
