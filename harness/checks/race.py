@@ -157,6 +157,19 @@ class CaseRace:
                 "checks say more -- the race needs a migration that works alone first"
             )
         expected = _expected(run, solo_path, first.statements)
+        if expected.ledger is None and not expected.changes:
+            # Without a ledger, "each step applied once" is judged from the schema changes and
+            # version stamps each process committed. None seen means none can be counted: an
+            # empty trace compared with an empty trace would pass a double migration.
+            return (
+                f"cannot tell whether a step ran more than once: the uncontended migration from "
+                f"v{case.from_version} ({run.mode}) reached v{run.target.head}, but the target "
+                "has no ledger(db_path) and none of the statements traced from it "
+                f"({len(first.statements)}) changed the schema or stamped a version (its "
+                "connections may not come from sqlite3.connect, e.g. sqlite3.Connection(...) "
+                "or apsw). Give the target a ledger(db_path) returning the versions it applied, "
+                "in order."
+            )
         notes = list(expected.notes)
         plan: WriterPlan | None = None
         if case.from_version > 0:

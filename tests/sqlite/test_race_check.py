@@ -162,3 +162,12 @@ def test_a_migration_that_fails_alone_is_reported_before_any_race(tmp_path: Path
     assert [r.status for r in results] == [Status.FAIL] * 2
     assert "the uncontended migration from v1 (delete) already fails" in results[0].detail
     assert "RuntimeError step 2 is broken" in results[0].detail
+
+
+def test_a_target_whose_writes_cannot_be_seen_fails_instead_of_passing(tmp_path: Path) -> None:
+    results = certify(load("race_invisible"), tmp_path, procs=2, rounds=1, versions=(0,))
+    assert results
+    for r in results:
+        assert r.status is Status.FAIL, r.detail
+        assert "cannot tell whether a step ran more than once" in r.detail
+        assert "ledger(db_path)" in r.detail
