@@ -147,6 +147,10 @@ def reproduce_line(config: RunConfig, case: Case, fp: str, *, rows: int = DEFAUL
     ]
     if rows != DEFAULT_ROWS:
         parts.append(f"--rows {rows}")
+    if config.journal_modes != defaults.journal_modes:
+        # Some checks work in the first mode only, and the fingerprint reads it: a replay in
+        # other modes would not enumerate the case, or would say the fingerprint changed.
+        parts.append(f"--journal-modes {','.join(config.journal_modes)}")
     if case.check == "crash-recovery" and config.crash_mode != defaults.crash_mode:
         parts.append(f"--crash-mode {config.crash_mode}")
     if case.check == "race":

@@ -155,3 +155,20 @@ def test_certify_does_not_import_hypothesis_for_other_commands() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_a_line_from_a_run_in_other_journal_modes_replays_its_case(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # corrupt-refused damages a file in the run's first journal mode only: a wal-only run's
+    # cases exist only when the replay runs in wal mode too.
+    cert = tmp_path / "cert.json"
+    argv = ["certify", CORRECT, "--rows", "4", "--journal-modes", "wal", "--only", "corrupt-refused"]
+    assert main([*argv, "--json", str(cert)]) == 0
+    line = json.loads(cert.read_text())["checks"][0]["reproduce"]
+    assert ",wal," in line
+    capsys.readouterr()
+    assert main(shlex.split(line)[1:]) == 0
+    replay = capsys.readouterr().out
+    assert "1 cases" in replay
+    assert "fingerprint mismatch" not in replay
