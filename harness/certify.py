@@ -34,9 +34,14 @@ from .spec import UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from typing import TypeAlias
 
     from .cases import Check, Context
     from .target import Target
+
+    # One planned case: the check and its case, or -- for a check whose enumeration failed --
+    # no case and the failed result that stands for it.
+    Planned: TypeAlias = tuple[Check, Case | None, CheckResult | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +174,9 @@ def _quote_always(text: str) -> str:
     return f"'{text}'" if "'" not in text else shlex.quote(text)
 
 
-def enumerate_cases(
-    ctx: Context, checks: Sequence[Check]
-) -> list[tuple[Check, Case | None, CheckResult | None]]:
+def enumerate_cases(ctx: Context, checks: Sequence[Check]) -> list[Planned]:
     """Each check's cases; a check whose enumeration fails yields one failed result instead."""
-    out: list[tuple[Check, Case | None, CheckResult | None]] = []
+    out: list[Planned] = []
     for check in checks:
         try:
             cases = list(check.cases(ctx))
@@ -182,6 +185,21 @@ def enumerate_cases(
             continue
         out.extend((check, c, None) for c in cases)
     return out
+
+
+def case_of(planned: Planned) -> Case:
+    """The case a planned entry stands for (a check that failed to enumerate: ``Case(check)``)."""
+    _check, case, early = planned
+    if case is None:
+        assert early is not None
+        return early.case
+    return case
+
+
+def plan(ctx: Context, selection: Selection) -> list[Planned]:
+    """What a run does, in order: ``certify``, ``certify --list`` and the pytest plugin's items."""
+    planned = enumerate_cases(ctx, selection.checks)
+    return [p for p in planned if p[1] is None or selection.keeps(p[1])]
 
 
 def run(
@@ -204,8 +222,7 @@ def run(
             "exercise the recorded failure."
         )
         print(f"migproof: warning: {report.expect_mismatch}", file=out)
-    planned = enumerate_cases(ctx, selection.checks)
-    planned = [p for p in planned if p[1] is None or selection.keeps(p[1])]
+    planned = plan(ctx, selection)
     if selection.case_id is not None and not planned:
         planned = _unlisted_case(selection)
         if not planned:
@@ -216,12 +233,8 @@ def run(
         file=out,
     )
     width = len(str(len(planned)))
-    for i, (check, case, early) in enumerate(planned, 1):
-        result = early if early is not None else _run_one(ctx, check, case, fp, rows)
-        if early is not None:
-            result = dataclasses.replace(
-                result, reproduce=reproduce_line(config, result.case, fp, rows=rows)
-            )
+    for i, planned_case in enumerate(planned, 1):
+        result = run_case(ctx, planned_case, fp, rows=rows)
         report.results.append(result)
         _progress(out, i, len(planned), width, result)
         if result.status is Status.FAIL and config.keep_failures is not None:
@@ -235,8 +248,16 @@ def run(
     return report
 
 
-def _run_one(ctx: RunContext, check: Check, case: Case | None, fp: str, rows: int) -> CheckResult:
-    assert case is not None
+def run_case(
+    ctx: RunContext, planned: Planned, fp: str, *, rows: int = DEFAULT_ROWS
+) -> CheckResult:
+    """Run one planned case (timing, reproduction line): ``certify``'s and the plugin's entry."""
+    check, case, early = planned
+    if case is None:
+        assert early is not None
+        return dataclasses.replace(
+            early, reproduce=reproduce_line(ctx.config, early.case, fp, rows=rows)
+        )
     ctx.begin_case(case)
     started = time.perf_counter()
     try:
@@ -300,7 +321,7 @@ def _keep(ctx: RunContext, result: CheckResult, dest: Path) -> None:
     )
 
 
-def _unlisted_case(selection: Selection) -> list[tuple[Check, Case | None, CheckResult | None]]:
+def _unlisted_case(selection: Selection) -> list[Planned]:
     """A case id no check enumerates, but one a check can rebuild from its id.
 
     A failing crash-point group names its single failing point (``...,k7]``) so that it
@@ -323,10 +344,3 @@ def _no_such_case(ctx: Context, selection: Selection) -> str:
 
 def write_certificate(report: Report, path: Path) -> None:
     path.write_text(json.dumps(report.certificate(), indent=2) + "\n")
-
-
-def run_case(
-    ctx: RunContext, check: Check, case: Case, fp: str, *, rows: int = DEFAULT_ROWS
-) -> CheckResult:
-    """Run one case as ``certify`` does (timing, reproduction line); the pytest plugin's entry."""
-    return _run_one(ctx, check, case, fp, rows)

@@ -168,18 +168,13 @@ def certify_command(args: argparse.Namespace) -> int:
         )
         selection = Selection(checks, args.case, args.expect, since=args.since, shard=args.shard)
         if args.list:
-            from .certify import enumerate_cases
+            from .certify import case_of, plan
             from .context import RunContext
 
             ctx = RunContext(target, config, rows=args.rows)
-            for _check, case, early in enumerate_cases(ctx, checks):
-                if case is not None and not selection.keeps(case):
-                    continue
-                print(
-                    case.id
-                    if case is not None
-                    else f"{early.case.id if early else '?'} (cannot enumerate)"
-                )
+            for planned in plan(ctx, selection):
+                failed = planned[1] is None
+                print(case_of(planned).id + (" (cannot enumerate)" if failed else ""))
             return 0
         report = run(target, config, selection, rows=args.rows, out=sys.stdout)
         if args.json is not None:

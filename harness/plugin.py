@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 
 if TYPE_CHECKING:
-    from .cases import Case, Check, CheckResult
+    from .cases import CheckResult
+    from .certify import Planned
     from .context import RunContext
     from .target import Target
 
@@ -236,25 +237,29 @@ class MigproofFile(pytest.File):
         self.settings = settings_for(self.config, self.path, table)
 
     def collect(self) -> Iterator[pytest.Item]:
+        from .certify import case_of
+
         session = _session(self.config, self.settings)
-        for check, case in session.planned:
-            item = MigproofItem.from_parent(self, name=case.id, check=check, case=case)
+        for planned in session.planned:
+            item = MigproofItem.from_parent(self, name=case_of(planned).id, planned=planned)
             item.add_marker(pytest.mark.migproof)
             yield item
 
 
 class MigproofItem(pytest.Item):
-    def __init__(self, *, check: Check, case: Case, **kwargs: Any) -> None:
+    def __init__(self, *, planned: Planned, **kwargs: Any) -> None:
+        from .certify import case_of
+
         super().__init__(**kwargs)
-        self.check = check
-        self.case = case
+        self.planned = planned
+        self.case = case_of(planned)
 
     def runtest(self) -> None:
         from .cases import Status
 
         assert isinstance(self.parent, MigproofFile)
         session = _session(self.config, self.parent.settings)
-        result = session.run(self.check, self.case)
+        result = session.run(self.planned)
         self.user_properties.append(("migproof_reproduce", result.reproduce))
         if result.status is Status.SKIP:
             pytest.skip(result.detail or "skipped")
@@ -282,7 +287,7 @@ class _Session:
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         from . import certify
-        from .cases import RunConfig, touches_since
+        from .cases import RunConfig
         from .checks import select
         from .context import DEFAULT_ROWS, RunContext
         from .spec import load_target
@@ -314,20 +319,16 @@ class _Session:
             **overrides,  # type: ignore[arg-type]
         )
         self.ctx: RunContext = RunContext(self.target, self.config, rows=self.rows, reuse=True)
-        planned = certify.enumerate_cases(self.ctx, select(settings.checks))
-        self.planned: list[tuple[Check, Case]] = [
-            (check, case)
-            for check, case, _early in planned
-            if case is not None and (settings.since is None or touches_since(case, settings.since))
-        ]
+        selection = certify.Selection(select(settings.checks), since=settings.since)
+        self.planned: list[Planned] = certify.plan(self.ctx, selection)
         self._fingerprint: str | None = None
 
-    def run(self, check: Check, case: Case) -> CheckResult:
+    def run(self, planned: Planned) -> CheckResult:
         from . import certify
 
         if self._fingerprint is None:
             self._fingerprint = certify.fingerprint(self.ctx)
-        return certify.run_case(self.ctx, check, case, self._fingerprint, rows=self.rows)
+        return certify.run_case(self.ctx, planned, self._fingerprint, rows=self.rows)
 
 
 _SESSION_KEY = pytest.StashKey[_Session]()

@@ -197,3 +197,33 @@ def test_frozen_fixtures_beside_pyproject_are_replayed(pytester: pytest.Pytester
     )
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*3 certification cases: 3 passed*"])
+
+
+UNBUILDABLE_TARGET = textwrap.dedent(
+    """
+    class Target:
+        name = "unbuildable"
+        head = 1
+
+        def migrate(self, db_path, target=None):
+            raise RuntimeError("step 1 is broken")
+
+        def version(self, db_path):
+            return 0
+
+    TARGET = Target()
+    """
+)
+
+
+def test_a_check_that_cannot_enumerate_is_a_failed_item(pytester: pytest.Pytester) -> None:
+    # drift reads the reference DBs to list its cases; `certify` reports the failure to build
+    # them as a failed `drift` case, and so must the plugin (not collect nothing).
+    make_project(pytester, "myapp/unbuildable.py:TARGET", 'checks = ["drift"]')
+    (pytester.path / "myapp" / "unbuildable.py").write_text(UNBUILDABLE_TARGET)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*migrate(empty, 1) in delete mode raised RuntimeError: step 1 is broken*"]
+    )
+    result.stdout.fnmatch_lines(["*reproduce: migproof certify *--only drift --case 'drift'*"])
