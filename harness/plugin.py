@@ -11,7 +11,9 @@ what was expected, and the one command line that replays it.
 
 Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``), ``seed``, ``journal_modes``,
 ``rows``, ``checks``, ``crash_mode``, ``race_procs``, ``race_rounds``, ``fixtures``; each but the
-last can be overridden by the ``--migproof-*`` option of the same name. ``--no-migproof`` turns collection off.
+last can be overridden by its ``--migproof-*`` option (``--migproof-spec`` for ``steps``,
+``--migproof-only`` for ``checks``, else the key's own name), and a key's value is checked as
+its option's is. ``--migproof-since`` has no key. ``--no-migproof`` turns collection off.
 
 Fixtures for hand-written tests: ``migproof_target``, and ``migproof_db_at(version, ...)``,
 which returns the path of a private copy of a seeded, populated database at that version --
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 
 _DEFAULT_SEED: Final = 0
 _MODES: Final = ("delete", "wal")
+_CRASH_MODES: Final = ("snapshot", "kill")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,29 @@ def _names_option(text: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
+def _crash_mode_option(text: str) -> str:
+    if text not in _CRASH_MODES:
+        raise pytest.UsageError(
+            f"--migproof-crash-mode takes {' or '.join(_CRASH_MODES)}, got {text!r}"
+        )
+    return text
+
+
+# Each --migproof-* option's parser. A [tool.migproof] value goes through the same one, so a
+# value `migproof certify` would refuse (rows = 0, seed = -1) never reaches a run or a
+# reproduction line.
+_PARSERS: Final[dict[str, Callable[[str], Any]]] = {
+    "--migproof-seed": _int_option("--migproof-seed", minimum=0),
+    "--migproof-journal-modes": _modes_option,
+    "--migproof-only": _names_option,
+    "--migproof-since": _int_option("--migproof-since", minimum=0),
+    "--migproof-rows": _int_option("--migproof-rows", minimum=1),
+    "--migproof-crash-mode": _crash_mode_option,
+    "--migproof-race-procs": _int_option("--migproof-race-procs", minimum=2),
+    "--migproof-race-rounds": _int_option("--migproof-race-rounds", minimum=1),
+}
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("migproof", "migproof: certify SQLite migrations")
     group.addoption(
@@ -105,46 +131,49 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--migproof-seed",
         metavar="N",
-        type=_int_option("--migproof-seed", minimum=0),
+        type=_PARSERS["--migproof-seed"],
         help="the seed every fixture is drawn from (default: [tool.migproof] seed, else 0)",
     )
     group.addoption(
         "--migproof-journal-modes",
         metavar="MODES",
-        type=_modes_option,
+        type=_PARSERS["--migproof-journal-modes"],
         help="delete,wal (default: both)",
     )
     group.addoption(
         "--migproof-only",
         metavar="CHECKS",
-        type=_names_option,
+        type=_PARSERS["--migproof-only"],
         help="run only these checks (comma-separated)",
     )
     group.addoption(
         "--migproof-since",
         metavar="V",
-        type=_int_option("--migproof-since", minimum=0),
+        type=_PARSERS["--migproof-since"],
         help="only what steps after version V touch (certifying a new step)",
     )
     group.addoption(
         "--migproof-rows",
         metavar="N",
-        type=_int_option("--migproof-rows", minimum=0),
+        type=_PARSERS["--migproof-rows"],
         help="rows per table in generated fixtures",
     )
     group.addoption(
-        "--migproof-crash-mode", choices=("snapshot", "kill"), help="how crash images are made"
+        "--migproof-crash-mode",
+        metavar="MODE",
+        type=_PARSERS["--migproof-crash-mode"],
+        help="how crash images are made: snapshot or kill",
     )
     group.addoption(
         "--migproof-race-procs",
         metavar="N",
-        type=_int_option("--migproof-race-procs", minimum=2),
+        type=_PARSERS["--migproof-race-procs"],
         help="processes per race",
     )
     group.addoption(
         "--migproof-race-rounds",
         metavar="N",
-        type=_int_option("--migproof-race-rounds", minimum=1),
+        type=_PARSERS["--migproof-race-rounds"],
         help="rounds per race case",
     )
 
@@ -174,39 +203,33 @@ def _read_table(pyproject: Path) -> dict[str, Any] | None:
 
 
 def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) -> Settings:
-    def pick(option: str, key: str, parse: Callable[[Any], Any]) -> Any:
+    def pick(option: str, key: str) -> Any:
         given = config.getoption(option)
         if given is not None:
             return given
-        if key in table:
-            try:
-                return parse(table[key])
-            except (TypeError, ValueError, pytest.UsageError) as err:
-                raise pytest.UsageError(f"[tool.migproof] {key} in {pyproject}: {err}") from None
-        return None
+        if key not in table:
+            return None
+        value = table[key]
+        text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        try:
+            return _PARSERS[option](text)
+        except pytest.UsageError as err:
+            raise pytest.UsageError(f"[tool.migproof] {key} in {pyproject}: {err}") from None
 
-    modes = pick(
-        "--migproof-journal-modes",
-        "journal_modes",
-        lambda v: _modes_option(",".join(v) if isinstance(v, list) else str(v)),
-    )
-    checks = pick(
-        "--migproof-only",
-        "checks",
-        lambda v: _names_option(",".join(v) if isinstance(v, list) else str(v)),
-    )
-    seed = pick("--migproof-seed", "seed", int)
+    modes = pick("--migproof-journal-modes", "journal_modes")
+    checks = pick("--migproof-only", "checks")
+    seed = pick("--migproof-seed", "seed")
     return Settings(
         spec=config.getoption("--migproof-spec") or str(table.get("target") or table.get("steps")),
         root=pyproject.parent,
         seed=_DEFAULT_SEED if seed is None else seed,
         journal_modes=modes or _MODES,
-        rows=pick("--migproof-rows", "rows", int),
+        rows=pick("--migproof-rows", "rows"),
         checks=checks or None,
         since=config.getoption("--migproof-since"),
-        crash_mode=pick("--migproof-crash-mode", "crash_mode", str),
-        race_procs=pick("--migproof-race-procs", "race_procs", int),
-        race_rounds=pick("--migproof-race-rounds", "race_rounds", int),
+        crash_mode=pick("--migproof-crash-mode", "crash_mode"),
+        race_procs=pick("--migproof-race-procs", "race_procs"),
+        race_rounds=pick("--migproof-race-rounds", "race_rounds"),
         fixtures_dir=_fixtures_dir(pyproject.parent, table.get("fixtures")),
     )
 

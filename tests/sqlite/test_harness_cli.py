@@ -163,7 +163,16 @@ def test_a_line_from_a_run_in_other_journal_modes_replays_its_case(
     # corrupt-refused damages a file in the run's first journal mode only: a wal-only run's
     # cases exist only when the replay runs in wal mode too.
     cert = tmp_path / "cert.json"
-    argv = ["certify", CORRECT, "--rows", "4", "--journal-modes", "wal", "--only", "corrupt-refused"]
+    argv = [
+        "certify",
+        CORRECT,
+        "--rows",
+        "4",
+        "--journal-modes",
+        "wal",
+        "--only",
+        "corrupt-refused",
+    ]
     assert main([*argv, "--json", str(cert)]) == 0
     line = json.loads(cert.read_text())["checks"][0]["reproduce"]
     assert ",wal," in line

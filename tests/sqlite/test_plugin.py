@@ -227,3 +227,27 @@ def test_a_check_that_cannot_enumerate_is_a_failed_item(pytester: pytest.Pyteste
         ["*migrate(empty, 1) in delete mode raised RuntimeError: step 1 is broken*"]
     )
     result.stdout.fnmatch_lines(["*reproduce: migproof certify *--only drift --case 'drift'*"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "args", "message"),
+    [
+        ("rows = 0", [], "*rows*>= 1, got 0*"),
+        ("", ["--migproof-rows", "0"], "*--migproof-rows takes a number >= 1, got 0*"),
+        ("seed = -1", [], "*seed*>= 0, got -1*"),
+        ("rows = 6.5", [], "*rows*whole number*"),
+        ('crash_mode = "bogus"', [], "*crash_mode*snapshot*kill*"),
+    ],
+)
+def test_bad_table_values_are_usage_errors_as_the_options_are(
+    pytester: pytest.Pytester, extra: str, args: list[str], message: str
+) -> None:
+    # A value `migproof certify` would refuse must not reach the run (or a reproduction line).
+    pytester.makepyprojecttoml(f'[tool.migproof]\nsteps = "myapp.migrations:STEPS"\n{extra}\n')
+    (pytester.mkpydir("myapp") / "migrations.py").write_text(STEPS_MODULE)
+    result = pytester.runpytest_subprocess("--collect-only", "-q", *args)
+    # An option is refused by pytest's parser (usage error); a table value when the file is
+    # collected (a collection error, which interrupts the run). Either way nothing runs.
+    assert result.ret in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERRUPTED)
+    assert "migproof" not in "".join(ln for ln in result.outlines if "::" in ln)
+    pytest.LineMatcher(result.outlines + result.errlines).fnmatch_lines([message])
