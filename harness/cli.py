@@ -145,7 +145,7 @@ def certify_command(args: argparse.Namespace) -> int:
     from .cases import RunConfig
     from .certify import Selection, run, write_certificate
     from .checks import select
-    from .spec import default_spec, load_target
+    from .spec import default_fixtures, default_spec, load_target
 
     spec = args.spec or default_spec()
     target = load_target(spec)
@@ -197,7 +197,7 @@ def freeze_command(args: argparse.Namespace) -> int:
     from .cases import RunConfig
     from .context import RunContext
     from .frozen import FrozenSet, freeze
-    from .spec import default_spec, load_target
+    from .spec import default_fixtures, default_spec, load_target
 
     spec = args.spec or default_spec()
     target = load_target(spec)
@@ -223,23 +223,6 @@ def freeze_command(args: argparse.Namespace) -> int:
         f"{target.name}: froze fixtures {dumped} and locked steps {locked} in {folder}. Commit that folder."
     )
     return 0
-
-
-def default_fixtures(start: Path = Path()) -> Path | None:
-    """``[tool.migproof] fixtures`` (relative to pyproject.toml), else ./fixtures if it exists."""
-    import tomllib
-
-    pyproject = start / "pyproject.toml"
-    try:
-        table = (
-            tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("migproof", {})
-        )
-    except (OSError, tomllib.TOMLDecodeError):
-        table = {}
-    configured = table.get("fixtures")
-    if isinstance(configured, str) and configured:
-        return start / configured
-    return start / "fixtures" if (start / "fixtures").is_dir() else None
 
 
 def _shard(text: str) -> Shard:

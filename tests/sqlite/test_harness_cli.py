@@ -181,3 +181,25 @@ def test_a_line_from_a_run_in_other_journal_modes_replays_its_case(
     replay = capsys.readouterr().out
     assert "1 cases" in replay
     assert "fingerprint mismatch" not in replay
+
+
+def test_without_spec_the_pyproject_target_is_certified_as_the_plugin_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pathlib import Path as P
+
+    target = P(CORRECT.split(":", 1)[0]).resolve()
+    (tmp_path / "pyproject.toml").write_text(f'[tool.migproof]\ntarget = "{target}:TARGET"\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["certify", "--list", "--only", "newer-refused"]) == 0
+    assert "newer-refused[v4->v3,delete]" in capsys.readouterr().out
+
+
+def test_without_spec_or_pyproject_the_advice_is_to_pass_a_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["certify", "--list"]) == 2
+    err = capsys.readouterr().err
+    assert "no SPEC given" in err
+    assert "--steps" not in err  # certify takes SPEC as its argument; it has no --steps
