@@ -229,10 +229,7 @@ class ReferenceError_(Exception):
 def _publish(tmp: Path, path: Path) -> None:
     dbfiles.checkpoint(tmp)
     os.replace(tmp, path)
-    for suffix in ("-wal", "-shm", "-journal"):
-        side = Path(str(tmp) + suffix)
-        if side.exists():
-            side.unlink()
+    dbfiles.remove(tmp)  # any sidecar left under the temporary name
 
 
 def safe_name(label: str) -> str:
