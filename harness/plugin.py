@@ -3,8 +3,8 @@
 A project whose ``pyproject.toml`` has a ``[tool.migproof]`` table naming its steps (or a
 target) gets certified by plain ``pytest``: the plugin collects that ``pyproject.toml`` as a
 test file whose items are the certification cases -- one per check x version pair (x journal
-mode, x crash-point group or race round where those apply) -- with the same ids ``migproof
-certify`` prints. ``pytest -n auto`` spreads them over pytest-xdist workers, which share the
+mode, x drifted object or damage where those apply) -- with the same ids ``migproof certify``
+prints. ``pytest -n auto`` spreads them over pytest-xdist workers, which share the
 reference and fixture databases through one cache folder (files are built under a temporary
 name and renamed, so a worker never sees half a file). A failing item prints what was found,
 what was expected, and the one command line that replays it.
