@@ -203,6 +203,8 @@ def _read_table(pyproject: Path) -> dict[str, Any] | None:
 
 
 def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) -> Settings:
+    from .spec import fixtures_dir
+
     def pick(option: str, key: str) -> Any:
         given = config.getoption(option)
         if given is not None:
@@ -230,14 +232,8 @@ def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) 
         crash_mode=pick("--migproof-crash-mode", "crash_mode"),
         race_procs=pick("--migproof-race-procs", "race_procs"),
         race_rounds=pick("--migproof-race-rounds", "race_rounds"),
-        fixtures_dir=_fixtures_dir(pyproject.parent, table.get("fixtures")),
+        fixtures_dir=fixtures_dir(pyproject.parent, table),
     )
-
-
-def _fixtures_dir(root: Path, configured: object) -> Path | None:
-    if isinstance(configured, str) and configured:
-        return root / configured
-    return root / "fixtures" if (root / "fixtures").is_dir() else None
 
 
 # --- collection ------------------------------------------------------------------------------

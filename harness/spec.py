@@ -10,6 +10,7 @@ be loaded becomes a usage error (exit 2). Declared engine ``Steps`` become a tar
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +56,19 @@ def default_spec(start: Path = Path()) -> str:
 def default_fixtures(start: Path = Path()) -> Path | None:
     """``[tool.migproof] fixtures`` (relative to pyproject.toml), else ./fixtures if it exists."""
     try:
-        configured = migproof_table(start).get("fixtures")
+        table = migproof_table(start)
     except UsageError:
-        configured = None  # an unreadable pyproject.toml matters only where it must name the SPEC
+        table = {}  # an unreadable pyproject.toml matters only where it must name the SPEC
+    return fixtures_dir(start, table)
+
+
+def fixtures_dir(root: Path, table: Mapping[str, Any]) -> Path | None:
+    """The frozen-fixtures folder a ``[tool.migproof]`` table in ``root`` names, else
+    ``root/fixtures`` if it exists (``certify``, ``freeze`` and the pytest plugin)."""
+    configured = table.get("fixtures")
     if isinstance(configured, str) and configured:
-        return start / configured
-    return start / "fixtures" if (start / "fixtures").is_dir() else None
+        return root / configured
+    return root / "fixtures" if (root / "fixtures").is_dir() else None
 
 
 def load_object(spec: str) -> object:
