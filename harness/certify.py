@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from migproof import __version__
 
+from . import dbfiles
 from .cases import Case, CheckResult, RunConfig, Shard, Status, touches_since
 from .context import DEFAULT_ROWS, ReferenceError_, RunContext, safe_name
 from .spec import UsageError
@@ -316,6 +317,9 @@ def _keep(ctx: RunContext, result: CheckResult, dest: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for src in ctx.case_scratch():
         shutil.copytree(src, folder / src.name, dirs_exist_ok=True)
+    for db in ctx.case_shared():
+        if db.exists():
+            dbfiles.copy(db, folder / db.name)
     (folder / "README.txt").write_text(
         f"{result.case.id}\n\n{result.detail}\n\nreproduce: {result.reproduce}\n"
     )

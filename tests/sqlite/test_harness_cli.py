@@ -203,3 +203,15 @@ def test_without_spec_or_pyproject_the_advice_is_to_pass_a_spec(
     err = capsys.readouterr().err
     assert "no SPEC given" in err
     assert "--steps" not in err  # certify takes SPEC as its argument; it has no --steps
+
+
+def test_keep_failures_keeps_the_upgraded_db_a_shared_upgrade_left(tmp_path: Path) -> None:
+    # fresh-equivalence and data-preservation share one memoised upgrade (in the run's cache,
+    # not the case's scratch): the kept evidence must still hold the database it produced.
+    keep = tmp_path / "kept"
+    argv = ["certify", "tests/migrators/broken_fresh_path.py:TARGET", "--rows", "4"]
+    argv += ["--only", "fresh-equivalence", "--journal-modes", "delete"]
+    assert main([*argv, "--keep-failures", str(keep)]) == 1
+    for folder in keep.iterdir():
+        kept = [p for p in folder.rglob("*") if p.name != "README.txt"]
+        assert kept, f"{folder.name}: only the README was kept"
