@@ -26,6 +26,7 @@ item or fixture is used.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -332,7 +333,7 @@ class _Session:
         self.config = RunConfig(
             spec=settings.spec,
             seed=settings.seed,
-            workdir=_shared_workdir(config),
+            workdir=_shared_workdir(config, settings.root),
             journal_modes=settings.journal_modes,
             fixtures_dir=settings.fixtures_dir,
             **overrides,  # type: ignore[arg-type]
@@ -350,24 +351,27 @@ class _Session:
         return certify.run_case(self.ctx, planned, self._fingerprint, rows=self.rows)
 
 
-_SESSION_KEY = pytest.StashKey[_Session]()
+# One session per pyproject.toml folder: a monorepo's projects each certify their own target.
+_SESSIONS_KEY = pytest.StashKey[dict[Path, _Session]]()
 
 
 def _session(config: pytest.Config, settings: Settings) -> _Session:
-    session = config.stash.get(_SESSION_KEY, None)
+    sessions = config.stash.setdefault(_SESSIONS_KEY, {})
+    session = sessions.get(settings.root)
     if session is None:
         session = _Session(config, settings)
-        config.stash[_SESSION_KEY] = session
+        sessions[settings.root] = session
     return session
 
 
-def _shared_workdir(config: pytest.Config) -> Path:
-    """One cache folder for the whole run, shared by every pytest-xdist worker."""
+def _shared_workdir(config: pytest.Config, root: Path) -> Path:
+    """One cache folder per project for the whole run, shared by every pytest-xdist worker."""
     factory: pytest.TempPathFactory = config._tmp_path_factory  # type: ignore[attr-defined]
     base = factory.getbasetemp()
     if hasattr(config, "workerinput"):
         base = base.parent  # each worker's basetemp is <run>/popen-gwN
-    workdir = base / "migproof"
+    # Cache files are named by version, not target: two projects must not share a folder.
+    workdir = base / "migproof" / hashlib.sha256(str(root).encode()).hexdigest()[:12]
     workdir.mkdir(parents=True, exist_ok=True)
     return workdir
 
@@ -399,12 +403,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def _fixture_session(request: pytest.FixtureRequest) -> _Session:
-    session = request.config.stash.get(_SESSION_KEY, None)
-    if session is not None:
-        return session
     pyproject = request.config.rootpath / "pyproject.toml"
     table = _read_table(pyproject) if pyproject.is_file() else None
     if table is None and not request.config.getoption("--migproof-spec"):
+        collected = request.config.stash.get(_SESSIONS_KEY, {})
+        if collected:  # a [tool.migproof] table collected below the rootdir
+            return next(iter(collected.values()))
         pytest.fail(
             f"migproof fixtures need [tool.migproof] steps = 'package.module:ATTR' in {pyproject} "
             "or --migproof-spec",

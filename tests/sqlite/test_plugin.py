@@ -251,3 +251,35 @@ def test_bad_table_values_are_usage_errors_as_the_options_are(
     assert result.ret in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERRUPTED)
     assert "migproof" not in "".join(ln for ln in result.outlines if "::" in ln)
     pytest.LineMatcher(result.outlines + result.errlines).fnmatch_lines([message])
+
+
+def test_each_pyproject_is_certified_with_its_own_table(pytester: pytest.Pytester) -> None:
+    # A monorepo: two projects, each with its own [tool.migproof]. Each file's items are its
+    # own target's cases, not the first collected file's.
+    one_step = textwrap.dedent(
+        """
+        from migproof.engine import CreateTable, Step, Steps
+
+        STEPS = Steps([Step(1, "t", [CreateTable("CREATE TABLE t (id INTEGER PRIMARY KEY)")])])
+        """
+    )
+    for folder, module, text in (("a", "appa", STEPS_MODULE), ("b", "appb", one_step)):
+        root = pytester.mkdir(folder)
+        (root / "pyproject.toml").write_text(
+            f'[tool.migproof]\nsteps = "{module}.migrations:STEPS"\n'
+            'checks = ["step-by-step"]\njournal_modes = ["delete"]\n'
+        )
+        (root / module).mkdir()
+        (root / module / "__init__.py").write_text("")
+        (root / module / "migrations.py").write_text(text)
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(
+        [
+            "a/pyproject.toml::step-by-step[[]v0->v1,delete[]]",
+            "a/pyproject.toml::step-by-step[[]v1->v2,delete[]]",
+            "b/pyproject.toml::step-by-step[[]v0->v1,delete[]]",
+        ]
+    )
+    result.stdout.no_fnmatch_line("b/pyproject.toml::step-by-step[[]v1->v2*")
+    # And each runs against its own reference databases (the cache is per project).
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=3)
