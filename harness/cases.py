@@ -1,7 +1,8 @@
 """The shape every check shares: a check enumerates cases; running a case gives one result.
 
 A *case* is one unit of certification with a stable, readable id -- a check at one version
-pair (and journal mode, and crash-point group or race round where those apply). The certify
+pair (and journal mode, and the point it varies within the pair where it has several: a
+drifted object, a kind of damage, a crash point). The certify
 runner, ``--only``/``--case`` replays, ``--shard i/n`` and the pytest plugin's items are all
 built from the same enumeration, so a failure anywhere names the same case and replays it
 with the same line.
@@ -35,7 +36,9 @@ class Case:
     from_version: int | None = None
     to_version: int | None = None
     journal_mode: str | None = None  # "delete" | "wal" for checks that run per mode
-    point: str | None = None  # a crash-point group ("k0-19") or race round ("r3"), when used
+    # What the check varies within a pair, when it does: a drifted object ("column:users.x"),
+    # a damage ("header"), a crash point or group of them ("k7", "k0-19").
+    point: str | None = None
 
     @property
     def id(self) -> str:

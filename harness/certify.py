@@ -28,15 +28,21 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from migproof import __version__
 
+from . import dbfiles
 from .cases import Case, CheckResult, RunConfig, Shard, Status, touches_since
 from .context import DEFAULT_ROWS, ReferenceError_, RunContext, safe_name
 from .spec import UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from typing import TypeAlias
 
     from .cases import Check, Context
     from .target import Target
+
+    # One planned case: the check and its case, or -- for a check whose enumeration failed --
+    # no case and the failed result that stands for it.
+    Planned: TypeAlias = tuple[Check, Case | None, CheckResult | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +153,10 @@ def reproduce_line(config: RunConfig, case: Case, fp: str, *, rows: int = DEFAUL
     ]
     if rows != DEFAULT_ROWS:
         parts.append(f"--rows {rows}")
+    if config.journal_modes != defaults.journal_modes:
+        # Some checks work in the first mode only, and the fingerprint reads it: a replay in
+        # other modes would not enumerate the case, or would say the fingerprint changed.
+        parts.append(f"--journal-modes {','.join(config.journal_modes)}")
     if case.check == "crash-recovery" and config.crash_mode != defaults.crash_mode:
         parts.append(f"--crash-mode {config.crash_mode}")
     if case.check == "race":
@@ -165,11 +175,9 @@ def _quote_always(text: str) -> str:
     return f"'{text}'" if "'" not in text else shlex.quote(text)
 
 
-def enumerate_cases(
-    ctx: Context, checks: Sequence[Check]
-) -> list[tuple[Check, Case | None, CheckResult | None]]:
+def enumerate_cases(ctx: Context, checks: Sequence[Check]) -> list[Planned]:
     """Each check's cases; a check whose enumeration fails yields one failed result instead."""
-    out: list[tuple[Check, Case | None, CheckResult | None]] = []
+    out: list[Planned] = []
     for check in checks:
         try:
             cases = list(check.cases(ctx))
@@ -178,6 +186,21 @@ def enumerate_cases(
             continue
         out.extend((check, c, None) for c in cases)
     return out
+
+
+def case_of(planned: Planned) -> Case:
+    """The case a planned entry stands for (a check that failed to enumerate: ``Case(check)``)."""
+    _check, case, early = planned
+    if case is None:
+        assert early is not None
+        return early.case
+    return case
+
+
+def plan(ctx: Context, selection: Selection) -> list[Planned]:
+    """What a run does, in order: ``certify``, ``certify --list`` and the pytest plugin's items."""
+    planned = enumerate_cases(ctx, selection.checks)
+    return [p for p in planned if p[1] is None or selection.keeps(p[1])]
 
 
 def run(
@@ -200,8 +223,7 @@ def run(
             "exercise the recorded failure."
         )
         print(f"migproof: warning: {report.expect_mismatch}", file=out)
-    planned = enumerate_cases(ctx, selection.checks)
-    planned = [p for p in planned if p[1] is None or selection.keeps(p[1])]
+    planned = plan(ctx, selection)
     if selection.case_id is not None and not planned:
         planned = _unlisted_case(selection)
         if not planned:
@@ -212,12 +234,8 @@ def run(
         file=out,
     )
     width = len(str(len(planned)))
-    for i, (check, case, early) in enumerate(planned, 1):
-        result = early if early is not None else _run_one(ctx, check, case, fp, rows)
-        if early is not None:
-            result = dataclasses.replace(
-                result, reproduce=reproduce_line(config, result.case, fp, rows=rows)
-            )
+    for i, planned_case in enumerate(planned, 1):
+        result = run_case(ctx, planned_case, fp, rows=rows)
         report.results.append(result)
         _progress(out, i, len(planned), width, result)
         if result.status is Status.FAIL and config.keep_failures is not None:
@@ -231,8 +249,16 @@ def run(
     return report
 
 
-def _run_one(ctx: RunContext, check: Check, case: Case | None, fp: str, rows: int) -> CheckResult:
-    assert case is not None
+def run_case(
+    ctx: RunContext, planned: Planned, fp: str, *, rows: int = DEFAULT_ROWS
+) -> CheckResult:
+    """Run one planned case (timing, reproduction line): ``certify``'s and the plugin's entry."""
+    check, case, early = planned
+    if case is None:
+        assert early is not None
+        return dataclasses.replace(
+            early, reproduce=reproduce_line(ctx.config, early.case, fp, rows=rows)
+        )
     ctx.begin_case(case)
     started = time.perf_counter()
     try:
@@ -291,12 +317,15 @@ def _keep(ctx: RunContext, result: CheckResult, dest: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for src in ctx.case_scratch():
         shutil.copytree(src, folder / src.name, dirs_exist_ok=True)
+    for db in ctx.case_shared():
+        if db.exists():
+            dbfiles.copy(db, folder / db.name)
     (folder / "README.txt").write_text(
         f"{result.case.id}\n\n{result.detail}\n\nreproduce: {result.reproduce}\n"
     )
 
 
-def _unlisted_case(selection: Selection) -> list[tuple[Check, Case | None, CheckResult | None]]:
+def _unlisted_case(selection: Selection) -> list[Planned]:
     """A case id no check enumerates, but one a check can rebuild from its id.
 
     A failing crash-point group names its single failing point (``...,k7]``) so that it
@@ -319,10 +348,3 @@ def _no_such_case(ctx: Context, selection: Selection) -> str:
 
 def write_certificate(report: Report, path: Path) -> None:
     path.write_text(json.dumps(report.certificate(), indent=2) + "\n")
-
-
-def run_case(
-    ctx: RunContext, check: Check, case: Case, fp: str, *, rows: int = DEFAULT_ROWS
-) -> CheckResult:
-    """Run one case as ``certify`` does (timing, reproduction line); the pytest plugin's entry."""
-    return _run_one(ctx, check, case, fp, rows)

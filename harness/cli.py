@@ -21,6 +21,11 @@ CRASH_MODES = ("snapshot", "kill")
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add the harness's subcommands to the ``migproof`` parser."""
+    from .cases import RunConfig
+    from .context import DEFAULT_ROWS
+
+    # The defaults a reproduction line leaves out (``certify.reproduce_line``): one source.
+    defaults = RunConfig(spec="", seed=0, workdir=Path())
     p = sub.add_parser(
         "certify",
         help="certify a migrator: populated fixtures at every version, structural oracle, refusals",
@@ -28,8 +33,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
             "Run migproof's checks against a migrator and print a verdict. SPEC is "
             "'package.module:ATTR' or 'path/to/file.py:ATTR' naming engine Steps or a target "
             "(name, head, migrate(db_path, target=None), version(db_path)); default: "
-            "[tool.migproof] steps in ./pyproject.toml. Exit 0 when every check passes, 1 when "
-            "any fails, 2 on a usage error."
+            "[tool.migproof] target, else steps, in ./pyproject.toml. Exit 0 when every check "
+            "passes, 1 when any fails, 2 on a usage error."
         ),
     )
     p.add_argument("spec", nargs="?", metavar="SPEC", help="steps or target to certify")
@@ -45,36 +50,36 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--journal-modes",
         type=_modes,
-        default=JOURNAL_MODES,
+        default=defaults.journal_modes,
         metavar="MODES",
-        help="journal modes to prepare files in (default delete,wal)",
+        help=f"journal modes to prepare files in (default {','.join(defaults.journal_modes)})",
     )
     p.add_argument(
         "--crash-mode",
         choices=CRASH_MODES,
-        default="snapshot",
-        help="how crash-recovery crashes (default snapshot)",
+        default=defaults.crash_mode,
+        help=f"how crash-recovery crashes (default {defaults.crash_mode})",
     )
     p.add_argument(
         "--race-procs",
         type=_pos_int,
-        default=8,
+        default=defaults.race_procs,
         metavar="N",
-        help="processes per race round (default 8)",
+        help=f"processes per race round (default {defaults.race_procs})",
     )
     p.add_argument(
         "--race-rounds",
         type=_pos_int,
-        default=2,
+        default=defaults.race_rounds,
         metavar="N",
-        help="race rounds per version pair (default 2)",
+        help=f"race rounds per version pair (default {defaults.race_rounds})",
     )
     p.add_argument(
         "--rows",
         type=_pos_int,
-        default=24,
+        default=DEFAULT_ROWS,
         metavar="N",
-        help="max rows per table in fixtures (default 24)",
+        help=f"max rows per table in fixtures (default {DEFAULT_ROWS})",
     )
     p.add_argument(
         "--keep-failures", type=Path, metavar="DIR", help="copy each failing case's files into DIR"
@@ -124,13 +129,20 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     f.add_argument(
-        "spec", nargs="?", metavar="SPEC", help="steps or target (default: [tool.migproof] steps)"
+        "spec",
+        nargs="?",
+        metavar="SPEC",
+        help="steps or target (default: [tool.migproof] target, else steps)",
     )
     f.add_argument(
         "--seed", type=_nonneg_int, default=0, help="seed for the fixtures' rows (default 0)"
     )
     f.add_argument(
-        "--rows", type=_pos_int, default=24, metavar="N", help="max rows per table (default 24)"
+        "--rows",
+        type=_pos_int,
+        default=DEFAULT_ROWS,
+        metavar="N",
+        help=f"max rows per table (default {DEFAULT_ROWS})",
     )
     f.add_argument(
         "--fixtures",
@@ -145,7 +157,7 @@ def certify_command(args: argparse.Namespace) -> int:
     from .cases import RunConfig
     from .certify import Selection, run, write_certificate
     from .checks import select
-    from .spec import default_spec, load_target
+    from .spec import default_fixtures, default_spec, load_target
 
     spec = args.spec or default_spec()
     target = load_target(spec)
@@ -168,18 +180,13 @@ def certify_command(args: argparse.Namespace) -> int:
         )
         selection = Selection(checks, args.case, args.expect, since=args.since, shard=args.shard)
         if args.list:
-            from .certify import enumerate_cases
+            from .certify import case_of, plan
             from .context import RunContext
 
             ctx = RunContext(target, config, rows=args.rows)
-            for _check, case, early in enumerate_cases(ctx, checks):
-                if case is not None and not selection.keeps(case):
-                    continue
-                print(
-                    case.id
-                    if case is not None
-                    else f"{early.case.id if early else '?'} (cannot enumerate)"
-                )
+            for planned in plan(ctx, selection):
+                failed = planned[1] is None
+                print(case_of(planned).id + (" (cannot enumerate)" if failed else ""))
             return 0
         report = run(target, config, selection, rows=args.rows, out=sys.stdout)
         if args.json is not None:
@@ -202,7 +209,7 @@ def freeze_command(args: argparse.Namespace) -> int:
     from .cases import RunConfig
     from .context import RunContext
     from .frozen import FrozenSet, freeze
-    from .spec import default_spec, load_target
+    from .spec import default_fixtures, default_spec, load_target
 
     spec = args.spec or default_spec()
     target = load_target(spec)
@@ -228,23 +235,6 @@ def freeze_command(args: argparse.Namespace) -> int:
         f"{target.name}: froze fixtures {dumped} and locked steps {locked} in {folder}. Commit that folder."
     )
     return 0
-
-
-def default_fixtures(start: Path = Path()) -> Path | None:
-    """``[tool.migproof] fixtures`` (relative to pyproject.toml), else ./fixtures if it exists."""
-    import tomllib
-
-    pyproject = start / "pyproject.toml"
-    try:
-        table = (
-            tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("migproof", {})
-        )
-    except (OSError, tomllib.TOMLDecodeError):
-        table = {}
-    configured = table.get("fixtures")
-    if isinstance(configured, str) and configured:
-        return start / configured
-    return start / "fixtures" if (start / "fixtures").is_dir() else None
 
 
 def _shard(text: str) -> Shard:

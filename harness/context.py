@@ -90,6 +90,7 @@ class RunContext:
         self._upgraded: dict[tuple[int, str], Outcome] = {}
         self._scratch_count = 0
         self._case_scratch: list[Path] = []
+        self._case_shared: list[Path] = []  # memoised upgrades the case read (evidence too)
 
     # --- the Context protocol ---------------------------------------------------------------
 
@@ -186,11 +187,13 @@ class RunContext:
                 if found.ok:
                     dbfiles.checkpoint(path)
                 self._upgraded[key] = found
+        self._case_shared.append(found.path)
         return found
 
     def begin_case(self, case: Case) -> None:
         del case
         self._case_scratch = []
+        self._case_shared = []
 
     def end_case(self, *, keep: bool) -> None:
         """Remove the case's scratch directories unless it failed (they are the evidence)."""
@@ -201,6 +204,10 @@ class RunContext:
     def case_scratch(self) -> list[Path]:
         """The scratch directories made since ``begin_case`` (kept with ``--keep-failures``)."""
         return list(self._case_scratch)
+
+    def case_shared(self) -> list[Path]:
+        """The shared upgraded databases read since ``begin_case`` (kept with them)."""
+        return list(dict.fromkeys(self._case_shared))
 
     def _check(self, version: int, journal_mode: str) -> None:
         if not 0 <= version <= self._target.head:
@@ -229,10 +236,7 @@ class ReferenceError_(Exception):
 def _publish(tmp: Path, path: Path) -> None:
     dbfiles.checkpoint(tmp)
     os.replace(tmp, path)
-    for suffix in ("-wal", "-shm", "-journal"):
-        side = Path(str(tmp) + suffix)
-        if side.exists():
-            side.unlink()
+    dbfiles.remove(tmp)  # any sidecar left under the temporary name
 
 
 def safe_name(label: str) -> str:

@@ -56,8 +56,9 @@ def declared_changes(target: Target, version: int) -> DeclaredChanges:
     fn = getattr(target, "declared_changes", None)
     if fn is None:
         return NOTHING_DECLARED
-    found = fn(version)
-    return found if isinstance(found, DeclaredChanges) else _coerce(found)
+    # Coerced even when it is a DeclaredChanges: names are compared in lower case, as schemas
+    # and data snapshots spell them.
+    return _coerce(fn(version))
 
 
 def declared_between(target: Target, from_version: int, to_version: int) -> DeclaredChanges:

@@ -1,19 +1,20 @@
 """The engine's declared ``Steps`` as a target, with every optional capability filled in.
 
-Written against the engine's public contract (BRIEF.md): ``migrate(path, steps, *,
-to_version=None, ...)``, ``read_version``, ``read_ledger``, ``INTERNAL_TABLES``, ``Steps`` with
-``head``/``name``/``min_supported`` and ``Step`` with ``version``/``name``/``checksum`` and the
-declarations ``rebuilds``/``transforms``/``postconditions``. ``journal_mode`` is left at None
+Written against the engine's public API (``migproof.engine``): ``migrate(path, steps, *,
+to_version=None, clock=...)``, ``read_version``, ``read_ledger``, ``INTERNAL_TABLES``, ``Steps``
+with ``head``/``name``/``min_supported`` and ``Step`` with ``version``/``name``/``checksum`` and
+the declarations ``rebuilds``/``transforms``/``postconditions``. ``journal_mode`` is left at None
 so the engine keeps the mode of the file the harness prepared.
 """
 
 from __future__ import annotations
 
-import importlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from migproof.engine.errors import LockTimeoutError, MigproofError
+
+from migproof import engine
 
 from .declared import DeclaredChanges
 
@@ -40,16 +41,8 @@ class FixedClock:
 FIXED_CLOCK: Final = FixedClock()
 
 
-def _engine() -> Any:
-    return importlib.import_module("migproof.engine")
-
-
 def is_engine_steps(obj: object) -> bool:
-    try:
-        steps_cls = _engine().Steps
-    except (ImportError, AttributeError):
-        return False
-    return isinstance(obj, steps_cls)
+    return isinstance(obj, engine.Steps)
 
 
 class EngineTarget:
@@ -65,10 +58,9 @@ class EngineTarget:
         self.steps = steps
         self.name: str = str(steps.name)
         self.head: int = int(steps.head)
-        self.min_supported: int = int(getattr(steps, "min_supported", 0) or 0)
-        engine = _engine()
+        self.min_supported: int = int(steps.min_supported)
         self.internal_tables: frozenset[str] = frozenset(
-            str(n).lower() for n in getattr(engine, "INTERNAL_TABLES", frozenset())
+            str(n).lower() for n in engine.INTERNAL_TABLES
         )
         self._by_version = {int(s.version): s for s in steps}
 
@@ -76,13 +68,13 @@ class EngineTarget:
         return f"EngineTarget({self.name!r}, head={self.head})"
 
     def migrate(self, db_path: str, target: int | None = None) -> None:
-        _engine().migrate(db_path, self.steps, to_version=target, clock=FIXED_CLOCK)
+        engine.migrate(db_path, self.steps, to_version=target, clock=FIXED_CLOCK)
 
     def version(self, db_path: str) -> int:
-        return int(_engine().read_version(db_path))
+        return int(engine.read_version(db_path))
 
     def ledger(self, db_path: str) -> Sequence[int]:
-        return tuple(int(e.version) for e in _engine().read_ledger(db_path))
+        return tuple(int(e.version) for e in engine.read_ledger(db_path))
 
     def declared_changes(self, version: int) -> DeclaredChanges:
         step = self._by_version.get(version)

@@ -121,14 +121,15 @@ class FreezeResult:
 def freeze(ctx: Context, fixtures_dir: Path) -> FreezeResult:
     """Record every version up to head that is not recorded yet. Never rewrites a record."""
     frozen = FrozenSet.of(fixtures_dir, ctx.target)
+    existing = frozen.entries()
+    released = released_steps(ctx)
+    problems = lockfile.verify(existing, released)
+    if problems:
+        raise FreezeRefused("\n".join(p.message for p in problems))
     frozen.folder.mkdir(parents=True, exist_ok=True)
     attributes = fixtures_dir / ".gitattributes"
     if not attributes.exists():
         attributes.write_text(GITATTRIBUTES, encoding="utf-8")
-    existing = frozen.entries()
-    problems = lockfile.verify(existing, released_steps(ctx))
-    if problems:
-        raise FreezeRefused("\n".join(p.message for p in problems))
     mode = ctx.config.journal_modes[0]
     have = set(frozen.versions())
     dumped: list[int] = []
@@ -144,7 +145,7 @@ def freeze(ctx: Context, fixtures_dir: Path) -> FreezeResult:
         # newline="\n": the file's bytes are the same on every platform that writes it.
         frozen.dump_path(v).write_text(text, encoding="utf-8", newline="\n")
         dumped.append(v)
-    entries = lockfile.append(existing, released_steps(ctx))
+    entries = lockfile.append(existing, released)
     frozen.lock_path.write_text(lockfile.render(entries), encoding="utf-8", newline="\n")
     return FreezeResult(tuple(dumped), tuple(e.version for e in entries[len(existing) :]))
 

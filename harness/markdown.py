@@ -31,14 +31,14 @@ def render_certificate(cert: Mapping[str, Any]) -> str:
     for c in checks:
         status = {"pass": "pass", "fail": "**FAIL**", "skip": "skip"}.get(str(c.get("status")), "?")
         lines.append(
-            f"| {_cell(c.get('check'))}{_suffix(c)} | {_v(c.get('from_version'))} "
+            f"| {_cell(c.get('check'))} | {_v(c.get('from_version'))} "
             f"| {_v(c.get('to_version'))} | {status} |"
         )
     if failed:
         lines += ["", "### Failures", ""]
         for c in failed:
             lines += [
-                f"**{_cell(c.get('check'))}{_suffix(c)}** "
+                f"**{_cell(c.get('check'))}** "
                 f"v{_v(c.get('from_version'))} → v{_v(c.get('to_version'))}",
                 "",
                 "```text",
@@ -51,11 +51,6 @@ def render_certificate(cert: Mapping[str, Any]) -> str:
                 "",
             ]
     return "\n".join(lines) + "\n"
-
-
-def _suffix(c: Mapping[str, Any]) -> str:
-    extra = [str(c[k]) for k in ("journal_mode", "point") if c.get(k)]
-    return f" ({', '.join(extra)})" if extra else ""
 
 
 def _v(v: object) -> str:

@@ -3,15 +3,17 @@
 A project whose ``pyproject.toml`` has a ``[tool.migproof]`` table naming its steps (or a
 target) gets certified by plain ``pytest``: the plugin collects that ``pyproject.toml`` as a
 test file whose items are the certification cases -- one per check x version pair (x journal
-mode, x crash-point group or race round where those apply) -- with the same ids ``migproof
-certify`` prints. ``pytest -n auto`` spreads them over pytest-xdist workers, which share the
+mode, x drifted object or damage where those apply) -- with the same ids ``migproof certify``
+prints. ``pytest -n auto`` spreads them over pytest-xdist workers, which share the
 reference and fixture databases through one cache folder (files are built under a temporary
 name and renamed, so a worker never sees half a file). A failing item prints what was found,
 what was expected, and the one command line that replays it.
 
 Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``), ``seed``, ``journal_modes``,
 ``rows``, ``checks``, ``crash_mode``, ``race_procs``, ``race_rounds``, ``fixtures``; each but the
-last can be overridden by the ``--migproof-*`` option of the same name. ``--no-migproof`` turns collection off.
+last can be overridden by its ``--migproof-*`` option (``--migproof-spec`` for ``steps``,
+``--migproof-only`` for ``checks``, else the key's own name), and a key's value is checked as
+its option's is. ``--migproof-since`` has no key. ``--no-migproof`` turns collection off.
 
 Fixtures for hand-written tests: ``migproof_target``, and ``migproof_db_at(version, ...)``,
 which returns the path of a private copy of a seeded, populated database at that version --
@@ -24,6 +26,7 @@ item or fixture is used.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -36,12 +39,14 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 
 if TYPE_CHECKING:
-    from .cases import Case, Check, CheckResult
+    from .cases import CheckResult
+    from .certify import Planned
     from .context import RunContext
     from .target import Target
 
 _DEFAULT_SEED: Final = 0
 _MODES: Final = ("delete", "wal")
+_CRASH_MODES: Final = ("snapshot", "kill")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,29 @@ def _names_option(text: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
+def _crash_mode_option(text: str) -> str:
+    if text not in _CRASH_MODES:
+        raise pytest.UsageError(
+            f"--migproof-crash-mode takes {' or '.join(_CRASH_MODES)}, got {text!r}"
+        )
+    return text
+
+
+# Each --migproof-* option's parser. A [tool.migproof] value goes through the same one, so a
+# value `migproof certify` would refuse (rows = 0, seed = -1) never reaches a run or a
+# reproduction line.
+_PARSERS: Final[dict[str, Callable[[str], Any]]] = {
+    "--migproof-seed": _int_option("--migproof-seed", minimum=0),
+    "--migproof-journal-modes": _modes_option,
+    "--migproof-only": _names_option,
+    "--migproof-since": _int_option("--migproof-since", minimum=0),
+    "--migproof-rows": _int_option("--migproof-rows", minimum=1),
+    "--migproof-crash-mode": _crash_mode_option,
+    "--migproof-race-procs": _int_option("--migproof-race-procs", minimum=2),
+    "--migproof-race-rounds": _int_option("--migproof-race-rounds", minimum=1),
+}
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("migproof", "migproof: certify SQLite migrations")
     group.addoption(
@@ -104,46 +132,49 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--migproof-seed",
         metavar="N",
-        type=_int_option("--migproof-seed", minimum=0),
+        type=_PARSERS["--migproof-seed"],
         help="the seed every fixture is drawn from (default: [tool.migproof] seed, else 0)",
     )
     group.addoption(
         "--migproof-journal-modes",
         metavar="MODES",
-        type=_modes_option,
+        type=_PARSERS["--migproof-journal-modes"],
         help="delete,wal (default: both)",
     )
     group.addoption(
         "--migproof-only",
         metavar="CHECKS",
-        type=_names_option,
+        type=_PARSERS["--migproof-only"],
         help="run only these checks (comma-separated)",
     )
     group.addoption(
         "--migproof-since",
         metavar="V",
-        type=_int_option("--migproof-since", minimum=0),
+        type=_PARSERS["--migproof-since"],
         help="only what steps after version V touch (certifying a new step)",
     )
     group.addoption(
         "--migproof-rows",
         metavar="N",
-        type=_int_option("--migproof-rows", minimum=0),
+        type=_PARSERS["--migproof-rows"],
         help="rows per table in generated fixtures",
     )
     group.addoption(
-        "--migproof-crash-mode", choices=("snapshot", "kill"), help="how crash images are made"
+        "--migproof-crash-mode",
+        metavar="MODE",
+        type=_PARSERS["--migproof-crash-mode"],
+        help="how crash images are made: snapshot or kill",
     )
     group.addoption(
         "--migproof-race-procs",
         metavar="N",
-        type=_int_option("--migproof-race-procs", minimum=2),
+        type=_PARSERS["--migproof-race-procs"],
         help="processes per race",
     )
     group.addoption(
         "--migproof-race-rounds",
         metavar="N",
-        type=_int_option("--migproof-race-rounds", minimum=1),
+        type=_PARSERS["--migproof-race-rounds"],
         help="rounds per race case",
     )
 
@@ -173,47 +204,37 @@ def _read_table(pyproject: Path) -> dict[str, Any] | None:
 
 
 def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) -> Settings:
-    def pick(option: str, key: str, parse: Callable[[Any], Any]) -> Any:
+    from .spec import fixtures_dir
+
+    def pick(option: str, key: str) -> Any:
         given = config.getoption(option)
         if given is not None:
             return given
-        if key in table:
-            try:
-                return parse(table[key])
-            except (TypeError, ValueError, pytest.UsageError) as err:
-                raise pytest.UsageError(f"[tool.migproof] {key} in {pyproject}: {err}") from None
-        return None
+        if key not in table:
+            return None
+        value = table[key]
+        text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        try:
+            return _PARSERS[option](text)
+        except pytest.UsageError as err:
+            raise pytest.UsageError(f"[tool.migproof] {key} in {pyproject}: {err}") from None
 
-    modes = pick(
-        "--migproof-journal-modes",
-        "journal_modes",
-        lambda v: _modes_option(",".join(v) if isinstance(v, list) else str(v)),
-    )
-    checks = pick(
-        "--migproof-only",
-        "checks",
-        lambda v: _names_option(",".join(v) if isinstance(v, list) else str(v)),
-    )
-    seed = pick("--migproof-seed", "seed", int)
+    modes = pick("--migproof-journal-modes", "journal_modes")
+    checks = pick("--migproof-only", "checks")
+    seed = pick("--migproof-seed", "seed")
     return Settings(
         spec=config.getoption("--migproof-spec") or str(table.get("target") or table.get("steps")),
         root=pyproject.parent,
         seed=_DEFAULT_SEED if seed is None else seed,
         journal_modes=modes or _MODES,
-        rows=pick("--migproof-rows", "rows", int),
+        rows=pick("--migproof-rows", "rows"),
         checks=checks or None,
         since=config.getoption("--migproof-since"),
-        crash_mode=pick("--migproof-crash-mode", "crash_mode", str),
-        race_procs=pick("--migproof-race-procs", "race_procs", int),
-        race_rounds=pick("--migproof-race-rounds", "race_rounds", int),
-        fixtures_dir=_fixtures_dir(pyproject.parent, table.get("fixtures")),
+        crash_mode=pick("--migproof-crash-mode", "crash_mode"),
+        race_procs=pick("--migproof-race-procs", "race_procs"),
+        race_rounds=pick("--migproof-race-rounds", "race_rounds"),
+        fixtures_dir=fixtures_dir(pyproject.parent, table),
     )
-
-
-def _fixtures_dir(root: Path, configured: object) -> Path | None:
-    if isinstance(configured, str) and configured:
-        return root / configured
-    return root / "fixtures" if (root / "fixtures").is_dir() else None
 
 
 # --- collection ------------------------------------------------------------------------------
@@ -236,25 +257,29 @@ class MigproofFile(pytest.File):
         self.settings = settings_for(self.config, self.path, table)
 
     def collect(self) -> Iterator[pytest.Item]:
+        from .certify import case_of
+
         session = _session(self.config, self.settings)
-        for check, case in session.planned:
-            item = MigproofItem.from_parent(self, name=case.id, check=check, case=case)
+        for planned in session.planned:
+            item = MigproofItem.from_parent(self, name=case_of(planned).id, planned=planned)
             item.add_marker(pytest.mark.migproof)
             yield item
 
 
 class MigproofItem(pytest.Item):
-    def __init__(self, *, check: Check, case: Case, **kwargs: Any) -> None:
+    def __init__(self, *, planned: Planned, **kwargs: Any) -> None:
+        from .certify import case_of
+
         super().__init__(**kwargs)
-        self.check = check
-        self.case = case
+        self.planned = planned
+        self.case = case_of(planned)
 
     def runtest(self) -> None:
         from .cases import Status
 
         assert isinstance(self.parent, MigproofFile)
         session = _session(self.config, self.parent.settings)
-        result = session.run(self.check, self.case)
+        result = session.run(self.planned)
         self.user_properties.append(("migproof_reproduce", result.reproduce))
         if result.status is Status.SKIP:
             pytest.skip(result.detail or "skipped")
@@ -282,7 +307,7 @@ class _Session:
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         from . import certify
-        from .cases import RunConfig, touches_since
+        from .cases import RunConfig
         from .checks import select
         from .context import DEFAULT_ROWS, RunContext
         from .spec import load_target
@@ -308,46 +333,45 @@ class _Session:
         self.config = RunConfig(
             spec=settings.spec,
             seed=settings.seed,
-            workdir=_shared_workdir(config),
+            workdir=_shared_workdir(config, settings.root),
             journal_modes=settings.journal_modes,
             fixtures_dir=settings.fixtures_dir,
             **overrides,  # type: ignore[arg-type]
         )
         self.ctx: RunContext = RunContext(self.target, self.config, rows=self.rows, reuse=True)
-        planned = certify.enumerate_cases(self.ctx, select(settings.checks))
-        self.planned: list[tuple[Check, Case]] = [
-            (check, case)
-            for check, case, _early in planned
-            if case is not None and (settings.since is None or touches_since(case, settings.since))
-        ]
+        selection = certify.Selection(select(settings.checks), since=settings.since)
+        self.planned: list[Planned] = certify.plan(self.ctx, selection)
         self._fingerprint: str | None = None
 
-    def run(self, check: Check, case: Case) -> CheckResult:
+    def run(self, planned: Planned) -> CheckResult:
         from . import certify
 
         if self._fingerprint is None:
             self._fingerprint = certify.fingerprint(self.ctx)
-        return certify.run_case(self.ctx, check, case, self._fingerprint, rows=self.rows)
+        return certify.run_case(self.ctx, planned, self._fingerprint, rows=self.rows)
 
 
-_SESSION_KEY = pytest.StashKey[_Session]()
+# One session per pyproject.toml folder: a monorepo's projects each certify their own target.
+_SESSIONS_KEY = pytest.StashKey[dict[Path, _Session]]()
 
 
 def _session(config: pytest.Config, settings: Settings) -> _Session:
-    session = config.stash.get(_SESSION_KEY, None)
+    sessions = config.stash.setdefault(_SESSIONS_KEY, {})
+    session = sessions.get(settings.root)
     if session is None:
         session = _Session(config, settings)
-        config.stash[_SESSION_KEY] = session
+        sessions[settings.root] = session
     return session
 
 
-def _shared_workdir(config: pytest.Config) -> Path:
-    """One cache folder for the whole run, shared by every pytest-xdist worker."""
+def _shared_workdir(config: pytest.Config, root: Path) -> Path:
+    """One cache folder per project for the whole run, shared by every pytest-xdist worker."""
     factory: pytest.TempPathFactory = config._tmp_path_factory  # type: ignore[attr-defined]
     base = factory.getbasetemp()
     if hasattr(config, "workerinput"):
         base = base.parent  # each worker's basetemp is <run>/popen-gwN
-    workdir = base / "migproof"
+    # Cache files are named by version, not target: two projects must not share a folder.
+    workdir = base / "migproof" / hashlib.sha256(str(root).encode()).hexdigest()[:12]
     workdir.mkdir(parents=True, exist_ok=True)
     return workdir
 
@@ -379,12 +403,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def _fixture_session(request: pytest.FixtureRequest) -> _Session:
-    session = request.config.stash.get(_SESSION_KEY, None)
-    if session is not None:
-        return session
     pyproject = request.config.rootpath / "pyproject.toml"
     table = _read_table(pyproject) if pyproject.is_file() else None
     if table is None and not request.config.getoption("--migproof-spec"):
+        collected = request.config.stash.get(_SESSIONS_KEY, {})
+        if collected:  # a [tool.migproof] table collected below the rootdir
+            return next(iter(collected.values()))
         pytest.fail(
             f"migproof fixtures need [tool.migproof] steps = 'package.module:ATTR' in {pyproject} "
             "or --migproof-spec",

@@ -3,10 +3,16 @@
 The engine owns SPEC syntax and loading (``migproof.engine.spec``); here a SPEC that cannot
 be loaded becomes a usage error (exit 2). Declared engine ``Steps`` become a target through
 ``engine_target.EngineTarget``; any other object must already satisfy ``Target`` (``name``,
-``head``, ``migrate``, ``version``).
+``head``, ``migrate``, ``version``). With no SPEC, ``certify`` and ``freeze`` read
+``[tool.migproof] target`` (else ``steps``) from ./pyproject.toml, as the pytest plugin does.
 """
 
 from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from migproof.engine import spec as engine_spec
 from migproof.engine.errors import InvalidDeclarationError, MigproofError
@@ -21,16 +27,48 @@ class UsageError(MigproofError):
     exit_code = 2
 
 
-def default_spec() -> str:
-    """``[tool.migproof] steps`` in ./pyproject.toml."""
+def migproof_table(start: Path = Path()) -> dict[str, Any]:
+    """``[tool.migproof]`` in ``start``/pyproject.toml; empty when there is no such file."""
+    pyproject = start / "pyproject.toml"
     try:
-        return engine_spec.default_spec()
-    except InvalidDeclarationError as err:
-        raise UsageError(
-            "no SPEC given, and ./pyproject.toml names none ([tool.migproof] steps). Name the "
-            "migrations on the command line, e.g. `migproof certify myapp.migrations:STEPS`, or add "
-            "[tool.migproof] steps = 'myapp.migrations:STEPS' to ./pyproject.toml."
-        ) from err
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise UsageError(f"cannot read {pyproject}: {err}. Fix the file; nothing was run.") from err
+    table = data.get("tool", {}).get("migproof", {})
+    return table if isinstance(table, dict) else {}
+
+
+def default_spec(start: Path = Path()) -> str:
+    """``[tool.migproof] target``, else ``steps``, in ./pyproject.toml (as the pytest plugin)."""
+    table = migproof_table(start)
+    spec = table.get("target") or table.get("steps")
+    if isinstance(spec, str) and spec:
+        return spec
+    raise UsageError(
+        f"no SPEC given and no [tool.migproof] steps (or target) in {start / 'pyproject.toml'}; "
+        "pass SPEC (package.module:ATTR or path/to/file.py:ATTR) or add the key. "
+        "Nothing was run."
+    )
+
+
+def default_fixtures(start: Path = Path()) -> Path | None:
+    """``[tool.migproof] fixtures`` (relative to pyproject.toml), else ./fixtures if it exists."""
+    try:
+        table = migproof_table(start)
+    except UsageError:
+        table = {}  # an unreadable pyproject.toml matters only where it must name the SPEC
+    return fixtures_dir(start, table)
+
+
+def fixtures_dir(root: Path, table: Mapping[str, Any]) -> Path | None:
+    """The frozen-fixtures folder a ``[tool.migproof]`` table in ``root`` names, else
+    ``root/fixtures`` if it exists (``certify``, ``freeze`` and the pytest plugin)."""
+    configured = table.get("fixtures")
+    if isinstance(configured, str) and configured:
+        return root / configured
+    return root / "fixtures" if (root / "fixtures").is_dir() else None
 
 
 def load_object(spec: str) -> object:

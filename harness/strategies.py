@@ -38,6 +38,7 @@ from migproof.engine.introspect import read_schema
 from migproof.engine.sqltext import Kind
 
 from . import dbfiles
+from .context import DEFAULT_ROWS
 from .declared import internal_tables
 
 if TYPE_CHECKING:
@@ -50,9 +51,8 @@ if TYPE_CHECKING:
 
 Row = dict[str, object]
 
-DEFAULT_MAX_ROWS: Final = (
-    24  # "a few dozen rows per table": enough to hit collisions, cheap to copy
-)
+# "A few dozen rows per table": enough to hit collisions, cheap to copy. The runner's default.
+DEFAULT_MAX_ROWS: Final = DEFAULT_ROWS
 ATTEMPTS_PER_ROW: Final = 12  # generate-and-filter bound for one row (UNIQUE, CHECK, FK rejections)
 LONG_TEXT: Final = (4_000, 12_000)  # past one 4 KiB page, so the value spills to overflow pages
 

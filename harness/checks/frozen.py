@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from .. import data, lockfile
 from ..cases import Case, CheckResult
+from ..context import run_migrate
 from ..declared import declared_between, internal_tables
 from ..frozen import FrozenSet, released_steps, restore
-from ._common import failed, listing, passed, schema_problems, skipped, user_schema
+from ._common import failed, listing, passed, raised, schema_problems, skipped, user_schema
 from .data_preservation import postcondition_problems
 
 if TYPE_CHECKING:
@@ -59,10 +60,9 @@ class FrozenFixtures:
         restore(frozen.dump_path(v).read_text(encoding="utf-8"), path)
         internal = internal_tables(ctx.target)
         before = data.snapshot(path, exclude=internal)
-        try:
-            ctx.target.migrate(str(path), None)
-        except Exception as err:
-            return failed(case, f"migrate(frozen v{v} fixture) raised {type(err).__name__}: {err}")
+        out = run_migrate(ctx.target, path)
+        if not out.ok:
+            return failed(case, f"migrate(frozen v{v} fixture) raised {raised(out)}")
         mode = ctx.config.journal_modes[0]
         problems = schema_problems(
             user_schema(ctx, ctx.reference_db(head, mode)), user_schema(ctx, path)

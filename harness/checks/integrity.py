@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 
 from .. import dbfiles
 from ..cases import Case, CheckResult
-from ..declared import min_supported
-from ._common import failed, listing, modes, passed, upgraded
+from ._common import failed, listing, modes, passed, upgradable, upgraded
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -58,7 +57,7 @@ class Integrity:
             (f"clean v{v}", ctx.reference_db(v, mode)),
             (f"populated v{v}", ctx.fixture_db(v, mode)),
         ]
-        if 1 <= v < ctx.target.head and v >= min_supported(ctx.target):
+        if v in upgradable(ctx):
             out = upgraded(ctx, v, mode)
             if out.ok:  # a raising upgrade is reported by the checks that upgrade
                 dbs.append((f"populated v{v} upgraded to v{ctx.target.head}", out.path))

@@ -33,11 +33,12 @@ class NewerRefused:
         head = ctx.target.head
         path = working_copy(ctx, ctx.fixture_db(head, case.journal_mode), case.id)
         dbfiles.set_user_version(path, head + 1)
-        if version_problem(ctx, path, head + 1) is not None:
+        unstamped = version_problem(ctx, path, head + 1)
+        if unstamped is not None:
             return skipped(
                 case,
                 f"cannot stamp head+1: the target's version() does not follow PRAGMA user_version "
-                f"({version_problem(ctx, path, head + 1)})",
+                f"({unstamped})",
             )
         before = dbfiles.FileImage.of(path)
         out = run_migrate(ctx.target, path)

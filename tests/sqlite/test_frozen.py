@@ -93,8 +93,11 @@ def test_an_edited_released_step_is_named_with_a_schema_diff(tmp_path: Path) -> 
     assert "released step v2 (tags) has changed" in detail
     assert "notes.tag" in detail
     assert "'misc'" in detail
+    attributes = tmp_path / "fixtures" / ".gitattributes"
+    attributes.unlink()
     with pytest.raises(FreezeRefused, match="has changed"):
         freeze(ctx, tmp_path / "fixtures")
+    assert not attributes.exists()  # a refused freeze writes nothing
 
 
 def test_crlf_line_endings_in_steps_and_lock_file_do_not_trip_it(tmp_path: Path) -> None:

@@ -155,3 +155,63 @@ def test_certify_does_not_import_hypothesis_for_other_commands() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_a_line_from_a_run_in_other_journal_modes_replays_its_case(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # corrupt-refused damages a file in the run's first journal mode only: a wal-only run's
+    # cases exist only when the replay runs in wal mode too.
+    cert = tmp_path / "cert.json"
+    argv = [
+        "certify",
+        CORRECT,
+        "--rows",
+        "4",
+        "--journal-modes",
+        "wal",
+        "--only",
+        "corrupt-refused",
+    ]
+    assert main([*argv, "--json", str(cert)]) == 0
+    line = json.loads(cert.read_text())["checks"][0]["reproduce"]
+    assert ",wal," in line
+    capsys.readouterr()
+    assert main(shlex.split(line)[1:]) == 0
+    replay = capsys.readouterr().out
+    assert "1 cases" in replay
+    assert "fingerprint mismatch" not in replay
+
+
+def test_without_spec_the_pyproject_target_is_certified_as_the_plugin_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pathlib import Path as P
+
+    target = P(CORRECT.split(":", 1)[0]).resolve()
+    (tmp_path / "pyproject.toml").write_text(f'[tool.migproof]\ntarget = "{target}:TARGET"\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["certify", "--list", "--only", "newer-refused"]) == 0
+    assert "newer-refused[v4->v3,delete]" in capsys.readouterr().out
+
+
+def test_without_spec_or_pyproject_the_advice_is_to_pass_a_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["certify", "--list"]) == 2
+    err = capsys.readouterr().err
+    assert "no SPEC given" in err
+    assert "--steps" not in err  # certify takes SPEC as its argument; it has no --steps
+
+
+def test_keep_failures_keeps_the_upgraded_db_a_shared_upgrade_left(tmp_path: Path) -> None:
+    # fresh-equivalence and data-preservation share one memoised upgrade (in the run's cache,
+    # not the case's scratch): the kept evidence must still hold the database it produced.
+    keep = tmp_path / "kept"
+    argv = ["certify", "tests/migrators/broken_fresh_path.py:TARGET", "--rows", "4"]
+    argv += ["--only", "fresh-equivalence", "--journal-modes", "delete"]
+    assert main([*argv, "--keep-failures", str(keep)]) == 1
+    for folder in keep.iterdir():
+        kept = [p for p in folder.rglob("*") if p.name != "README.txt"]
+        assert kept, f"{folder.name}: only the README was kept"

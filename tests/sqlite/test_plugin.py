@@ -197,3 +197,89 @@ def test_frozen_fixtures_beside_pyproject_are_replayed(pytester: pytest.Pytester
     )
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*3 certification cases: 3 passed*"])
+
+
+UNBUILDABLE_TARGET = textwrap.dedent(
+    """
+    class Target:
+        name = "unbuildable"
+        head = 1
+
+        def migrate(self, db_path, target=None):
+            raise RuntimeError("step 1 is broken")
+
+        def version(self, db_path):
+            return 0
+
+    TARGET = Target()
+    """
+)
+
+
+def test_a_check_that_cannot_enumerate_is_a_failed_item(pytester: pytest.Pytester) -> None:
+    # drift reads the reference DBs to list its cases; `certify` reports the failure to build
+    # them as a failed `drift` case, and so must the plugin (not collect nothing).
+    make_project(pytester, "myapp/unbuildable.py:TARGET", 'checks = ["drift"]')
+    (pytester.path / "myapp" / "unbuildable.py").write_text(UNBUILDABLE_TARGET)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*migrate(empty, 1) in delete mode raised RuntimeError: step 1 is broken*"]
+    )
+    result.stdout.fnmatch_lines(["*reproduce: migproof certify *--only drift --case 'drift'*"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "args", "message"),
+    [
+        ("rows = 0", [], "*rows*>= 1, got 0*"),
+        ("", ["--migproof-rows", "0"], "*--migproof-rows takes a number >= 1, got 0*"),
+        ("seed = -1", [], "*seed*>= 0, got -1*"),
+        ("rows = 6.5", [], "*rows*whole number*"),
+        ('crash_mode = "bogus"', [], "*crash_mode*snapshot*kill*"),
+    ],
+)
+def test_bad_table_values_are_usage_errors_as_the_options_are(
+    pytester: pytest.Pytester, extra: str, args: list[str], message: str
+) -> None:
+    # A value `migproof certify` would refuse must not reach the run (or a reproduction line).
+    pytester.makepyprojecttoml(f'[tool.migproof]\nsteps = "myapp.migrations:STEPS"\n{extra}\n')
+    (pytester.mkpydir("myapp") / "migrations.py").write_text(STEPS_MODULE)
+    result = pytester.runpytest_subprocess("--collect-only", "-q", *args)
+    # An option is refused by pytest's parser (usage error); a table value when the file is
+    # collected (a collection error, which interrupts the run). Either way nothing runs.
+    assert result.ret in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERRUPTED)
+    assert "migproof" not in "".join(ln for ln in result.outlines if "::" in ln)
+    pytest.LineMatcher(result.outlines + result.errlines).fnmatch_lines([message])
+
+
+def test_each_pyproject_is_certified_with_its_own_table(pytester: pytest.Pytester) -> None:
+    # A monorepo: two projects, each with its own [tool.migproof]. Each file's items are its
+    # own target's cases, not the first collected file's.
+    one_step = textwrap.dedent(
+        """
+        from migproof.engine import CreateTable, Step, Steps
+
+        STEPS = Steps([Step(1, "t", [CreateTable("CREATE TABLE t (id INTEGER PRIMARY KEY)")])])
+        """
+    )
+    for folder, module, text in (("a", "appa", STEPS_MODULE), ("b", "appb", one_step)):
+        root = pytester.mkdir(folder)
+        (root / "pyproject.toml").write_text(
+            f'[tool.migproof]\nsteps = "{module}.migrations:STEPS"\n'
+            'checks = ["step-by-step"]\njournal_modes = ["delete"]\n'
+        )
+        (root / module).mkdir()
+        (root / module / "__init__.py").write_text("")
+        (root / module / "migrations.py").write_text(text)
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(
+        [
+            "a/pyproject.toml::step-by-step[[]v0->v1,delete[]]",
+            "a/pyproject.toml::step-by-step[[]v1->v2,delete[]]",
+            "b/pyproject.toml::step-by-step[[]v0->v1,delete[]]",
+        ]
+    )
+    result.stdout.no_fnmatch_line("b/pyproject.toml::step-by-step[[]v1->v2*")
+    # And each runs against its own reference databases (the cache is per project).
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=3)
