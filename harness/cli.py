@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument(
         "--race-procs",
-        type=_pos_int,
+        type=_race_procs,
         default=defaults.race_procs,
         metavar="N",
         help=f"processes per race round (default {defaults.race_procs})",
@@ -260,6 +260,13 @@ def _pos_int(text: str) -> int:
     value = _nonneg_int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _race_procs(text: str) -> int:
+    value = _nonneg_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"a race needs at least 2 processes, got {value}")
     return value
 
 

@@ -128,6 +128,13 @@ def test_a_bad_shard_is_a_usage_error(project: Path, bad: str) -> None:
     assert exc.value.code == 2
 
 
+@pytest.mark.parametrize("procs", ["0", "1", "x"])
+def test_a_race_needs_two_processes(project: Path, procs: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["certify", "--race-procs", procs])
+    assert exc.value.code == 2
+
+
 def test_a_single_crash_point_named_in_a_failure_replays_alone(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
