@@ -7,16 +7,19 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import options
 
 if TYPE_CHECKING:
     from .cases import Shard
 
-JOURNAL_MODES = ("delete", "wal")
-CRASH_MODES = ("snapshot", "kill")
+T = TypeVar("T")
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -56,7 +59,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument(
         "--crash-mode",
-        choices=CRASH_MODES,
+        choices=options.CRASH_MODES,
         default=defaults.crash_mode,
         help=f"how crash-recovery crashes (default {defaults.crash_mode})",
     )
@@ -246,42 +249,22 @@ def _shard(text: str) -> Shard:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
+def _argparse_type(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An ``options`` parser as an argparse type (argparse names the option in the error)."""
+
+    def parsed(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return parsed
 
 
-def _pos_int(text: str) -> int:
-    value = _nonneg_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
-def _race_procs(text: str) -> int:
-    value = _nonneg_int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"a race needs at least 2 processes, got {value}")
-    return value
-
-
-def _names(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if not names:
-        raise argparse.ArgumentTypeError("expected one or more check names separated by commas")
-    return names
-
-
-def _modes(text: str) -> tuple[str, ...]:
-    modes = tuple(m.strip().lower() for m in text.split(",") if m.strip())
-    bad = [m for m in modes if m not in JOURNAL_MODES]
-    if not modes or bad:
-        raise argparse.ArgumentTypeError(
-            f"journal modes are {', '.join(JOURNAL_MODES)} (comma-separated), got {text!r}"
-        )
-    return tuple(dict.fromkeys(modes))
+_nonneg_int = _argparse_type(functools.partial(options.whole_number, minimum=0))
+_pos_int = _argparse_type(functools.partial(options.whole_number, minimum=1))
+_race_procs = _argparse_type(
+    functools.partial(options.whole_number, minimum=options.MIN_RACE_PROCS)
+)
+_names = _argparse_type(options.check_names)
+_modes = _argparse_type(options.journal_modes)

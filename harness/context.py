@@ -26,6 +26,7 @@ from migproof.engine.introspect import read_schema
 
 from . import dbfiles
 from .declared import internal_tables
+from .options import JOURNAL_MODES
 
 if TYPE_CHECKING:
     from migproof.engine.schema import Schema
@@ -212,9 +213,9 @@ class RunContext:
     def _check(self, version: int, journal_mode: str) -> None:
         if not 0 <= version <= self._target.head:
             raise ValueError(f"version {version} is outside 0..{self._target.head}")
-        if journal_mode not in dbfiles.JOURNAL_MODES:
+        if journal_mode not in JOURNAL_MODES:
             raise ValueError(
-                f"unknown journal mode {journal_mode!r}; expected one of {dbfiles.JOURNAL_MODES}"
+                f"unknown journal mode {journal_mode!r}; expected one of {JOURNAL_MODES}"
             )
 
     def _tmp(self, path: Path) -> Path:

@@ -41,6 +41,7 @@ from .crash_images import (
 from .crash_oracle import Data, Finding, Point, Recovery, State, judge
 from .declared import internal_tables
 from .forked import WorkerTimeout
+from .options import CRASH_MODES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
     from .cases import Case, Context
     from .target import Target
 
-CRASH_MODES: Final = ("snapshot", "kill")
 TRACE_TIMEOUT: Final = 600.0  # seconds for one traced run, copies included
 KILL_TIMEOUT: Final = 120.0  # seconds for one worker to reach its crash point
 _FINDINGS_SHOWN: Final = 5

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from .options import JOURNAL_MODES
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-JOURNAL_MODES: Final = ("delete", "wal")
 SIDECARS: Final = ("-wal", "-journal")  # what a copy carries besides the main file
 
 

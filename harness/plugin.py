@@ -33,10 +33,13 @@ import sys
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
+
+from . import options
 
 if TYPE_CHECKING:
     from .cases import CheckResult
@@ -45,8 +48,6 @@ if TYPE_CHECKING:
     from .target import Target
 
 _DEFAULT_SEED: Final = 0
-_MODES: Final = ("delete", "wal")
-_CRASH_MODES: Final = ("snapshot", "kill")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,53 +70,33 @@ class Settings:
 # --- options ---------------------------------------------------------------------------------
 
 
-def _int_option(name: str, *, minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
+def _option(name: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An ``options`` parser as a pytest option type: a bad value is a usage error."""
+
+    def parsed(text: str) -> Any:
         try:
-            value = int(text)
-        except ValueError:
-            raise pytest.UsageError(f"{name} takes a whole number, got {text!r}") from None
-        if value < minimum:
-            raise pytest.UsageError(f"{name} takes a number >= {minimum}, got {value}")
-        return value
+            return parse(text)
+        except ValueError as err:
+            raise pytest.UsageError(f"{name} {err}") from None
 
-    return parse
-
-
-def _modes_option(text: str) -> tuple[str, ...]:
-    modes = tuple(m.strip().lower() for m in text.split(",") if m.strip())
-    bad = [m for m in modes if m not in _MODES]
-    if not modes or bad:
-        raise pytest.UsageError(
-            f"--migproof-journal-modes takes a list of {'/'.join(_MODES)}, got {text!r}"
-        )
-    return modes
-
-
-def _names_option(text: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in text.split(",") if n.strip())
-
-
-def _crash_mode_option(text: str) -> str:
-    if text not in _CRASH_MODES:
-        raise pytest.UsageError(
-            f"--migproof-crash-mode takes {' or '.join(_CRASH_MODES)}, got {text!r}"
-        )
-    return text
+    return parsed
 
 
 # Each --migproof-* option's parser. A [tool.migproof] value goes through the same one, so a
 # value `migproof certify` would refuse (rows = 0, seed = -1) never reaches a run or a
 # reproduction line.
 _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
-    "--migproof-seed": _int_option("--migproof-seed", minimum=0),
-    "--migproof-journal-modes": _modes_option,
-    "--migproof-only": _names_option,
-    "--migproof-since": _int_option("--migproof-since", minimum=0),
-    "--migproof-rows": _int_option("--migproof-rows", minimum=1),
-    "--migproof-crash-mode": _crash_mode_option,
-    "--migproof-race-procs": _int_option("--migproof-race-procs", minimum=2),
-    "--migproof-race-rounds": _int_option("--migproof-race-rounds", minimum=1),
+    name: _option(name, parse)
+    for name, parse in (
+        ("--migproof-seed", partial(options.whole_number, minimum=0)),
+        ("--migproof-journal-modes", options.journal_modes),
+        ("--migproof-only", options.check_names),
+        ("--migproof-since", partial(options.whole_number, minimum=0)),
+        ("--migproof-rows", partial(options.whole_number, minimum=1)),
+        ("--migproof-crash-mode", options.crash_mode),
+        ("--migproof-race-procs", partial(options.whole_number, minimum=options.MIN_RACE_PROCS)),
+        ("--migproof-race-rounds", partial(options.whole_number, minimum=1)),
+    )
 }
 
 
@@ -226,7 +207,7 @@ def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) 
         spec=config.getoption("--migproof-spec") or str(table.get("target") or table.get("steps")),
         root=pyproject.parent,
         seed=_DEFAULT_SEED if seed is None else seed,
-        journal_modes=modes or _MODES,
+        journal_modes=modes or options.JOURNAL_MODES,
         rows=pick("--migproof-rows", "rows"),
         checks=checks or None,
         since=config.getoption("--migproof-since"),
