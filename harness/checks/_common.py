@@ -92,6 +92,19 @@ def typed_problem(ctx: Context, err: BaseException | None) -> str | None:
     )
 
 
+def judge_refusal(ctx: Context, case: Case, out: Outcome, changes: list[str]) -> CheckResult:
+    """A refusal passes when it left the file byte-identical and, for a target that promises
+    typed refusals (the engine), raised one of them."""
+    if changes:
+        return failed(
+            case, f"refused ({out.describe_error()}) but the file changed: " + "; ".join(changes)
+        )
+    untyped = typed_problem(ctx, out.error)
+    if untyped:
+        return failed(case, untyped)
+    return passed(case, f"refused: {out.describe_error()}")
+
+
 def passed(case: Case, detail: str = "") -> CheckResult:
     return CheckResult(case, Status.PASS, detail)
 

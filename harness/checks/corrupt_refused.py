@@ -24,12 +24,12 @@ from ..context import run_migrate
 from ..declared import min_supported, refusal_error
 from ._common import (
     failed,
+    judge_refusal,
     listing,
     modes,
     passed,
     schema_problems,
     skipped,
-    typed_problem,
     working_copy,
 )
 
@@ -115,7 +115,7 @@ class CorruptRefused:
         for kind in DAMAGE:
             yield Case(self.name, v, head, mode, kind)
 
-    def run(self, ctx: Context, case: Case) -> CheckResult:  # noqa: PLR0911 - one return per verdict
+    def run(self, ctx: Context, case: Case) -> CheckResult:
         assert case.from_version is not None
         assert case.journal_mode is not None
         assert case.point is not None
@@ -129,15 +129,7 @@ class CorruptRefused:
         out = run_migrate(ctx.target, path)
         changes = before.differences(dbfiles.FileImage.of(path))
         if not out.ok:
-            if changes:
-                return failed(
-                    case,
-                    f"refused ({out.describe_error()}) but the file changed: " + "; ".join(changes),
-                )
-            untyped = typed_problem(ctx, out.error)
-            if untyped:
-                return failed(case, untyped)
-            return passed(case, f"refused: {out.describe_error()}")
+            return judge_refusal(ctx, case, out, changes)
         if case.point == "zero-length":
             problems = schema_problems(
                 ctx.schema_of(ctx.reference_db(ctx.target.head, case.journal_mode)),

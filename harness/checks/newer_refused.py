@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from .. import dbfiles
 from ..cases import Case, CheckResult
 from ..context import run_migrate
-from ._common import failed, modes, passed, skipped, typed_problem, version_problem, working_copy
+from ._common import failed, judge_refusal, modes, skipped, version_problem, working_copy
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -48,15 +48,7 @@ class NewerRefused:
             return failed(
                 case, f"migrate() accepted a DB at v{head + 1} (newer than head v{head}) {what}"
             )
-        if changes:
-            return failed(
-                case,
-                f"refused ({out.describe_error()}) but the file changed: " + "; ".join(changes),
-            )
-        untyped = typed_problem(ctx, out.error)
-        if untyped:
-            return failed(case, untyped)
-        return passed(case, f"refused: {out.describe_error()}")
+        return judge_refusal(ctx, case, out, changes)
 
 
 CHECK = NewerRefused()
