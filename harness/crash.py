@@ -33,7 +33,6 @@ from .crash_images import (
     ImageStore,
     Recording,
     WorkerFailed,
-    copy_db_files,
     image_id,
     kill_at,
     record,
@@ -127,12 +126,8 @@ def integrity(path: Path) -> str:
     """
     if not path.exists():
         return "ok"  # a crash before the file was created: nothing to recover
-    try:
-        with dbfiles.opened(path) as conn:
-            rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
-    except sqlite3.DatabaseError as err:
-        return f"the file does not open as a database: {err}"
-    return "ok" if rows == ["ok"] else "integrity_check reports " + "; ".join(rows[:3])
+    problems = dbfiles.integrity_rows(path)
+    return "ok" if not problems else "; ".join(problems[:3])
 
 
 class Recoverer:
@@ -206,7 +201,7 @@ class References:
         where = self.workdir / ("head" if version is None else f"v{version}")
         where.mkdir(parents=True)
         db = where / DB_NAME
-        copy_db_files(self.start, db)
+        dbfiles.copy(self.start, db, missing_ok=True)
         if version != self.start_version:
             self.observer.target.migrate(str(db), version)
         state = self.observer.observe(db)

@@ -32,7 +32,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import signal
 import sys
 import traceback
@@ -136,14 +135,6 @@ def read_files_by_path(path: Path) -> dict[str, bytes]:
     return files
 
 
-def copy_db_files(src: Path, dst: Path) -> None:
-    """Copy a closed database (and a leftover ``-wal``/``-journal``, never ``-shm``) to ``dst``."""
-    for suffix in ("", *dbfiles.SIDECARS):
-        source = Path(f"{src}{suffix}")
-        if source.exists():
-            shutil.copyfile(source, f"{dst}{suffix}")
-
-
 # --- the store of distinct images ---------------------------------------------------------------
 
 
@@ -179,7 +170,7 @@ class ImageStore:
         return self.root / iid / DB_NAME
 
     def copy_to(self, iid: str, dst: Path) -> None:
-        copy_db_files(self.db(iid), dst)
+        dbfiles.copy(self.db(iid), dst, missing_ok=True)
 
 
 # --- forked workers with deadlines ----------------------------------------------------------------
@@ -235,7 +226,7 @@ def record(
     manifest = workdir / "recording.json"
 
     def body() -> int:
-        copy_db_files(start, db)
+        dbfiles.copy(start, db, missing_ok=True)
         held = HeldFiles(db)
         ids: list[str] = []
 
@@ -293,7 +284,7 @@ def kill_at(
             die(sql)
 
     def body() -> int:
-        copy_db_files(start, db)
+        dbfiles.copy(start, db, missing_ok=True)
         with traced(on_statement, watch=db):
             target.migrate(str(db))
         if k == last:

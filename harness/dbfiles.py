@@ -77,16 +77,35 @@ def journal_mode_of(path: Path) -> str:
     return "wal" if len(header) == 20 and header[18] == 2 else "delete"
 
 
-def copy(src: Path, dst: Path) -> Path:
-    """Copy a database (main file and any ``-wal``/``-journal``) to ``dst``; returns ``dst``."""
+def copy(src: Path, dst: Path, *, missing_ok: bool = False) -> Path:
+    """Copy a database (main file and any ``-wal``/``-journal``, never ``-shm``) to ``dst``.
+
+    Returns ``dst``. ``missing_ok``: a missing main file is a state too (a crash before the
+    file was created, the empty start), copied as whatever of it exists.
+    """
+    if not missing_ok and not src.exists():
+        raise FileNotFoundError(f"no database at {src}")
     remove(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
-    for suffix in SIDECARS:
-        side = Path(str(src) + suffix)
-        if side.exists():
-            shutil.copyfile(side, str(dst) + suffix)
+    for suffix in ("", *SIDECARS):
+        source = Path(f"{src}{suffix}")
+        if source.exists():
+            shutil.copyfile(source, f"{dst}{suffix}")
     return dst
+
+
+def integrity_rows(path: Path) -> list[str]:
+    """The problems ``integrity_check`` reports on an existing file, each labelled; empty when
+    it says "ok".
+
+    Opening the file is also its recovery (a hot journal rolled back, a WAL replayed).
+    """
+    try:
+        with opened(path) as conn:
+            rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
+    except sqlite3.DatabaseError as err:
+        return [f"the file does not open as a database: {err}"]
+    return [] if rows == ["ok"] else [f"integrity_check: {r}" for r in rows]
 
 
 def remove(path: Path) -> None:

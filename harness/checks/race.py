@@ -298,7 +298,7 @@ def _final_state(
         found.append(Finding(f"the file is at v{version} after the race, not at head v{head}"))
     problems = _integrity(path)
     if problems:
-        found.append(Finding("integrity_check fails after the race: " + "; ".join(problems[:5])))
+        found.append(Finding("after the race, " + "; ".join(problems[:5])))
         return found
     mode = _journal_mode(path)
     if mode != expected.journal_mode:
@@ -349,18 +349,12 @@ def _round_text(run: _CaseRun, label: str, rounds: int, seed: str, procs: int) -
 
 
 def _copy(src: Path, dst: Path) -> Path:
-    """A private copy of a shared fixture (main file and sidecars, never ``-shm``)."""
-    if not src.exists():  # the empty start may be no file at all
-        return dst
-    return dbfiles.copy(src, dst)
+    """A private copy of a shared fixture; the empty start may be no file at all."""
+    return dbfiles.copy(src, dst, missing_ok=True)
 
 
 def _integrity(path: Path) -> list[str]:
-    if not path.exists():
-        return ["the file does not exist"]
-    with dbfiles.opened(path) as conn:
-        rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
-    return [] if rows == ["ok"] else rows
+    return dbfiles.integrity_rows(path) if path.exists() else ["the file does not exist"]
 
 
 def _journal_mode(path: Path) -> str:
