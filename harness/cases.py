@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
+from .project import NO_PROJECT, Project
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from pathlib import Path
@@ -77,6 +79,8 @@ class RunConfig:
     race_rounds: int = 2
     keep_failures: Path | None = None
     fixtures_dir: Path | None = None  # frozen fixtures and the lock file (``migproof freeze``)
+    # The [tool.migproof] table the run was configured from (declarations beside the SPEC).
+    project: Project = NO_PROJECT
 
 
 class Context(Protocol):

@@ -160,10 +160,11 @@ def certify_command(args: argparse.Namespace) -> int:
     from .cases import RunConfig
     from .certify import Selection, run, write_certificate
     from .checks import select
-    from .spec import default_fixtures, default_spec, load_target
+    from .spec import default_fixtures, default_spec, load_target, project_at
 
     spec = args.spec or default_spec()
     target = load_target(spec)
+    project = project_at()
     checks = select(args.only)
     workdir = args.workdir
     temporary = workdir is None
@@ -180,6 +181,7 @@ def certify_command(args: argparse.Namespace) -> int:
             race_rounds=args.race_rounds,
             keep_failures=args.keep_failures,
             fixtures_dir=args.fixtures or default_fixtures(),
+            project=project,
         )
         selection = Selection(checks, args.case, args.expect, since=args.since, shard=args.shard)
         if args.list:
@@ -212,10 +214,11 @@ def freeze_command(args: argparse.Namespace) -> int:
     from .cases import RunConfig
     from .context import RunContext
     from .frozen import FrozenSet, freeze
-    from .spec import default_fixtures, default_spec, load_target
+    from .spec import default_fixtures, default_spec, load_target, project_at
 
     spec = args.spec or default_spec()
     target = load_target(spec)
+    project = project_at()
     fixtures = args.fixtures or default_fixtures() or Path("fixtures")
     with tempfile.TemporaryDirectory(prefix="migproof-freeze-") as tmp:
         config = RunConfig(
@@ -224,6 +227,7 @@ def freeze_command(args: argparse.Namespace) -> int:
             workdir=Path(tmp),
             journal_modes=("delete",),
             fixtures_dir=fixtures,
+            project=project,
         )
         result = freeze(RunContext(target, config, rows=args.rows), fixtures)
     folder = FrozenSet.of(fixtures, target).folder

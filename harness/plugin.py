@@ -31,10 +31,11 @@ import os
 import shutil
 import sys
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -65,6 +66,7 @@ class Settings:
     race_procs: int | None
     race_rounds: int | None
     fixtures_dir: Path | None  # frozen fixtures: [tool.migproof] fixtures, else <root>/fixtures
+    table: Mapping[str, Any]  # the whole [tool.migproof] table (declarations beside the SPEC)
 
 
 # --- options ---------------------------------------------------------------------------------
@@ -215,6 +217,7 @@ def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) 
         race_procs=pick("--migproof-race-procs", "race_procs"),
         race_rounds=pick("--migproof-race-rounds", "race_rounds"),
         fixtures_dir=fixtures_dir(pyproject.parent, table),
+        table=MappingProxyType(table),
     )
 
 
@@ -291,6 +294,7 @@ class _Session:
         from .cases import RunConfig
         from .checks import select
         from .context import DEFAULT_ROWS, RunContext
+        from .project import Project
         from .spec import load_target
 
         spec = settings.spec
@@ -317,6 +321,7 @@ class _Session:
             workdir=_shared_workdir(config, settings.root),
             journal_modes=settings.journal_modes,
             fixtures_dir=settings.fixtures_dir,
+            project=Project(settings.root, settings.table),
             **overrides,  # type: ignore[arg-type]
         )
         self.ctx: RunContext = RunContext(self.target, self.config, rows=self.rows, reuse=True)

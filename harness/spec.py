@@ -12,12 +12,14 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from migproof.engine import spec as engine_spec
 from migproof.engine.errors import InvalidDeclarationError, MigproofError
 
 from .engine_target import EngineTarget, is_engine_steps
+from .project import Project
 from .target import Target
 
 
@@ -38,6 +40,11 @@ def migproof_table(start: Path = Path()) -> dict[str, Any]:
         raise UsageError(f"cannot read {pyproject}: {err}. Fix the file; nothing was run.") from err
     table = data.get("tool", {}).get("migproof", {})
     return table if isinstance(table, dict) else {}
+
+
+def project_at(start: Path = Path()) -> Project:
+    """The ``[tool.migproof]`` project in ``start``/pyproject.toml (empty when there is none)."""
+    return Project(start, MappingProxyType(migproof_table(start)))
 
 
 def default_spec(start: Path = Path()) -> str:
