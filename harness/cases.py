@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
+from .options import DEFAULT_CASE_TIMEOUT
 from .project import NO_PROJECT, Project
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class RunConfig:
     fixtures_dir: Path | None = None  # frozen fixtures and the lock file (``migproof freeze``)
     # The [tool.migproof] table the run was configured from (declarations beside the SPEC).
     project: Project = NO_PROJECT
+    case_timeout: float = DEFAULT_CASE_TIMEOUT  # seconds one case may take (--case-timeout)
 
 
 class Context(Protocol):

@@ -7,31 +7,45 @@ Layout under the run's workdir::
     cache/upgraded-...-v<N>.db            the fixture at N migrated to head (memoised)
     scratch/<label>-<k>/                  one fresh directory per ``scratch()`` call
 
+    output/<case id>-<pid>.log            what the target printed during the case (fd 1 and 2)
+    output/setup-<pid>.log                ... and outside any case (fingerprint, enumeration)
+
 Shared files are checkpointed (no ``-wal`` beside them) and must not be written: a check
 copies one (``dbfiles.copy``) before handing it to the target. Files are built under a
 temporary name and renamed into place, so processes sharing a workdir never see half a file.
+
+Target code runs only in forked children (``sandbox``): ``RunContext.target`` is the target
+behind a ``Sandboxed`` proxy, with this context as its budget -- each call gets what is left
+of the running case's deadline (``config.case_timeout`` from ``begin_case``), and writes its
+output to the case's log. Code that forks its own children and runs the target inside them
+takes ``raw_target`` (or ``sandbox.unwrap``). ``remaining(ctx)`` and ``progress(ctx, note)``
+let a check bound its own waits by the case's deadline and say what it is doing, for the
+runner's heartbeat lines; both work on any ``Context``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from migproof.engine.introspect import read_schema
 
-from . import dbfiles
+from . import dbfiles, forked
 from .declared import internal_tables
 from .options import JOURNAL_MODES
+from .sandbox import CaseTimeout, Sandboxed, describe
 
 if TYPE_CHECKING:
     from migproof.engine.schema import Schema
 
-    from .cases import Case, RunConfig
+    from .cases import Case, Context, RunConfig
     from .strategies import Population
     from .target import Target
 
@@ -49,8 +63,9 @@ class Outcome:
     def ok(self) -> bool:
         return self.error is None
 
-    def describe_error(self) -> str:
-        return "" if self.error is None else f"{type(self.error).__name__}: {self.error}"
+    def describe_error(self, *, with_traceback: bool = False) -> str:
+        """``Type: message``; ``with_traceback``: the target's traceback below (a failure's)."""
+        return "" if self.error is None else describe(self.error, with_traceback=with_traceback)
 
 
 def run_migrate(target: Target, path: Path, to_version: int | None = None) -> Outcome:
@@ -74,30 +89,51 @@ class RunContext:
         edge_values: bool = True,
         reuse: bool = False,
     ) -> None:
-        self._target = target
+        self._raw_target = target
+        self._target = Sandboxed(target, self)
         self._config = config
         self.rows = rows
         self.edge_values = edge_values
+        self.workdir_kept = True  # whether config.workdir outlives the run (failures name logs)
         self.internal_tables = internal_tables(target)
         root = Path(config.workdir)
         self.cache = root / "cache"
         self.scratch_root = root / "scratch"
+        self.output_root = root / "output"
         if not reuse and self.cache.exists():
             shutil.rmtree(self.cache)  # a reused --workdir must not serve another target's files
         self.cache.mkdir(parents=True, exist_ok=True)
         self.scratch_root.mkdir(parents=True, exist_ok=True)
+        self.output_root.mkdir(parents=True, exist_ok=True)
+        self.setup_output = self.output_root / f"setup-{os.getpid()}.log"
         self._lock = threading.RLock()
         self._populations: dict[int, Population] = {}
         self._upgraded: dict[tuple[int, str], Outcome] = {}
         self._scratch_count = 0
         self._case_scratch: list[Path] = []
         self._case_shared: list[Path] = []  # memoised upgrades the case read (evidence too)
+        # The running case: its deadline (time.monotonic()), output log, what it is doing.
+        self._case: Case | None = None
+        self._started = 0.0
+        self._deadline: float | None = None
+        self._case_output: Path | None = None
+        self._note = ""
+        self._call: tuple[str, float] | None = None  # the target call running, since when
+        # References whose build ran out of a whole budget outside any case: every case that
+        # needs one gets the failure at once instead of waiting the deadline again.
+        self._unbuildable: dict[tuple[int, str], ReferenceError_] = {}
 
     # --- the Context protocol ---------------------------------------------------------------
 
     @property
     def target(self) -> Target:
+        """The target behind the sandbox: each call runs in a forked child, under a deadline."""
         return self._target
+
+    @property
+    def raw_target(self) -> Target:
+        """The target itself, for code that runs it inside forked children of its own."""
+        return self._raw_target
 
     @property
     def config(self) -> RunConfig:
@@ -117,6 +153,9 @@ class RunContext:
         self._check(version, journal_mode)
         path = self.cache / f"ref-{journal_mode}-v{version}.db"
         with self._lock:
+            known = self._unbuildable.get((version, journal_mode))
+            if known is not None:
+                raise known
             if not path.exists():
                 from .strategies import build_reference
 
@@ -126,6 +165,14 @@ class RunContext:
                 except (Exception, SystemExit) as err:
                     dbfiles.remove(tmp)
                     raise ReferenceError_(self._target.name, version, journal_mode, err) from err
+                except CaseTimeout as err:
+                    dbfiles.remove(tmp)
+                    building = f"{err.call}, building the clean v{version} {journal_mode} reference"
+                    if self._case is not None:
+                        raise CaseTimeout(building, err.waited) from None
+                    failure = ReferenceError_(self._target.name, version, journal_mode, err)
+                    self._unbuildable[(version, journal_mode)] = failure
+                    raise failure from None
                 _publish(tmp, path)
         return path
 
@@ -192,15 +239,70 @@ class RunContext:
         return found
 
     def begin_case(self, case: Case) -> None:
-        del case
+        """Start ``case``'s deadline and output log (forked children write to it)."""
+        self._target.stop()  # a fresh worker: nothing a target keeps in memory crosses cases
         self._case_scratch = []
         self._case_shared = []
+        self._case = case
+        self._started = time.monotonic()
+        self._deadline = self._started + self._config.case_timeout
+        self._note = ""
+        self._case_output = self.output_root / f"{safe_name(case.id)}-{os.getpid()}.log"
+        self._case_output.unlink(missing_ok=True)
+        forked.route_output(self._case_output)
 
     def end_case(self, *, keep: bool) -> None:
-        """Remove the case's scratch directories unless it failed (they are the evidence)."""
+        """Remove the case's scratch directories and output unless it failed (the evidence)."""
         if not keep:
             for path in self._case_scratch:
                 shutil.rmtree(path, ignore_errors=True)
+            if self._case_output is not None:
+                self._case_output.unlink(missing_ok=True)
+        self._target.stop()
+        forked.route_output(None)
+        self._case = None
+        self._deadline = None
+        self._case_output = None
+
+    def close(self) -> None:
+        """End the target's worker (the run is over)."""
+        self._target.stop()
+
+    # --- the sandbox's budget, and progress -------------------------------------------------
+
+    def remaining(self) -> float:
+        """Seconds left of the running case's deadline; outside a case, a whole one per call."""
+        if self._deadline is None:
+            return self._config.case_timeout
+        return self._deadline - time.monotonic()
+
+    def expired(self) -> bool:
+        """Whether the running case has used up its deadline."""
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def output(self) -> Path:
+        """Where target code writes its stdout and stderr now: the case's log, else setup's."""
+        return self._case_output or self.setup_output
+
+    def calling(self, label: str | None) -> None:
+        self._call = None if label is None else (label, time.monotonic())
+
+    def progress(self, note: str) -> None:
+        """What the running case is doing, for the runner's heartbeat line (cheap: a store)."""
+        self._note = note
+
+    def running(self) -> tuple[float, str] | None:
+        """The running case's start (``time.monotonic()``) and a heartbeat line's text for
+        it; None outside a case."""
+        case, call, now = self._case, self._call, time.monotonic()
+        if case is None:
+            return None
+        line = f"{case.id} still running after {now - self._started:.0f} s"
+        if self._note:
+            line += f": {self._note}"
+        if call is not None:
+            line += f"; in the target's {call[0]} for {now - call[1]:.0f} s"
+        return self._started, line
 
     def case_scratch(self) -> list[Path]:
         """The scratch directories made since ``begin_case`` (kept with ``--keep-failures``)."""
@@ -226,10 +328,13 @@ class ReferenceError_(Exception):
     """The target failed to build a clean database from empty: nothing else can be certified."""
 
     def __init__(self, target: str, version: int, journal_mode: str, cause: BaseException) -> None:
-        super().__init__(
-            f"{target}: migrate(empty, {version}) in {journal_mode} mode raised "
-            f"{type(cause).__name__}: {cause}"
+        what = (
+            f"did not finish: {cause} (the deadline of one call outside any case; "
+            "--case-timeout sets it)"
+            if isinstance(cause, CaseTimeout)
+            else f"raised {describe(cause, with_traceback=True)}"
         )
+        super().__init__(f"{target}: migrate(empty, {version}) in {journal_mode} mode {what}")
         self.version = version
         self.journal_mode = journal_mode
 
@@ -242,3 +347,17 @@ def _publish(tmp: Path, path: Path) -> None:
 
 def safe_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_")[:80] or "scratch"
+
+
+def remaining(ctx: Context) -> float:
+    """Seconds left of the running case's deadline, for checks that bound waits of their own
+    (race rounds, crash workers); unbounded for a context that has no deadlines."""
+    fn = getattr(ctx, "remaining", None)
+    return float(fn()) if callable(fn) else math.inf
+
+
+def progress(ctx: Context, note: str) -> None:
+    """Tell the runner what the case is doing ("round m0"): a long case's heartbeat shows it."""
+    fn = getattr(ctx, "progress", None)
+    if callable(fn):
+        fn(note)

@@ -27,7 +27,7 @@ from migproof.engine import sqltext
 
 from . import data, dbfiles
 from .cases import CheckResult, Status
-from .context import safe_name
+from .context import progress, remaining, safe_name
 from .crash_images import (
     DB_NAME,
     ImageStore,
@@ -41,6 +41,7 @@ from .crash_oracle import Data, Finding, Point, Recovery, State, judge
 from .declared import internal_tables
 from .forked import WorkerTimeout
 from .options import CRASH_MODES
+from .sandbox import describe
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -165,18 +166,18 @@ class Recoverer:
             seen: State | None = self.observer.observe(db)
             seen_error = ""
         except Exception as err:
-            seen, seen_error = None, f"{type(err).__name__}: {err}"
+            seen, seen_error = None, describe(err, with_traceback=True)
         converged: State | None = None
         rerun_error = ""
         try:
             target.migrate(str(db))
         except Exception as err:
-            rerun_error = f"{type(err).__name__}: {err}"
+            rerun_error = describe(err, with_traceback=True)
         else:
             try:
                 converged = self.observer.observe(db)
             except Exception as err:
-                rerun_error = f"reading the result raised {type(err).__name__}: {err}"
+                rerun_error = f"reading the result raised {describe(err, with_traceback=True)}"
         result = Recovery("ok", seen, seen_error, converged, rerun_error)
         self._by_recovered[key] = result
         shutil.rmtree(where)
@@ -249,7 +250,7 @@ def crash_case(  # noqa: PLR0911 -- one early return per way a case cannot be ju
             start,
             work / "trace",
             images=images if crash_mode == "snapshot" else None,
-            timeout=TRACE_TIMEOUT,
+            timeout=min(TRACE_TIMEOUT, remaining(ctx)),
         )
     except (WorkerFailed, WorkerTimeout) as err:
         return failed(str(err))
@@ -269,6 +270,7 @@ def crash_case(  # noqa: PLR0911 -- one early return per way a case cannot be ju
     if crash_mode == "kill":
         killed: list[Point] = []
         for p in chosen:
+            progress(ctx, f"killing at crash point k{p.k} of {recording.statements}")
             try:
                 files, sql = kill_at(
                     target,
@@ -276,7 +278,7 @@ def crash_case(  # noqa: PLR0911 -- one early return per way a case cannot be ju
                     work / "kill" / f"k{p.k}",
                     p.k,
                     last=recording.statements,
-                    timeout=KILL_TIMEOUT,
+                    timeout=min(KILL_TIMEOUT, remaining(ctx)),
                 )
             except (WorkerFailed, WorkerTimeout) as err:
                 return failed(f"v{start_version} k={p.k}: {err}", recording)

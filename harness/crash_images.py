@@ -33,13 +33,12 @@ import hashlib
 import json
 import os
 import signal
-import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from . import dbfiles, forked
+from . import dbfiles, forked, sandbox
 from .crash_oracle import AFTER_LAST, Point
 from .forked import WorkerTimeout
 from .tracing import traced
@@ -182,8 +181,6 @@ def run_forked(body: Callable[[], int], *, timeout: float) -> int:
     Every path waits with a deadline and reaps the child (``forked.reap``); a child past its
     deadline is killed and reported as ``WorkerTimeout``.
     """
-    sys.stdout.flush()
-    sys.stderr.flush()
     pid = forked.fork()
     if pid == 0:  # pragma: no cover - the child
         code = forked.EXIT_RAISED
@@ -220,6 +217,7 @@ def record(
     With ``images``, the worker snapshots every boundary into the store (snapshot mode);
     without, it only counts the boundaries and records their SQL (kill mode's first pass).
     """
+    target = sandbox.unwrap(target)  # it runs in our worker, traced there
     run_dir = workdir / "run"
     run_dir.mkdir(parents=True)
     db = run_dir / DB_NAME
@@ -242,7 +240,7 @@ def record(
             try:
                 target.migrate(str(db))
             except Exception as err:
-                error = f"migrate raised {type(err).__name__}: {err}"
+                error = f"migrate raised {sandbox.describe(err, with_traceback=True)}"
         if trace.error is not None and not error:
             error = f"the crash recorder failed: {trace.error!r}"
         if images is not None:
@@ -269,6 +267,7 @@ def kill_at(
     ``last`` is N, the boundary after the last statement: there the worker dies as soon as
     ``migrate`` returns.
     """
+    target = sandbox.unwrap(target)  # it runs in our worker, traced and killed there
     workdir.mkdir(parents=True)
     db = workdir / DB_NAME
     at = workdir / "at.sql"

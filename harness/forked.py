@@ -1,58 +1,161 @@
-"""Forked children with deadlines: the one way the crash workers and the race's processes
-are started and ended.
+"""Forked children with deadlines: the one way the sandbox, the crash workers and the race's
+processes are started and ended.
 
 Children are forked from the warm parent, never spawned (a fork + SIGKILL costs ~18 ms, a
 fresh interpreter ~48 ms, CONTEXT.md section 3). A child never returns into the parent's
 code: it leaves through ``os._exit``. Every wait has a deadline; a child still running at its
 deadline is SIGKILLed, and every child is reaped.
+
+Each child leads a process group of its own, so a kill reaches whatever the target started
+(a migrator that runs a subprocess): ``reap`` kills the whole group, also when the child
+exited on its own and left something behind. A child's stdout and stderr (fd 1 and 2, so
+its subprocesses' too) go to the output file routed with ``route_output`` -- the running
+case's log -- instead of the progress lines; its stdin is /dev/null.
+
+``kill_all`` is for a signal handler: it kills every live child's group before the run
+unwinds, so nothing keeps writing into a folder that is being removed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
+import io
 import os
 import select
 import signal
+import sys
 import time
 import warnings
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 KILL_GRACE: Final = 10.0  # seconds a SIGKILLed child may take to die before we give up on it
 EXIT_RAISED: Final = 70  # EX_SOFTWARE: the child's own code raised instead of choosing a code
+
+_LONGEST_WAIT: Final = 86_400.0  # one wait's cap in seconds (poll's timeout is a C int of ms)
+_live: set[int] = set()  # children forked and not reaped yet; each leads its process group
+_routed: Path | None = None  # where children's fd 1 and 2 go (None: inherited)
 
 
 class WorkerTimeout(Exception):
     """A forked child outlived its deadline; it was killed (and reaped, unless SIGKILL failed)."""
 
 
-def fork() -> int:
-    """``os.fork()``, without the warning about forking a process that has threads."""
+def route_output(path: Path | None) -> None:
+    """Send the stdout and stderr of children forked from now on to ``path`` (None: inherit)."""
+    global _routed  # noqa: PLW0603 -- one routing per process, set per case by the runner
+    _routed = path
+
+
+def fork(*, output: Path | None = None) -> int:
+    """``os.fork()`` into a process group of its own, output to ``output`` (else the routed
+    file), without the warning about forking a process that has threads."""
+    for stream in (sys.stdout, sys.stderr):
+        # Text the parent has buffered must not be written twice (or into the child's log).
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
     with warnings.catch_warnings():
-        # Python 3.12+ warns when a process with threads (a pytest-xdist worker) forks. Our
-        # children run only the target and SQLite, then leave with os._exit: they never return
-        # into the parent's threaded code, which is the hazard that warning is about.
+        # Python 3.12+ warns when a process with threads (a pytest-xdist worker, the runner's
+        # heartbeat) forks. Our children run only the target and SQLite, then leave with
+        # os._exit: they never return into the parent's threaded code, which is the hazard
+        # that warning is about.
         warnings.simplefilter("ignore", DeprecationWarning)
-        return os.fork()
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        gc.disable()
+        _live.clear()
+        os.setpgid(0, 0)
+        where = output or _routed
+        if where is not None:
+            _redirect(where)
+        return 0
+    # Also here: whichever of the two runs first, the group exists before anyone signals it.
+    with contextlib.suppress(OSError):
+        os.setpgid(pid, pid)
+    _live.add(pid)
+    return pid
+
+
+def _redirect(path: Path) -> None:  # pragma: no cover - runs in a forked child
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:
+        return  # the log's folder is gone (a context from an earlier test): keep the parent's
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    # New objects over the new descriptors: the inherited sys.stdout may be pytest's capture
+    # file, and unbuffered, so nothing is lost when the child leaves through os._exit.
+    sys.stdout = _text(1)
+    sys.stderr = _text(2)
+
+
+def _text(fd: int) -> io.TextIOWrapper:  # pragma: no cover - runs in a forked child
+    raw = io.FileIO(fd, "w", closefd=False)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True)
 
 
 def reap(pid: int, *, timeout: float) -> tuple[int, bool]:
-    """Wait up to ``timeout`` seconds for child ``pid`` to exit, SIGKILL it if it has not,
-    and reap it: its exit code (minus the signal that ended it) and whether we killed it.
+    """Wait up to ``timeout`` seconds for child ``pid`` to exit, SIGKILL its group if it has
+    not, and reap it: its exit code (minus the signal that ended it) and whether we killed it.
+    Whatever the child left running in its group is killed too.
 
+    Interrupted (a signal's exception), it kills and reaps before passing the exception on.
     Raises ``WorkerTimeout`` if the child is still there ``KILL_GRACE`` seconds after SIGKILL.
     """
-    killed = not _wait_exit(pid, timeout)
-    if killed:
-        with contextlib.suppress(ProcessLookupError):
+    try:
+        killed = not _wait_exit(pid, timeout)
+        if killed:
+            _kill_group(pid)
+            if not _wait_exit(pid, KILL_GRACE):
+                raise WorkerTimeout(f"child {pid} did not die within {KILL_GRACE} s of SIGKILL")
+    except WorkerTimeout:
+        raise
+    except BaseException:
+        _kill_group(pid)
+        if _wait_exit(pid, KILL_GRACE):
+            _collect(pid)
+        raise
+    _kill_group(pid)  # stragglers: the exited child is a zombie, so its group id is not reused
+    return _collect(pid), killed
+
+
+def kill_all() -> None:
+    """SIGKILL every live child's process group and wait (briefly) for the children to die.
+
+    For a signal handler: the children are left for their owners' ``finally`` to reap.
+    """
+    pids = list(_live)
+    for pid in pids:
+        _kill_group(pid)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            _wait_exit(pid, KILL_GRACE)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:  # no such group (the child was not yet its leader, or all are gone)
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        if not _wait_exit(pid, KILL_GRACE):
-            raise WorkerTimeout(f"child {pid} did not die within {KILL_GRACE} s of SIGKILL")
+
+
+def _collect(pid: int) -> int:
     _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), killed
+    _live.discard(pid)
+    return os.waitstatus_to_exitcode(status)
 
 
 def _wait_exit(pid: int, timeout: float) -> bool:
     """True once ``pid`` has exited (not yet reaped), False at the deadline."""
+    timeout = min(max(0.0, timeout), _LONGEST_WAIT)
     try:
         pidfd = os.pidfd_open(pid)
     except (AttributeError, OSError):  # no pidfd (old kernel): poll

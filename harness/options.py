@@ -15,6 +15,12 @@ from typing import Final
 JOURNAL_MODES: Final = ("delete", "wal")
 CRASH_MODES: Final = ("snapshot", "kill")
 MIN_RACE_PROCS: Final = 2  # one process racing itself proves nothing
+# Seconds one case may run before its target is killed and the case fails. A case of the
+# bundled example takes under 5 s (a race case with 3 rounds of 8 processes, the slowest),
+# and tens of seconds beside other test suites on 2 busy cores; a migrator of a real project,
+# with bigger fixtures and its own lock waits, may take some minutes. Ten minutes leaves room
+# for all of that while a hang still ends; --case-timeout raises it for slower targets.
+DEFAULT_CASE_TIMEOUT: Final = 600.0
 
 
 def whole_number(text: str, *, minimum: int) -> int:
@@ -24,6 +30,17 @@ def whole_number(text: str, *, minimum: int) -> int:
         raise ValueError(f"takes a whole number, got {text!r}") from None
     if value < minimum:
         raise ValueError(f"takes a number >= {minimum}, got {value}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A positive number of seconds: ``600``, ``2.5``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"takes a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"takes a number of seconds > 0, got {text!r}")
     return value
 
 

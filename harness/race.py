@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Final
 
 from migproof.engine import errors as engine_errors
 
-from . import forked, tracing
+from . import forked, sandbox, tracing
 from .race_pipe import READY, WARM, payload, qualified_name, send, signal_ready, wait_go
 from .race_verdict import Bounds, Outcome, OutcomeKind, WriterOutcome, is_kept
 from .race_writer import writer_main
@@ -135,6 +135,7 @@ def run_round(
     result lists one outcome per process, in index order; the caller judges it
     (``race_verdict``).
     """
+    target = sandbox.unwrap(target)  # each racing process runs it itself, traced
     bounds = bounds or Bounds()
     refusals = (
         lock_timeout_errors_of(target) if lock_timeout_errors is None else lock_timeout_errors

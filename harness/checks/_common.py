@@ -10,6 +10,7 @@ from .. import dbfiles
 from ..cases import Case, CheckResult, Status
 from ..context import Outcome, run_migrate
 from ..declared import internal_tables, min_supported, refusal_error
+from ..sandbox import describe, error_type, is_instance
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -73,22 +74,23 @@ def version_problem(ctx: Context, path: Path, expected: int) -> str | None:
     try:
         found = ctx.target.version(str(path))
     except Exception as err:
-        return f"version() raised {type(err).__name__}: {err}"
+        return f"version() raised {describe(err, with_traceback=True)}"
     return None if found == expected else f"version() is {found}, expected {expected}"
 
 
 def raised(outcome: Outcome) -> str:
-    return outcome.describe_error()
+    """What the target raised, for a failure's detail: with its traceback into the user's code."""
+    return outcome.describe_error(with_traceback=True)
 
 
 def typed_problem(ctx: Context, err: BaseException | None) -> str | None:
     """For a target that promises typed refusals (the engine): is ``err`` one of them?"""
     expected = refusal_error(ctx.target)
-    if expected is None or err is None or isinstance(err, expected):
+    if expected is None or err is None or is_instance(err, expected):
         return None
     return (
-        f"refused with an untyped {type(err).__module__}.{type(err).__name__}: {err} "
-        f"(expected a {expected.__name__})"
+        f"refused with an untyped {error_type(err)} (expected a {expected.__name__}): "
+        f"{describe(err, with_traceback=True)}"
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -25,6 +25,7 @@ from migproof.engine.schema import diff
 
 from .. import data, dbfiles
 from ..cases import Case, CheckResult, Status
+from ..context import progress, remaining
 from ..declared import declared_between, internal_tables
 from ..race import PAUSE_MAX, RoundResult, run_round
 from ..race_verdict import (
@@ -118,6 +119,10 @@ class _CaseRun:
     def target(self) -> Target:
         return self.ctx.target
 
+    def budgeted(self) -> Bounds:
+        """The bounds, with a round's deadline cut to what is left of the case's."""
+        return replace(self.bounds, deadline=min(self.bounds.deadline, remaining(self.ctx)))
+
 
 @dataclass(slots=True)
 class CaseRace:
@@ -148,7 +153,7 @@ class CaseRace:
         )
         solo_path = _copy(run.fixture, run.work / "uncontended.db")
         seed = f"{ctx.config.seed}:{case.id}:solo"
-        solo = run_round(run.target, solo_path, procs=1, seed=seed, bounds=run.bounds)
+        solo = run_round(run.target, solo_path, procs=1, seed=seed, bounds=run.budgeted())
         first = solo.outcomes[0]
         if first.kind is not OutcomeKind.MIGRATED:
             return (
@@ -201,7 +206,7 @@ class CaseRace:
             path,
             procs=procs,
             seed=self.seed(label),
-            bounds=self.run.bounds,
+            bounds=self.run.budgeted(),
             pause=pause,
             writer=writer,
         )
@@ -221,6 +226,7 @@ def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
     wall = writer_wait = 0.0
     writer_rows = 0
     for label in labels:
+        progress(ctx, f"round {label} of {len(labels)}")
         result, findings = race.round(label, procs=config.race_procs)
         wall += result.wall
         for o in result.outcomes:
