@@ -8,33 +8,47 @@ FINGERPRINT is ``<migproof version>:<12 hex>`` over the target's step checksums 
 declares them) or its reference schemas at every version. A replay computes it again and says
 so when it differs: the target or migproof changed, and a pass proves nothing about the
 recorded failure.
+
+Time is bounded per case (``RunConfig.case_timeout``): the target runs behind the sandbox
+(``harness/sandbox.py``), so a hung call is killed at the case's deadline and the case fails
+naming the call. The header is printed before any target code runs; a case that runs long
+prints a heartbeat line every ``HEARTBEAT`` seconds. Whatever the target printed during a
+failing case (its stdout and stderr) is shown with the failure, its last lines at least. A
+closed output pipe (``certify | head``) silences the run instead of ending it, so the exit
+code is still the verdict's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import io
 import json
+import os
 import platform
 import shlex
 import shutil
 import sqlite3
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO, cast
 
 from migproof import __version__
 
 from . import dbfiles
 from .cases import Case, CheckResult, RunConfig, Shard, Status, touches_since
 from .context import DEFAULT_ROWS, ReferenceError_, RunContext, safe_name
+from .options import DEFAULT_CASE_TIMEOUT
+from .sandbox import CaseTimeout
 from .spec import UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from typing import TypeAlias
 
     from .cases import Check, Context
@@ -43,6 +57,12 @@ if TYPE_CHECKING:
     # One planned case: the check and its case, or -- for a check whose enumeration failed --
     # no case and the failed result that stands for it.
     Planned: TypeAlias = tuple[Check, Case | None, CheckResult | None]
+
+HEARTBEAT: Final = 30.0  # seconds between "still running" lines of a long case
+OUTPUT_TAIL: Final = 40  # lines of the target's output shown with a failure
+_OUTPUT_READ: Final = 1 << 16  # bytes read from the end of an output log for its tail
+_LINE_WIDTH: Final = 300  # characters of one output line shown
+DETAIL_LINES: Final = 120  # lines of a failure's detail in the summary (the JSON has all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +173,8 @@ def reproduce_line(config: RunConfig, case: Case, fp: str, *, rows: int = DEFAUL
     ]
     if rows != DEFAULT_ROWS:
         parts.append(f"--rows {rows}")
+    if config.case_timeout != DEFAULT_CASE_TIMEOUT:
+        parts.append(f"--case-timeout {config.case_timeout:g}")
     if config.journal_modes != defaults.journal_modes:
         # Some checks work in the first mode only, and the fingerprint reads it: a replay in
         # other modes would not enumerate the case, or would say the fingerprint changed.
@@ -211,40 +233,50 @@ def run(
     rows: int = DEFAULT_ROWS,
     out: TextIO = sys.stdout,
     on_result: Callable[[CheckResult], None] | None = None,
+    workdir_kept: bool = True,
+    heartbeat: float = HEARTBEAT,
 ) -> Report:
-    ctx = RunContext(target, config, rows=rows)
-    fp = fingerprint(ctx)
-    report = Report(target, config, fp, selection=selection)
-    if selection.expect is not None and selection.expect != fp:
-        report.expect_mismatch = (
-            f"fingerprint mismatch: the line was recorded with {selection.expect}, "
-            f"this run is {fp}. "
-            "The target's steps (or migproof) changed since; this replay does not necessarily "
-            "exercise the recorded failure."
-        )
-        print(f"migproof: warning: {report.expect_mismatch}", file=out)
-    planned = plan(ctx, selection)
-    if selection.case_id is not None and not planned:
-        planned = _unlisted_case(selection)
-        if not planned:
-            raise UsageError(_no_such_case(ctx, selection))
+    """Run the selected cases, printing progress to ``out``; ``workdir_kept`` says whether
+    ``config.workdir`` outlives the run (a failure then names its output log there)."""
+    out = cast("TextIO", _PipeSafe(out))
+    # Before any target code runs (the fingerprint may build reference DBs): a target that
+    # hangs at once still shows what is being certified.
     print(
         f"migproof certify: {target.name} (head {target.head}), seed {config.seed}, "
-        f"{len(planned)} cases, journal modes {','.join(config.journal_modes)}, fingerprint {fp}",
+        f"journal modes {','.join(config.journal_modes)}, "
+        f"case deadline {config.case_timeout:g} s",
         file=out,
+        flush=True,
     )
-    width = len(str(len(planned)))
-    for i, planned_case in enumerate(planned, 1):
-        result = run_case(ctx, planned_case, fp, rows=rows)
-        report.results.append(result)
-        _progress(out, i, len(planned), width, result)
-        if result.status is Status.FAIL and config.keep_failures is not None:
-            _keep(ctx, result, config.keep_failures)
-        # A passing case's copies are litter; a failing one's are evidence (--keep-failures,
-        # --workdir).
-        ctx.end_case(keep=result.status is Status.FAIL)
-        if on_result is not None:
-            on_result(result)
+    ctx = RunContext(target, config, rows=rows)
+    ctx.workdir_kept = workdir_kept
+    try:
+        fp = fingerprint(ctx)
+        report = Report(target, config, fp, selection=selection)
+        if selection.expect is not None and selection.expect != fp:
+            report.expect_mismatch = (
+                f"fingerprint mismatch: the line was recorded with {selection.expect}, "
+                f"this run is {fp}. "
+                "The target's steps (or migproof) changed since; this replay does not "
+                "necessarily exercise the recorded failure."
+            )
+            print(f"migproof: warning: {report.expect_mismatch}", file=out)
+        planned = plan(ctx, selection)
+        if selection.case_id is not None and not planned:
+            planned = _unlisted_case(selection)
+            if not planned:
+                raise UsageError(_no_such_case(ctx, selection))
+        print(f"{len(planned)} cases, fingerprint {fp}", file=out, flush=True)
+        width = len(str(len(planned)))
+        with _heartbeat(ctx, out, heartbeat):
+            for i, planned_case in enumerate(planned, 1):
+                result = run_case(ctx, planned_case, fp, rows=rows)
+                report.results.append(result)
+                _progress(out, i, len(planned), width, result)
+                if on_result is not None:
+                    on_result(result)
+    finally:
+        ctx.close()
     print_summary(report, out)
     return report
 
@@ -252,29 +284,160 @@ def run(
 def run_case(
     ctx: RunContext, planned: Planned, fp: str, *, rows: int = DEFAULT_ROWS
 ) -> CheckResult:
-    """Run one planned case (timing, reproduction line): ``certify``'s and the plugin's entry."""
+    """Run one planned case (deadline, timing, the target's output with a failure, the
+    reproduction line, ``--keep-failures``): ``certify``'s and the plugin's entry."""
     check, case, early = planned
     if case is None:
         assert early is not None
+        # The check failed to enumerate: what the target printed then is in the setup log.
         return dataclasses.replace(
-            early, reproduce=reproduce_line(ctx.config, early.case, fp, rows=rows)
+            early,
+            detail=early.detail + _output_tail(ctx.setup_output, None),
+            reproduce=reproduce_line(ctx.config, early.case, fp, rows=rows),
         )
     ctx.begin_case(case)
-    started = time.perf_counter()
+    failed = True
+    try:
+        started = time.perf_counter()
+        result = _checked(ctx, check, case)
+        result = dataclasses.replace(
+            result,
+            reproduce=result.reproduce or reproduce_line(ctx.config, case, fp, rows=rows),
+            duration=result.duration or (time.perf_counter() - started),
+        )
+        failed = result.status is Status.FAIL
+        if failed:
+            keep = ctx.config.keep_failures
+            kept_log = keep / safe_name(case.id) / "output.log" if keep is not None else None
+            shown = kept_log or (ctx.output() if ctx.workdir_kept else None)
+            result = dataclasses.replace(
+                result, detail=result.detail + _output_tail(ctx.output(), shown)
+            )
+            if keep is not None:
+                _keep(ctx, result, keep)
+        return result
+    finally:
+        # A passing case's copies are litter; a failing one's are evidence (--keep-failures,
+        # --workdir).
+        ctx.end_case(keep=failed)
+
+
+def _checked(ctx: RunContext, check: Check, case: Case) -> CheckResult:
+    """``check.run``, with a hung target, a harness bug or an overrun deadline as a FAIL."""
     try:
         result = check.run(ctx, case)
     except ReferenceError_ as err:
-        result = CheckResult(case, Status.FAIL, str(err))
+        return CheckResult(case, Status.FAIL, str(err))
+    except CaseTimeout as err:
+        return CheckResult(
+            case,
+            Status.FAIL,
+            f"{err.call} was still running when the case's deadline ran out "
+            f"({err.waited:.0f} s into the call); its process group was killed. "
+            + _deadline_advice(ctx.config),
+        )
     except Exception as err:
         tb = traceback.format_exception(err)[-3:]
-        result = CheckResult(
+        return CheckResult(
             case, Status.FAIL, f"the check itself raised {type(err).__name__}: {err}\n{''.join(tb)}"
         )
-    return dataclasses.replace(
-        result,
-        reproduce=result.reproduce or reproduce_line(ctx.config, case, fp, rows=rows),
-        duration=result.duration or (time.perf_counter() - started),
+    if result.status is Status.FAIL and ctx.expired():
+        # The check's own waits (race rounds, crash workers) were cut to the case's deadline.
+        return dataclasses.replace(
+            result,
+            detail=f"the case ran out of its deadline; {_deadline_advice(ctx.config)} "
+            f"What the check saw then:\n{result.detail}",
+        )
+    return result
+
+
+def _deadline_advice(config: RunConfig) -> str:
+    return (
+        f"A case may take {config.case_timeout:g} s; a target that needs longer: "
+        "--case-timeout SECONDS (pytest: --migproof-case-timeout, [tool.migproof] case_timeout)."
     )
+
+
+def _output_tail(log: Path, shown: Path | None) -> str:
+    """The last ``OUTPUT_TAIL`` lines the target printed into ``log`` ("" when it printed
+    nothing), for a failure's detail; ``shown`` is where the whole log can be read."""
+    try:
+        with log.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - _OUTPUT_READ))
+            data = f.read()
+    except OSError:
+        return ""
+    if not data.strip():
+        return ""
+    lines = data.decode("utf-8", "backslashreplace").splitlines()
+    if size > len(data):
+        lines = lines[1:]  # the first one is cut
+    tail = lines[-OUTPUT_TAIL:]
+    where = f"; all of it in {shown}" if shown is not None else ""
+    head = f"\nthe target's output (stdout and stderr), last {len(tail)} lines{where}:"
+    return head + "".join(f"\n  | {line[:_LINE_WIDTH]}" for line in tail)
+
+
+@contextlib.contextmanager
+def _heartbeat(ctx: RunContext, out: TextIO, interval: float) -> Iterator[None]:
+    """While the cases run, a thread prints "... <case> still running after N s: <what>" for
+    a case that has run ``interval`` seconds since its start or its last such line."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        printed = 0.0
+        while not stop.wait(min(interval, 1.0)):
+            running = ctx.running()
+            now = time.monotonic()
+            if running is not None and now - max(running[0], printed) >= interval:
+                print(f"... {running[1]}", file=out, flush=True)
+                printed = now
+
+    thread = threading.Thread(target=beat, name="migproof-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+class _PipeSafe(io.TextIOBase):
+    """The run's output, whole lines from two threads; once its pipe is closed (``| head``)
+    every write goes to /dev/null, so the run goes on to its verdict and exit code."""
+
+    def __init__(self, out: TextIO) -> None:
+        super().__init__()
+        self._out = out
+        self._lock = threading.RLock()
+        self._broken = False
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            if not self._broken:
+                try:
+                    self._out.write(text)
+                except BrokenPipeError:
+                    self._silence()
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if not self._broken:
+                try:
+                    self._out.flush()
+                except BrokenPipeError:
+                    self._silence()
+
+    def _silence(self) -> None:
+        self._broken = True
+        # Later writes to the same descriptor (the interpreter's own flush at exit, a
+        # "certificate written" line) must not fail again: point it at /dev/null.
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._out.fileno())
+            os.close(null)
 
 
 def _progress(out: TextIO, i: int, n: int, width: int, r: CheckResult) -> None:
@@ -309,7 +472,13 @@ def print_summary(report: Report, out: TextIO) -> None:
 
 
 def _indent(text: str) -> str:
-    return "\n".join("  " + line for line in text.splitlines()[:40])
+    lines = text.splitlines()
+    cut = (
+        [f"... {len(lines) - DETAIL_LINES} more lines in the certificate (--json)"]
+        if len(lines) > DETAIL_LINES
+        else []
+    )
+    return "\n".join("  " + line for line in lines[:DETAIL_LINES] + cut)
 
 
 def _keep(ctx: RunContext, result: CheckResult, dest: Path) -> None:
@@ -320,6 +489,8 @@ def _keep(ctx: RunContext, result: CheckResult, dest: Path) -> None:
     for db in ctx.case_shared():
         if db.exists():
             dbfiles.copy(db, folder / db.name)
+    if ctx.output().exists():
+        shutil.copyfile(ctx.output(), folder / "output.log")
     (folder / "README.txt").write_text(
         f"{result.case.id}\n\n{result.detail}\n\nreproduce: {result.reproduce}\n"
     )

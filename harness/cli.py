@@ -7,9 +7,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import os
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,6 +21,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import options
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import FrameType
+
     from .cases import Shard
 
 T = TypeVar("T")
@@ -83,6 +90,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         default=DEFAULT_ROWS,
         metavar="N",
         help=f"max rows per table in fixtures (default {DEFAULT_ROWS})",
+    )
+    p.add_argument(
+        "--case-timeout",
+        type=_seconds,
+        default=defaults.case_timeout,
+        metavar="SECONDS",
+        help=(
+            "kill the target and fail the case when one case runs longer "
+            f"(default {defaults.case_timeout:g})"
+        ),
     )
     p.add_argument(
         "--keep-failures", type=Path, metavar="DIR", help="copy each failing case's files into DIR"
@@ -156,7 +173,76 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     f.set_defaults(handler=freeze_command)
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: the run unwinds (its ``finally`` blocks remove temporary folders)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_end_the_run() -> Iterator[None]:
+    """SIGINT and SIGTERM kill the target's process groups first, then unwind the run."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del frame
+        from . import forked
+
+        forked.kill_all()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (an embedding program's worker thread)
+        return
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Refuse, before anything runs, an output path that cannot be written: a usage error."""
+    from .spec import UsageError
+
+    for option, path, is_folder in (
+        ("--json", args.json, False),
+        ("--markdown", args.markdown, False),
+        ("--keep-failures", args.keep_failures, True),
+    ):
+        if path is None:
+            continue
+        problem = _unwritable(Path(path), is_folder=is_folder)
+        if problem:
+            raise UsageError(f"{option} {path}: {problem}. Nothing was run.")
+
+
+def _unwritable(path: Path, *, is_folder: bool) -> str | None:
+    if path.exists():
+        if path.is_dir() != is_folder:
+            return "is a folder" if path.is_dir() else "is not a folder"
+        if not os.access(path if is_folder else path.parent, os.W_OK):
+            return "is not writable"
+        return None
+    parent = path.parent
+    if not parent.is_dir():
+        return f"its folder {parent} does not exist"
+    if not os.access(parent, os.W_OK):
+        return f"its folder {parent} is not writable"
+    return None
+
+
 def certify_command(args: argparse.Namespace) -> int:
+    check_output_paths(args)
+    with _signals_end_the_run():
+        return _certify(args)
+
+
+def _certify(args: argparse.Namespace) -> int:
     from .cases import RunConfig
     from .certify import Selection, run, write_certificate
     from .checks import select
@@ -168,9 +254,9 @@ def certify_command(args: argparse.Namespace) -> int:
     checks = select(args.only)
     workdir = args.workdir
     temporary = workdir is None
-    if temporary:
-        workdir = Path(tempfile.mkdtemp(prefix="migproof-certify-"))
     try:
+        if temporary:
+            workdir = Path(tempfile.mkdtemp(prefix="migproof-certify-"))
         config = RunConfig(
             spec=spec,
             seed=args.seed,
@@ -182,6 +268,7 @@ def certify_command(args: argparse.Namespace) -> int:
             keep_failures=args.keep_failures,
             fixtures_dir=args.fixtures or default_fixtures(),
             project=project,
+            case_timeout=args.case_timeout,
         )
         selection = Selection(checks, args.case, args.expect, since=args.since, shard=args.shard)
         if args.list:
@@ -189,11 +276,16 @@ def certify_command(args: argparse.Namespace) -> int:
             from .context import RunContext
 
             ctx = RunContext(target, config, rows=args.rows)
-            for planned in plan(ctx, selection):
-                failed = planned[1] is None
-                print(case_of(planned).id + (" (cannot enumerate)" if failed else ""))
+            try:
+                for planned in plan(ctx, selection):
+                    failed = planned[1] is None
+                    print(case_of(planned).id + (" (cannot enumerate)" if failed else ""))
+            finally:
+                ctx.close()
             return 0
-        report = run(target, config, selection, rows=args.rows, out=sys.stdout)
+        report = run(
+            target, config, selection, rows=args.rows, out=sys.stdout, workdir_kept=not temporary
+        )
         if args.json is not None:
             write_certificate(report, args.json)
             print(f"certificate written to {args.json}")
@@ -204,7 +296,7 @@ def certify_command(args: argparse.Namespace) -> int:
             print(f"summary written to {args.markdown}")
         return 0 if report.verdict == "pass" else 1
     finally:
-        if temporary:
+        if temporary and workdir is not None:
             import shutil
 
             shutil.rmtree(workdir, ignore_errors=True)
@@ -272,3 +364,4 @@ _race_procs = _argparse_type(
 )
 _names = _argparse_type(options.check_names)
 _modes = _argparse_type(options.journal_modes)
+_seconds = _argparse_type(options.seconds)

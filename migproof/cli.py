@@ -3,12 +3,14 @@
 ``migrate``, ``status`` and ``plan`` come from ``migproof.engine.cli``; ``certify`` and
 ``freeze`` from ``migproof.harness.cli``, which imports Hypothesis only when one of them runs,
 so the engine's commands stay fast. Every refusal leaves through ``MigproofError.exit_code``;
-nothing reaches the user as a bare traceback.
+nothing reaches the user as a bare traceback. A closed output pipe (``| head``) ends a command
+quietly; ``certify`` goes on to its verdict and exits with its code.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING, Final
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 
 EXIT_INTERNAL: Final = 70  # EX_SOFTWARE: a bug in migproof itself, never a verdict on the DB
 EXIT_INTERRUPTED: Final = 130
+EXIT_PIPE_CLOSED: Final = 141  # 128 + SIGPIPE, what a shell reports for a command ended by it
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from migproof.engine.errors import MigproofError
+    from migproof.harness.cli import Terminated
 
     args = build_parser().parse_args(argv)
     try:
@@ -49,6 +53,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("migproof: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated as err:
+        print(f"migproof: terminated ({err}).", file=sys.stderr)
+        return 128 + err.signum
+    except BrokenPipeError:
+        # The reader went away (``| head``): not an error of ours, and nothing more to say.
+        # Later writes (the interpreter's flush at exit) go to /dev/null instead of failing.
+        with contextlib.suppress(OSError, ValueError):  # io.UnsupportedOperation: no fd
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+            os.close(null)
+        return EXIT_PIPE_CLOSED
     except Exception as err:
         print(
             f"migproof: internal error: {type(err).__name__}: {err}\n"
