@@ -329,13 +329,13 @@ def _checked(ctx: RunContext, check: Check, case: Case) -> CheckResult:
     except ReferenceError_ as err:
         return CheckResult(case, Status.FAIL, str(err))
     except CaseTimeout as err:
-        return CheckResult(
-            case,
-            Status.FAIL,
+        what = (
             f"{err.call} was still running when the case's deadline ran out "
-            f"({err.waited:.0f} s into the call); its process group was killed. "
-            + _deadline_advice(ctx.config),
+            f"({err.waited:.0f} s into the call); its process group was killed."
+            if err.started
+            else f"the case's deadline ran out before {err.call} could start."
         )
+        return CheckResult(case, Status.FAIL, f"{what} {_deadline_advice(ctx.config)}")
     except Exception as err:
         tb = traceback.format_exception(err)[-3:]
         return CheckResult(

@@ -169,7 +169,7 @@ class RunContext:
                     dbfiles.remove(tmp)
                     building = f"{err.call}, building the clean v{version} {journal_mode} reference"
                     if self._case is not None:
-                        raise CaseTimeout(building, err.waited) from None
+                        raise CaseTimeout(building, err.waited, started=err.started) from None
                     failure = ReferenceError_(self._target.name, version, journal_mode, err)
                     self._unbuildable[(version, journal_mode)] = failure
                     raise failure from None

@@ -9,11 +9,18 @@ reference and fixture databases through one cache folder (files are built under 
 name and renamed, so a worker never sees half a file). A failing item prints what was found,
 what was expected, and the one command line that replays it.
 
+Collection: pytest offers every file it walks to ``pytest_collect_file``, so a plain ``pytest``
+in the project's folder reaches its ``pyproject.toml`` -- unless the project sets
+``testpaths``, when pytest walks only those folders. Then (and only then: paths named on the
+command line are the user's choice) ``pytest_configure`` adds the rootdir's ``pyproject.toml``
+to what is collected, when it has a ``[tool.migproof]`` table.
+
 Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``), ``seed``, ``journal_modes``,
-``rows``, ``checks``, ``crash_mode``, ``race_procs``, ``race_rounds``, ``fixtures``; each but the
-last can be overridden by its ``--migproof-*`` option (``--migproof-spec`` for ``steps``,
-``--migproof-only`` for ``checks``, else the key's own name), and a key's value is checked as
-its option's is. ``--migproof-since`` has no key. ``--no-migproof`` turns collection off.
+``rows``, ``checks``, ``crash_mode``, ``race_procs``, ``race_rounds``, ``case_timeout``,
+``fixtures``; each but the last can be overridden by its ``--migproof-*`` option
+(``--migproof-spec`` for ``steps``, ``--migproof-only`` for ``checks``, else the key's own
+name), and a key's value is checked as its option's is. ``--migproof-since`` has no key.
+``--no-migproof`` turns collection off.
 
 Fixtures for hand-written tests: ``migproof_target``, and ``migproof_db_at(version, ...)``,
 which returns the path of a private copy of a seeded, populated database at that version --
@@ -65,6 +72,7 @@ class Settings:
     crash_mode: str | None
     race_procs: int | None
     race_rounds: int | None
+    case_timeout: float | None
     fixtures_dir: Path | None  # frozen fixtures: [tool.migproof] fixtures, else <root>/fixtures
     table: Mapping[str, Any]  # the whole [tool.migproof] table (declarations beside the SPEC)
 
@@ -98,6 +106,7 @@ _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
         ("--migproof-crash-mode", options.crash_mode),
         ("--migproof-race-procs", partial(options.whole_number, minimum=options.MIN_RACE_PROCS)),
         ("--migproof-race-rounds", partial(options.whole_number, minimum=1)),
+        ("--migproof-case-timeout", options.seconds),
     )
 }
 
@@ -160,6 +169,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=_PARSERS["--migproof-race-rounds"],
         help="rounds per race case",
     )
+    group.addoption(
+        "--migproof-case-timeout",
+        metavar="SECONDS",
+        type=_PARSERS["--migproof-case-timeout"],
+        help=(
+            "kill the target and fail the item when one case runs longer "
+            f"(default {options.DEFAULT_CASE_TIMEOUT:g})"
+        ),
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -173,6 +191,23 @@ def pytest_configure(config: pytest.Config) -> None:
         from hypothesis import settings
 
         settings.load_profile("ci")
+    _collect_beside_testpaths(config)
+
+
+def _collect_beside_testpaths(config: pytest.Config) -> None:
+    """With ``testpaths`` set and no paths given, pytest walks only those folders: add the
+    rootdir's pyproject.toml, so plain ``pytest`` still certifies the project."""
+    if config.args_source is not pytest.Config.ArgsSource.TESTPATHS:
+        return
+    if config.getoption("--no-migproof"):
+        return
+    pyproject = config.rootpath / "pyproject.toml"
+    if not pyproject.is_file() or _read_table(pyproject) is None:
+        return
+    walked = [(config.rootpath / arg).resolve() for arg in config.args]
+    if any(pyproject.resolve().is_relative_to(folder) for folder in walked):
+        return  # a test path is the rootdir itself (testpaths = ["."]): collected already
+    config.args.append(str(pyproject))
 
 
 def _read_table(pyproject: Path) -> dict[str, Any] | None:
@@ -216,6 +251,7 @@ def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) 
         crash_mode=pick("--migproof-crash-mode", "crash_mode"),
         race_procs=pick("--migproof-race-procs", "race_procs"),
         race_rounds=pick("--migproof-race-rounds", "race_rounds"),
+        case_timeout=pick("--migproof-case-timeout", "case_timeout"),
         fixtures_dir=fixtures_dir(pyproject.parent, table),
         table=MappingProxyType(table),
     )
@@ -312,6 +348,7 @@ class _Session:
                 ("crash_mode", settings.crash_mode),
                 ("race_procs", settings.race_procs),
                 ("race_rounds", settings.race_rounds),
+                ("case_timeout", settings.case_timeout),
             )
             if v is not None
         }

@@ -66,13 +66,22 @@ class CaseTimeout(BaseException):
     A ``BaseException`` so that no check's ``except Exception`` turns a hang into a refusal.
     """
 
-    def __init__(self, call: str, waited: float) -> None:
-        super().__init__(f"{call} did not return within {waited:.1f} s")
+    def __init__(self, call: str, waited: float, *, started: bool = True) -> None:
+        super().__init__(
+            f"{call} did not return within {waited:.1f} s"
+            if started
+            else f"no time was left to start {call}"
+        )
         self.call = call
         self.waited = waited
+        self.started = started  # False: the deadline had passed before the call
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.call, self.waited))
+        return (_case_timeout, (self.call, self.waited, self.started))
+
+
+def _case_timeout(call: str, waited: float, started: bool) -> CaseTimeout:
+    return CaseTimeout(call, waited, started=started)
 
 
 class TargetDied(Exception):
@@ -179,7 +188,7 @@ class Sandboxed:
         label = _label(method, args)
         timeout = self._budget.remaining()
         if timeout <= 0:
-            raise CaseTimeout(label, 0.0)
+            raise CaseTimeout(label, 0.0, started=False)
         request = pickle.dumps((method, args, dict(kwargs or {})))
         with self._lock:
             if self._worker is None:

@@ -237,6 +237,8 @@ def test_a_check_that_cannot_enumerate_is_a_failed_item(pytester: pytest.Pyteste
         ("seed = -1", [], "*seed*>= 0, got -1*"),
         ("rows = 6.5", [], "*rows*whole number*"),
         ('crash_mode = "bogus"', [], "*crash_mode*snapshot*kill*"),
+        ("case_timeout = 0", [], "*case_timeout*seconds > 0, got '0'*"),
+        ("", ["--migproof-case-timeout", "soon"], "*--migproof-case-timeout takes a number*"),
     ],
 )
 def test_bad_table_values_are_usage_errors_as_the_options_are(
@@ -283,3 +285,95 @@ def test_each_pyproject_is_certified_with_its_own_table(pytester: pytest.Pyteste
     result.stdout.no_fnmatch_line("b/pyproject.toml::step-by-step[[]v1->v2*")
     # And each runs against its own reference databases (the cache is per project).
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=3)
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["plain", "xdist"])
+def test_plain_pytest_certifies_a_project_that_sets_testpaths(
+    pytester: pytest.Pytester, xdist: list[str]
+) -> None:
+    # Most projects set testpaths; pytest then walks only those folders, never reaching the
+    # pyproject.toml at the root. The plugin adds it to what is collected.
+    pytester.makepyprojecttoml(
+        '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n\n'
+        '[tool.migproof]\nsteps = "myapp.migrations:STEPS"\n'
+        'checks = ["step-by-step"]\njournal_modes = ["delete"]\nrows = 4\n'
+    )
+    (pytester.mkpydir("myapp") / "migrations.py").write_text(STEPS_MODULE)
+    (pytester.mkdir("tests") / "test_app.py").write_text("def test_app():\n    pass\n")
+    result = pytester.runpytest_subprocess(*xdist, "-p", "no:cacheprovider", "-rA")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*2 certification cases: 2 passed or skipped, 0 failed*",
+            "PASSED pyproject.toml::step-by-step[[]v0->v1,delete[]]",
+            "PASSED pyproject.toml::step-by-step[[]v1->v2,delete[]]",
+        ]
+    )
+
+
+def test_paths_on_the_command_line_are_collected_as_given(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(
+        '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n\n'
+        '[tool.migproof]\nsteps = "myapp.migrations:STEPS"\n'
+    )
+    (pytester.mkpydir("myapp") / "migrations.py").write_text(STEPS_MODULE)
+    (pytester.mkdir("tests") / "test_app.py").write_text("def test_app():\n    pass\n")
+    result = pytester.runpytest_subprocess("tests", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*certification cases*")
+
+
+def test_testpaths_that_include_the_root_collect_each_item_once(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyprojecttoml(
+        '[tool.pytest.ini_options]\ntestpaths = ["."]\n\n'
+        '[tool.migproof]\nsteps = "myapp.migrations:STEPS"\n'
+        'checks = ["step-by-step"]\njournal_modes = ["delete"]\n'
+    )
+    (pytester.mkpydir("myapp") / "migrations.py").write_text(STEPS_MODULE)
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider")
+    assert [ln for ln in result.outlines if "::" in ln] == [
+        "pyproject.toml::step-by-step[v0->v1,delete]",
+        "pyproject.toml::step-by-step[v1->v2,delete]",
+    ]
+
+
+HANGING_TARGET = textwrap.dedent(
+    """
+    import time
+
+    from myapp.broken import Target
+
+    class Hangs(Target):
+        name = "hangs"
+
+        def migrate(self, db_path, target=None):
+            if target is None and self.version(db_path) == 1:
+                while True:
+                    time.sleep(3600)
+            super().migrate(db_path, target)
+
+    TARGET = Hangs()
+    """
+)
+
+
+def test_a_hung_target_fails_its_item_at_the_case_timeout(pytester: pytest.Pytester) -> None:
+    make_project(
+        pytester,
+        "myapp/hangs.py:TARGET",
+        'checks = ["idempotent-rerun", "step-by-step"]\njournal_modes = ["delete"]',
+    )
+    (pytester.path / "myapp" / "hangs.py").write_text(HANGING_TARGET)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--migproof-case-timeout", "3")
+    # idempotent-rerun[v1->v1]: migrate() on a file at head hangs; step-by-step[v0->v1] names
+    # its target version, so it does not.
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*migrate('.../*/db.sqlite', None)*",
+            "*reproduce: migproof certify *--case-timeout 3*",
+        ]
+    )
+    assert "the case's deadline ran out" in result.stdout.str()
