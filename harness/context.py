@@ -329,8 +329,8 @@ class ReferenceError_(Exception):
 
     def __init__(self, target: str, version: int, journal_mode: str, cause: BaseException) -> None:
         what = (
-            f"did not finish: {cause} (the deadline of one call outside any case; "
-            "--case-timeout sets it)"
+            f"did not return within {cause.waited:.0f} s, before the cases began "
+            "(--case-timeout sets that deadline too); its process group was killed"
             if isinstance(cause, CaseTimeout)
             else f"raised {describe(cause, with_traceback=True)}"
         )

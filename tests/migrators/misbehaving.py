@@ -118,3 +118,19 @@ RAISES_FROM_HELPER = RaisesFromHelper("raises-from-helper")
 RAISES_UNPICKLABLE = RaisesUnpicklable("raises-unpicklable")
 DIES = Dies("dies")
 WAITS = WaitsForFlag("waits")
+
+
+class HangsAtTwo(PerStepTarget):
+    """Hangs building the clean v2 reference (empty file, target version 2); appends a line
+    to ``hung-at-2`` each time."""
+
+    def migrate(self, db_path: str, target: int | None = None) -> None:
+        if target == 2 and self.version(db_path) == 0:
+            with (markers() / "hung-at-2").open("a") as f:
+                f.write(f"{os.getpid()}\n")
+            while True:
+                time.sleep(3600)
+        run_per_step(db_path, target)
+
+
+HANGS_AT_TWO = HangsAtTwo("hangs-at-two")

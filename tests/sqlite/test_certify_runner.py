@@ -72,6 +72,27 @@ def test_a_hung_target_fails_its_case_at_the_deadline(
         assert not alive(grandchild)
 
 
+def test_a_reference_that_hangs_before_the_cases_is_waited_for_once(
+    markers: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    only = ["--only", "fresh-equivalence,step-by-step", "--case-timeout", "2", *SMALL]
+    assert main(["certify", f"{MIGRATORS}:HANGS_AT_TWO", *only]) == 1
+    out = capsys.readouterr().out
+    # The fingerprint builds every reference first: v2's build hangs there, once. Every case
+    # that needs v2 then fails at once with that, instead of waiting its own deadline.
+    assert len((markers / "hung-at-2").read_text().split()) == 1
+    failed = [ln for ln in out.splitlines() if ln.startswith("FAIL ")]
+    assert failed == [
+        "FAIL fresh-equivalence[v2->v3,delete]",
+        "FAIL step-by-step[v1->v2,delete]",
+        "FAIL step-by-step[v2->v3,delete]",
+    ]
+    # ... each in its progress line and again in the summary.
+    assert out.count("migrate(empty, 2) in delete mode did not return within 2 s") == 2 * len(
+        failed
+    )
+
+
 def test_the_header_is_printed_before_any_target_code_runs(markers: Path) -> None:
     class CountsCalls(PerStepTarget):
         def migrate(self, db_path: str, target: int | None = None) -> None:
