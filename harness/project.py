@@ -31,10 +31,18 @@ class Project:
     root: Path = Path()
     table: Mapping[str, Any] = field(default_factory=_empty)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A mappingproxy does not pickle; the crash pool sends RunConfig to its workers.
+        return (_project, (self.root, dict(self.table)))
+
     def section(self, key: str) -> Mapping[str, Any]:
         """A sub-table (``changes``, ``columns``...), empty when absent or not a table."""
         found = self.table.get(key)
         return found if isinstance(found, Mapping) else _empty()
+
+
+def _project(root: Path, table: dict[str, Any]) -> Project:
+    return Project(root, MappingProxyType(table))
 
 
 NO_PROJECT = Project()
