@@ -62,7 +62,7 @@ HEARTBEAT: Final = 30.0  # seconds between "still running" lines of a long case
 OUTPUT_TAIL: Final = 40  # lines of the target's output shown with a failure
 _OUTPUT_READ: Final = 1 << 16  # bytes read from the end of an output log for its tail
 _LINE_WIDTH: Final = 300  # characters of one output line shown
-DETAIL_LINES: Final = 120  # lines of a failure's detail in the summary (the JSON has all)
+_DETAIL_LINES: Final = 120  # lines of a failure's detail in the summary (the JSON has all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +345,7 @@ def _checked(ctx: RunContext, check: Check, case: Case) -> CheckResult:
         # The check's own waits (race rounds, crash workers) were cut to the case's deadline.
         return dataclasses.replace(
             result,
-            detail=f"the case ran out of its deadline; {_deadline_advice(ctx.config)} "
+            detail=f"the case ran out of its deadline. {_deadline_advice(ctx.config)} "
             f"What the check saw then:\n{result.detail}",
         )
     return result
@@ -404,8 +404,9 @@ def _heartbeat(ctx: RunContext, out: TextIO, interval: float) -> Iterator[None]:
 
 
 class _PipeSafe(io.TextIOBase):
-    """The run's output, whole lines from two threads; once its pipe is closed (``| head``)
-    every write goes to /dev/null, so the run goes on to its verdict and exit code."""
+    """The run's output, written by the run and its heartbeat thread one write at a time; once
+    its pipe is closed (``| head``) every write goes to /dev/null, so the run goes on to its
+    verdict and exit code."""
 
     def __init__(self, out: TextIO) -> None:
         super().__init__()
@@ -474,11 +475,11 @@ def print_summary(report: Report, out: TextIO) -> None:
 def _indent(text: str) -> str:
     lines = text.splitlines()
     cut = (
-        [f"... {len(lines) - DETAIL_LINES} more lines in the certificate (--json)"]
-        if len(lines) > DETAIL_LINES
+        [f"... {len(lines) - _DETAIL_LINES} more lines in the certificate (--json)"]
+        if len(lines) > _DETAIL_LINES
         else []
     )
-    return "\n".join("  " + line for line in lines[:DETAIL_LINES] + cut)
+    return "\n".join("  " + line for line in lines[:_DETAIL_LINES] + cut)
 
 
 def _keep(ctx: RunContext, result: CheckResult, dest: Path) -> None:

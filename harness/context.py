@@ -18,7 +18,7 @@ Target code runs only in forked children (``sandbox``): ``RunContext.target`` is
 behind a ``Sandboxed`` proxy, with this context as its budget -- each call gets what is left
 of the running case's deadline (``config.case_timeout`` from ``begin_case``), and writes its
 output to the case's log. Code that forks its own children and runs the target inside them
-takes ``raw_target`` (or ``sandbox.unwrap``). ``remaining(ctx)`` and ``progress(ctx, note)``
+takes ``sandbox.unwrap(ctx.target)``. ``remaining(ctx)`` and ``progress(ctx, note)``
 let a check bound its own waits by the case's deadline and say what it is doing, for the
 runner's heartbeat lines; both work on any ``Context``.
 """
@@ -89,7 +89,6 @@ class RunContext:
         edge_values: bool = True,
         reuse: bool = False,
     ) -> None:
-        self._raw_target = target
         self._target = Sandboxed(target, self)
         self._config = config
         self.rows = rows
@@ -129,11 +128,6 @@ class RunContext:
     def target(self) -> Target:
         """The target behind the sandbox: each call runs in a forked child, under a deadline."""
         return self._target
-
-    @property
-    def raw_target(self) -> Target:
-        """The target itself, for code that runs it inside forked children of its own."""
-        return self._raw_target
 
     @property
     def config(self) -> RunConfig:
@@ -240,7 +234,6 @@ class RunContext:
 
     def begin_case(self, case: Case) -> None:
         """Start ``case``'s deadline and output log (forked children write to it)."""
-        self._target.stop()  # a fresh worker: nothing a target keeps in memory crosses cases
         self._case_scratch = []
         self._case_shared = []
         self._case = case
@@ -258,7 +251,6 @@ class RunContext:
                 shutil.rmtree(path, ignore_errors=True)
             if self._case_output is not None:
                 self._case_output.unlink(missing_ok=True)
-        self._target.stop()
         forked.route_output(None)
         self._case = None
         self._deadline = None

@@ -12,6 +12,10 @@ exited on its own and left something behind. A child's stdout and stderr (fd 1 a
 its subprocesses' too) go to the output file routed with ``route_output`` -- the running
 case's log -- instead of the progress lines; its stdin is /dev/null.
 
+The sandbox's worker forks the race's processes and the crash workers itself (``nest``):
+those stay in the worker's group, so killing the worker's group kills them too, and write
+where the worker writes.
+
 ``kill_all`` is for a signal handler: it kills every live child's group before the run
 unwinds, so nothing keeps writing into a folder that is being removed.
 """
@@ -35,9 +39,10 @@ if TYPE_CHECKING:
 KILL_GRACE: Final = 10.0  # seconds a SIGKILLed child may take to die before we give up on it
 EXIT_RAISED: Final = 70  # EX_SOFTWARE: the child's own code raised instead of choosing a code
 
-_LONGEST_WAIT: Final = 86_400.0  # one wait's cap in seconds (poll's timeout is a C int of ms)
-_live: set[int] = set()  # children forked and not reaped yet; each leads its process group
+LONGEST_WAIT: Final = 86_400.0  # one wait's cap in seconds (poll's timeout is a C int of ms)
+_live: set[int] = set()  # children forked and not reaped yet
 _routed: Path | None = None  # where children's fd 1 and 2 go (None: inherited)
+_new_groups = True  # False in a sandbox worker: its children stay in its group (``nest``)
 
 
 class WorkerTimeout(Exception):
@@ -50,9 +55,18 @@ def route_output(path: Path | None) -> None:
     _routed = path
 
 
-def fork(*, output: Path | None = None) -> int:
-    """``os.fork()`` into a process group of its own, output to ``output`` (else the routed
-    file), without the warning about forking a process that has threads."""
+def nest() -> None:
+    """In a forked child that forks children of its own (the sandbox's worker): they stay in
+    its process group and inherit its output."""
+    global _routed, _new_groups  # noqa: PLW0603 -- per process, set once in the worker
+    _routed = None
+    _new_groups = False
+    _live.clear()
+
+
+def fork() -> int:
+    """``os.fork()`` into a process group of its own (unless ``nest``ed), output to the routed
+    file, without the warning about forking a process that has threads."""
     for stream in (sys.stdout, sys.stderr):
         # Text the parent has buffered must not be written twice (or into the child's log).
         with contextlib.suppress(OSError, ValueError):
@@ -65,21 +79,24 @@ def fork(*, output: Path | None = None) -> int:
         warnings.simplefilter("ignore", DeprecationWarning)
         pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
-        gc.disable()
+        gc.disable()  # short-lived: a collection would walk (and copy) the parent's whole heap
         _live.clear()
-        os.setpgid(0, 0)
-        where = output or _routed
-        if where is not None:
-            _redirect(where)
+        if _new_groups:
+            os.setpgid(0, 0)
+        if _routed is not None:
+            redirect_output(_routed)
         return 0
-    # Also here: whichever of the two runs first, the group exists before anyone signals it.
-    with contextlib.suppress(OSError):
-        os.setpgid(pid, pid)
+    if _new_groups:
+        # Also here: whichever of the two runs first, the group exists before anyone signals it.
+        with contextlib.suppress(OSError):
+            os.setpgid(pid, pid)
     _live.add(pid)
     return pid
 
 
-def _redirect(path: Path) -> None:  # pragma: no cover - runs in a forked child
+def redirect_output(path: Path) -> None:  # pragma: no cover - runs in a forked child
+    """This process's fd 1 and 2 (and ``sys.stdout``/``sys.stderr``) append to ``path``;
+    stdin is /dev/null."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     except OSError:
@@ -155,7 +172,7 @@ def _collect(pid: int) -> int:
 
 def _wait_exit(pid: int, timeout: float) -> bool:
     """True once ``pid`` has exited (not yet reaped), False at the deadline."""
-    timeout = min(max(0.0, timeout), _LONGEST_WAIT)
+    timeout = min(max(0.0, timeout), LONGEST_WAIT)
     try:
         pidfd = os.pidfd_open(pid)
     except (AttributeError, OSError):  # no pidfd (old kernel): poll

@@ -5,8 +5,15 @@ every check gets it): it forwards ``name``, ``head`` and every other attribute, 
 call of a target method -- ``migrate``, ``version``, ``ledger(path)``, ``declared_changes(v)``,
 any callable attribute that is not a class -- in a worker forked from this warm process
 (``forked.fork``: never spawned, CONTEXT.md section 3). The worker leads its own process
-group and writes its stdout and stderr (fd 1 and 2, so its subprocesses' too) to the budget's
-output file; for each call it sends back the pickled return value or the exception.
+group and, for each call, points its stdout and stderr (fd 1 and 2, so its subprocesses' too)
+at the budget's output file -- the running case's log -- and sends back the pickled return
+value or the exception.
+
+One worker serves a whole run, so what a target builds on its first call (the engine builds
+an in-memory reference of its steps, 26 ms) is built once, not per call or per case. Code
+that forks its own children to run the target in them -- the race's processes -- runs in the
+worker too (``within``): the children then start from the worker's warm state, as they did
+from a parent that had run the target, and stay in its process group.
 
 The parent waits no longer than ``budget.remaining()``. Then it kills the worker's process
 group, reaps it, and raises ``CaseTimeout`` -- a ``BaseException``, because the checks catch
@@ -23,13 +30,14 @@ What comes back:
   harness's own frames (this module, the engine adapter) left out: the user's code only;
 - a worker that leaves without answering (``os._exit``, a signal) raises ``TargetDied``.
 
-Code that forks its own children and needs the target *inside* them (the race's processes,
-the crash workers, which install statement tracing in-process) takes ``unwrap(target)``.
+Code that runs the target inside children of its own takes ``unwrap(target)`` there (the
+race's processes and the crash workers install statement tracing in-process).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import os
 import pickle
@@ -42,7 +50,7 @@ import traceback
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar
 
 from . import forked
 from .race_pipe import qualified_name
@@ -52,12 +60,17 @@ if TYPE_CHECKING:
 
     from .target import Target
 
+T = TypeVar("T")
+
 _HARNESS: Final = str(Path(__file__).resolve().parent) + os.sep
 _TRACEBACK_KEY: Final = "__migproof_traceback__"
 _TRACEBACK_LINES: Final = 60  # the last lines of a formatted traceback kept (deep recursions)
 _CHUNK: Final = 1 << 16
+# Seconds harness code run in the worker (``run``) may take past the budget to end what it
+# started: the race kills a hung process, waits up to forked.KILL_GRACE (10 s) for it to die
+# and reports the round.
+RUN_GRACE: Final = 15.0
 _HEADER: Final = 8  # bytes of a message's length prefix
-_LONGEST_WAIT: Final = 86_400.0  # one poll's cap in seconds (its timeout is a C int of ms)
 
 
 class CaseTimeout(BaseException):
@@ -144,11 +157,10 @@ class Limits:
 class Sandboxed:
     """A target whose every method call runs in a forked worker under ``budget``.
 
-    One worker serves the calls until ``stop()`` (the runner stops it at every case boundary,
-    so no state a target keeps in memory crosses from one case to the next), until a call
-    outlives its budget (the worker's group is killed), or until it dies; the next call forks
-    a new one. A call's cost is then a round trip on a pipe, not a fork: a case makes from one
-    to hundreds of calls, most of them cheap (``version``, ``ledger``).
+    One worker serves the calls until ``stop()`` (the end of the run), until a call outlives
+    its budget (the worker's group is killed), or until it dies; the next call forks a new
+    one. A call costs a round trip on a pipe, not a fork: a run makes hundreds of calls, most
+    of them cheap (``version``, ``ledger``).
     """
 
     def __init__(self, target: Target, budget: Budget) -> None:
@@ -176,6 +188,16 @@ class Sandboxed:
             return lambda *args, **kwargs: self._call(name, args, kwargs)
         return value
 
+    def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``fn(target, *args, **kwargs)`` in the worker, on the target itself: harness code
+        that forks children to run the target (``fn`` must be a module-level function).
+
+        ``fn`` bounds its own waits by the budget (``remaining``); it gets ``RUN_GRACE``
+        seconds more to kill, reap and report what it saw before the worker is killed.
+        """
+        found: T = self._call(fn, args, kwargs, grace=RUN_GRACE)
+        return found
+
     def stop(self) -> None:
         """End the worker (and anything it started); the next call forks a fresh one."""
         worker, self._worker = self._worker, None
@@ -183,23 +205,29 @@ class Sandboxed:
             worker.end()
 
     def _call(
-        self, method: str, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None = None
+        self,
+        method: str | Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        grace: float = 0.0,
     ) -> Any:
-        label = _label(method, args)
+        label = _label(method if isinstance(method, str) else method.__name__, args)
         timeout = self._budget.remaining()
         if timeout <= 0:
             raise CaseTimeout(label, 0.0, started=False)
-        request = pickle.dumps((method, args, dict(kwargs or {})))
+        output = self._budget.output()
+        request = pickle.dumps((method, args, dict(kwargs or {}), output))
         with self._lock:
             if self._worker is None:
-                self._worker = _Worker.start(self._target, self._budget.output())
+                self._worker = _Worker.start(self._target)
                 # A proxy dropped without stop() (a test's context) still ends its worker.
                 weakref.finalize(self, self._worker.end)
             worker = self._worker
             started = time.monotonic()
             self._budget.calling(label)
             try:
-                answer = worker.ask(request, started + timeout)
+                answer = worker.ask(request, started + timeout + grace)
             except BaseException:
                 self.stop()
                 raise
@@ -222,6 +250,14 @@ def unwrap(target: Target) -> Target:
     return target._target if isinstance(target, Sandboxed) else target
 
 
+def within(target: Target, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``fn(target, *args, **kwargs)``: in the worker for a sandboxed target (``run``), here
+    for any other (a test's own context)."""
+    if isinstance(target, Sandboxed):
+        return target.run(fn, *args, **kwargs)
+    return fn(target, *args, **kwargs)
+
+
 class _Worker:
     """A forked child that runs one target's methods on request: the parent's side."""
 
@@ -233,10 +269,10 @@ class _Worker:
         self.ended = False
 
     @classmethod
-    def start(cls, target: Target, output: Path | None) -> _Worker:
+    def start(cls, target: Target) -> _Worker:
         req_r, req_w = os.pipe()
         ans_r, ans_w = os.pipe()
-        pid = forked.fork(output=output)
+        pid = forked.fork()
         if pid == 0:  # pragma: no cover - the child
             os.close(req_w)
             os.close(ans_r)
@@ -290,7 +326,7 @@ def _read_frame(fd: int, pid: int | None, deadline: float) -> bytes | None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            for ready, _event in poller.poll(min(remaining, _LONGEST_WAIT) * 1000):
+            for ready, _event in poller.poll(min(remaining, forked.LONGEST_WAIT) * 1000):
                 if ready == fd:
                     chunk = os.read(fd, _CHUNK)
                     if not chunk:
@@ -329,13 +365,26 @@ def _exit_text(code: int) -> str:
 
 def _serve(target: Target, requests: int, answers: int) -> NoReturn:  # pragma: no cover - child
     code = 0
+    # Long-lived, unlike other children: collect garbage again, but never walk (and so copy)
+    # the heap inherited from the parent.
+    gc.freeze()
+    gc.enable()
+    forked.nest()
+    output: Path | None = None
     try:
         while True:
             request = _read_frame(requests, None, math.inf)
             if not request:
                 break  # the parent closed its end (or is gone)
-            method, args, kwargs = pickle.loads(request)
-            _write_frame(answers, pickle.dumps(_run(getattr(target, method), args, kwargs)))
+            method, args, kwargs, where = pickle.loads(request)
+            if where is not None and where != output:
+                forked.redirect_output(where)
+                output = where
+            if isinstance(method, str):
+                envelope = _run(getattr(target, method), args, kwargs)
+            else:
+                envelope = _run(method, (target, *args), kwargs)
+            _write_frame(answers, pickle.dumps(envelope))
     except BaseException:
         code = forked.EXIT_RAISED
     finally:
@@ -458,7 +507,7 @@ def _label(method: str, args: tuple[Any, ...]) -> str:
 
 
 def _short(value: object) -> str:
-    if isinstance(value, str) and os.sep in value:
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and os.sep in value):
         value = os.path.join("...", *Path(value).parts[-2:])
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

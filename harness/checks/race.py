@@ -39,6 +39,7 @@ from ..race_verdict import (
     judge_writer,
 )
 from ..race_writer import WRITER_BUSY_TIMEOUT, WriterPlan, choose_plan, missing_rows
+from ..sandbox import within
 from ._common import step_starts
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ class CaseRace:
         )
         solo_path = _copy(run.fixture, run.work / "uncontended.db")
         seed = f"{ctx.config.seed}:{case.id}:solo"
-        solo = run_round(run.target, solo_path, procs=1, seed=seed, bounds=run.budgeted())
+        solo = within(run.target, run_round, solo_path, procs=1, seed=seed, bounds=run.budgeted())
         first = solo.outcomes[0]
         if first.kind is not OutcomeKind.MIGRATED:
             return (
@@ -201,8 +202,9 @@ class CaseRace:
         """Race ``procs`` processes (plus the writer for an ``m`` label) and judge the round."""
         writer = self.plan if label.startswith("m") else None
         path = _copy(self.run.fixture, self.run.work / f"{label}.db")
-        result = run_round(
+        result = within(
             self.run.target,
+            run_round,
             path,
             procs=procs,
             seed=self.seed(label),

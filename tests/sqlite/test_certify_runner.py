@@ -72,6 +72,22 @@ def test_a_hung_target_fails_its_case_at_the_deadline(
         assert not alive(grandchild)
 
 
+def test_a_race_that_hangs_leaves_no_process_behind(
+    markers: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The racing processes are forked by the sandbox's worker; the first one to run migrate()
+    # hangs (with a subprocess of its own) until the case's deadline.
+    only = ["--only", "race", "--case", "race[v2->v3,delete]", "--case-timeout", "5", *SMALL]
+    assert main(["certify", f"{MIGRATORS}:HANGS", *only]) == 1
+    assert "FAIL race[v2->v3,delete]" in capsys.readouterr().out
+    racer, grandchild = (int(p) for p in (markers / "hang.pids").read_text().split())
+    for pid in (racer, grandchild):
+        deadline = time.monotonic() + WAIT
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not alive(pid)
+
+
 def test_a_reference_that_hangs_before_the_cases_is_waited_for_once(
     markers: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
