@@ -22,16 +22,18 @@ import sqlite3
 import sys
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from migproof import __version__
 
-from . import dbfiles
+from . import contract, dbfiles, identity
 from .cases import Case, CheckResult, RunConfig, Shard, Status, touches_since
 from .context import DEFAULT_ROWS, ReferenceError_, RunContext, safe_name
-from .spec import UsageError
+from .errors import UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -69,6 +71,10 @@ class Report:
     results: list[CheckResult] = field(default_factory=list)
     expect_mismatch: str | None = None
     selection: Selection | None = None
+    rows: int = DEFAULT_ROWS
+    source_files: tuple[str, ...] = ()
+    started_at: float = field(default_factory=time.time)  # wall clock, for the certificate
+    duration: float = 0.0
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -76,69 +82,161 @@ class Report:
 
     @property
     def verdict(self) -> str:
-        return "fail" if self.failed else "pass"
+        """``fail`` if any case failed; ``skipped`` if none ran (nothing was certified)."""
+        if self.failed:
+            return "fail"
+        if all(r.status is Status.SKIP for r in self.results):
+            return "skipped"
+        return "pass"
+
+    def partial_because(self) -> list[str]:
+        """Why this run does not certify the whole target (empty for a complete run)."""
+        from .checks import ALL_CHECKS
+
+        sel = self.selection
+        if sel is None:
+            return []
+        why = []
+        if {c.name for c in sel.checks} != {c.name for c in ALL_CHECKS}:
+            why.append(f"only {', '.join(c.name for c in sel.checks)}")
+        if sel.case_id is not None:
+            why.append(f"only case {sel.case_id}")
+        if sel.since is not None:
+            why.append(f"only steps after v{sel.since}")
+        if sel.shard is not None:
+            why.append(f"shard {sel.shard.index}/{sel.shard.count}")
+        return why
 
     def certificate(self) -> dict[str, Any]:
+        sel = self.selection
+        partial = self.partial_because()
         return {
+            "format": CERTIFICATE_FORMAT,
             "verdict": self.verdict,
+            "partial": bool(partial),
+            "partial_because": partial,
             "target": self.target.name,
             "head": self.target.head,
-            "seed": self.config.seed,
+            "spec": self.config.spec,
+            "fingerprint": self.fingerprint,
+            "source_files": list(self.source_files),
             "migproof_version": __version__,
             "sqlite_version": sqlite3.sqlite_version,
             "python_version": platform.python_version(),
-            "journal_modes": list(self.config.journal_modes),
-            "since": self.selection.since if self.selection else None,
-            "shard": f"{self.selection.shard.index}/{self.selection.shard.count}"
-            if self.selection and self.selection.shard
-            else None,
-            "checks": _entries(self.results),
+            "settings": {
+                "seed": self.config.seed,
+                "rows": self.rows,
+                "journal_modes": list(self.config.journal_modes),
+                "crash_mode": self.config.crash_mode,
+                "race_procs": self.config.race_procs,
+                "race_rounds": self.config.race_rounds,
+            },
+            "selection": {
+                "only": [c.name for c in sel.checks] if sel and partial else None,
+                "case": sel.case_id if sel else None,
+                "since": sel.since if sel else None,
+                "shard": f"{sel.shard.index}/{sel.shard.count}" if sel and sel.shard else None,
+            },
+            "started_at": datetime.fromtimestamp(self.started_at, UTC).isoformat(
+                timespec="seconds"
+            ),
+            "duration": round(self.duration, 3),
+            "counts": _counts(self.results),
+            "checks": _per_check(self.results),
+            "cases": [_case_entry(r) for r in self.results],
         }
 
 
-def _entries(results: Sequence[CheckResult]) -> list[dict[str, Any]]:
-    """One entry per check per version pair: a pair fails if any of its cases failed."""
-    groups: dict[tuple[str, int | None, int | None], list[CheckResult]] = {}
-    for r in results:
-        groups.setdefault((r.case.check, r.case.from_version, r.case.to_version), []).append(r)
-    out: list[dict[str, Any]] = []
-    for (check, v_from, v_to), rs in groups.items():
-        failed = [r for r in rs if r.status is Status.FAIL]
-        if failed:
-            status, shown = Status.FAIL, failed
-        elif all(r.status is Status.SKIP for r in rs):
-            status, shown = Status.SKIP, rs
-        else:
-            status, shown = Status.PASS, [r for r in rs if r.detail]
-        detail = "\n".join(f"{r.case.id}: {r.detail}" for r in shown if r.detail)
-        out.append(
-            {
-                "check": check,
-                "status": status.value,
-                "from_version": v_from,
-                "to_version": v_to,
-                "detail": detail,
-                "reproduce": (failed or rs)[0].reproduce,
-            }
-        )
+# The certificate's layout; bumped when a key changes meaning or goes away.
+CERTIFICATE_FORMAT: Final = 2
+
+
+def _counts(results: Sequence[CheckResult]) -> dict[str, int]:
+    out = {"cases": len(results)}
+    for status in Status:
+        out[status.value] = sum(1 for r in results if r.status is status)
     return out
 
 
-def fingerprint(ctx: Context) -> str:
+def _per_check(results: Sequence[CheckResult]) -> list[dict[str, Any]]:
+    """Cases per check, counted as the command line's summary counts them."""
+    rows: dict[str, dict[str, Any]] = {}
+    for r in results:
+        row = rows.setdefault(
+            r.case.check, {"check": r.case.check, "pass": 0, "fail": 0, "skip": 0, "time": 0.0}
+        )
+        row[r.status.value] += 1
+        row["time"] = round(row["time"] + r.duration, 3)
+    return list(rows.values())
+
+
+def _case_entry(r: CheckResult) -> dict[str, Any]:
+    return {
+        "id": r.case.id,
+        "check": r.case.check,
+        "status": r.status.value,
+        "from_version": r.case.from_version,
+        "to_version": r.case.to_version,
+        "journal_mode": r.case.journal_mode,
+        "point": r.case.point,
+        "duration": round(r.duration, 3),
+        "detail": r.detail,
+        "reproduce": r.reproduce,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What a fingerprint was computed from (the files are listed in the certificate)."""
+
+    fingerprint: str
+    source_files: tuple[str, ...]
+
+
+def identify(ctx: Context) -> Identity:
+    """The target's identity, without running any of its code.
+
+    ``<migproof version>:<12 hex>`` over the SQLite version, the target's step checksums
+    (``released_steps``, when it declares them), the source of the SPEC's module and the user
+    modules it reaches (``identity``), and the project's declarations. Two targets whose code
+    differs get different fingerprints even when their schemas agree.
+    """
     target = ctx.target
-    parts_fn = getattr(target, "fingerprint_parts", None)
-    if callable(parts_fn):
-        text = "\n".join(str(p) for p in parts_fn())
-    else:
-        mode = ctx.config.journal_modes[0]
-        chunks = []
-        for v in range(target.head + 1):
-            try:
-                chunks.append(repr(ctx.schema_of(ctx.reference_db(v, mode))))
-            except ReferenceError_ as err:
-                chunks.append(f"unbuildable: {err}")
-        text = "\n".join(chunks)
-    return f"{__version__}:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    digest, files = identity.source_digest(ctx.config.spec)
+    steps = contract.released_steps(target) or ()
+    declarations = {
+        key: _plain(ctx.config.project.section(key)) for key in ("changes", "columns", "examples")
+    }
+    text = "\n".join(
+        [
+            f"sqlite {sqlite3.sqlite_version}",
+            f"target {target.name} head {target.head}",
+            *(f"step {v} {name} {checksum}" for v, name, checksum in steps),
+            f"source {digest}",
+            f"declarations {json.dumps(declarations, sort_keys=True, default=str)}",
+        ]
+    )
+    fp = f"{__version__}:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    return Identity(fp, tuple(_shown(f) for f in files))
+
+
+def fingerprint(ctx: Context) -> str:
+    return identify(ctx).fingerprint
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def reproduce_line(config: RunConfig, case: Case, fp: str, *, rows: int = DEFAULT_ROWS) -> str:
@@ -212,9 +310,14 @@ def run(
     out: TextIO = sys.stdout,
     on_result: Callable[[CheckResult], None] | None = None,
 ) -> Report:
+    began = time.monotonic()
+    contract.check(target, config.project)
     ctx = RunContext(target, config, rows=rows)
-    fp = fingerprint(ctx)
-    report = Report(target, config, fp, selection=selection)
+    ident = identify(ctx)
+    fp = ident.fingerprint
+    report = Report(
+        target, config, fp, selection=selection, rows=rows, source_files=ident.source_files
+    )
     if selection.expect is not None and selection.expect != fp:
         report.expect_mismatch = (
             f"fingerprint mismatch: the line was recorded with {selection.expect}, "
@@ -245,6 +348,7 @@ def run(
         ctx.end_case(keep=result.status is Status.FAIL)
         if on_result is not None:
             on_result(result)
+    report.duration = time.monotonic() - began
     print_summary(report, out)
     return report
 
@@ -285,27 +389,57 @@ def _progress(out: TextIO, i: int, n: int, width: int, r: CheckResult) -> None:
 
 
 def print_summary(report: Report, out: TextIO) -> None:
-    rows: dict[str, list[int | float]] = {}
-    for r in report.results:
-        counts = rows.setdefault(r.case.check, [0, 0, 0, 0.0])
-        counts[[Status.PASS, Status.FAIL, Status.SKIP].index(r.status)] += 1
-        counts[3] += r.duration
-    name_w = max([len("check"), *(len(n) for n in rows)])
+    rows = _per_check(report.results)
+    name_w = max([len("check"), *(len(r["check"]) for r in rows)])
     print("", file=out)
     print(f"{'check':<{name_w}}  {'pass':>5} {'fail':>5} {'skip':>5} {'time':>8}", file=out)
-    for name, (p, f, s, t) in rows.items():
-        mark = "  <-- FAIL" if f else ""
-        print(f"{name:<{name_w}}  {p:>5} {f:>5} {s:>5} {t:>7.2f}s{mark}", file=out)
+    for row in rows:
+        mark = "  <-- FAIL" if row["fail"] else ("  (not run)" if not row["pass"] else "")
+        print(
+            f"{row['check']:<{name_w}}  {row['pass']:>5} {row['fail']:>5} {row['skip']:>5} "
+            f"{row['time']:>7.2f}s{mark}",
+            file=out,
+        )
+    skipped = _skip_reasons(report.results)
+    if skipped:
+        print("\nSKIPPED (not checked, and not counted as passing):", file=out)
+        for (check, reason), n in skipped.items():
+            print(f"  {check} ({n} case{'s' if n != 1 else ''}): {reason}", file=out)
     for r in report.failed:
         print(f"\nFAIL {r.case.id}\n{_indent(r.detail)}\n  reproduce: {r.reproduce}", file=out)
     if report.expect_mismatch:
         print(f"\nNOTE: {report.expect_mismatch}", file=out)
-    verdict = "PASS" if report.verdict == "pass" else "FAIL"
-    print(
-        f"\n{verdict}: {report.target.name} -- "
-        f"{len(report.failed)} of {len(report.results)} cases failed",
-        file=out,
-    )
+    print("\n" + verdict_line(report), file=out)
+
+
+def verdict_line(report: Report) -> str:
+    """The run's last line: PASS only when something ran, nothing failed; partial runs say so."""
+    counts = _counts(report.results)
+    name = report.target.name
+    if report.verdict == "fail":
+        return f"FAIL: {name} -- {counts['fail']} of {counts['cases']} cases failed"
+    if report.verdict == "skipped":
+        return (
+            f"NOT CERTIFIED: {name} -- all {counts['cases']} cases were skipped; nothing was "
+            "checked (the reasons are listed above)"
+        )
+    line = f"PASS: {name} -- {counts['pass']} of {counts['cases']} cases passed"
+    if counts["skip"]:
+        line += f", {counts['skip']} skipped"
+    partial = report.partial_because()
+    if partial:
+        line += f" (partial: {'; '.join(partial)})"
+    return line
+
+
+def _skip_reasons(results: Sequence[CheckResult]) -> dict[tuple[str, str], int]:
+    """Each check's distinct reasons for skipping, with how many cases gave each."""
+    out: dict[tuple[str, str], int] = {}
+    for r in results:
+        if r.status is Status.SKIP:
+            reason = (r.detail.splitlines() or ["no reason given"])[0]
+            out[(r.case.check, reason)] = out.get((r.case.check, reason), 0) + 1
+    return out
 
 
 def _indent(text: str) -> str:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 from migproof.engine.introspect import read_schema
 
 from . import dbfiles
-from .declared import internal_tables
+from .contract import internal_tables
 from .options import JOURNAL_MODES
 
 if TYPE_CHECKING:

@@ -28,6 +28,7 @@ from migproof.engine import sqltext
 from . import data, dbfiles
 from .cases import CheckResult, Status
 from .context import safe_name
+from .contract import internal_tables, read_ledger
 from .crash_images import (
     DB_NAME,
     ImageStore,
@@ -38,7 +39,6 @@ from .crash_images import (
     record,
 )
 from .crash_oracle import Data, Finding, Point, Recovery, State, judge
-from .declared import internal_tables
 from .forked import WorkerTimeout
 from .options import CRASH_MODES
 
@@ -110,12 +110,11 @@ class Observer:
 
     def observe(self, path: Path) -> State:
         internal = internal_tables(self.target)
-        ledger_of = getattr(self.target, "ledger", None)
         return State(
             version=self.target.version(str(path)),
             schema=self.schema_of(path),
             data=read_data(path, exclude=internal),
-            ledger=tuple(int(v) for v in ledger_of(str(path))) if callable(ledger_of) else None,
+            ledger=read_ledger(self.target, str(path)),
         )
 
 

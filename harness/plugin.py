@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -217,7 +216,7 @@ def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) 
         race_procs=pick("--migproof-race-procs", "race_procs"),
         race_rounds=pick("--migproof-race-rounds", "race_rounds"),
         fixtures_dir=fixtures_dir(pyproject.parent, table),
-        table=MappingProxyType(table),
+        table=dict(table),
     )
 
 

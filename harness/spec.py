@@ -12,21 +12,15 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from migproof.engine import spec as engine_spec
-from migproof.engine.errors import InvalidDeclarationError, MigproofError
+from migproof.engine.errors import InvalidDeclarationError
 
 from .engine_target import EngineTarget, is_engine_steps
+from .errors import UsageError
 from .project import Project
 from .target import Target
-
-
-class UsageError(MigproofError):
-    """The command line names something that cannot be used (a SPEC, a check, a case)."""
-
-    exit_code = 2
 
 
 def migproof_table(start: Path = Path()) -> dict[str, Any]:
@@ -44,7 +38,7 @@ def migproof_table(start: Path = Path()) -> dict[str, Any]:
 
 def project_at(start: Path = Path()) -> Project:
     """The ``[tool.migproof]`` project in ``start``/pyproject.toml (empty when there is none)."""
-    return Project(start, MappingProxyType(migproof_table(start)))
+    return Project(start, migproof_table(start))
 
 
 def default_spec(start: Path = Path()) -> str:

@@ -39,7 +39,7 @@ from migproof.engine.sqltext import Kind
 
 from . import dbfiles
 from .context import DEFAULT_ROWS
-from .declared import internal_tables
+from .contract import internal_tables
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence

@@ -18,7 +18,7 @@ from migproof.engine.schema import Schema, describe_column, diff
 from .. import data
 from ..cases import Case, CheckResult
 from ..context import run_migrate
-from ..declared import declared_changes, internal_tables, min_supported
+from ..contract import declared_changes, internal_tables, min_supported
 from ._common import failed, listing, modes, passed, raised, user_schema, working_copy
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class AdditiveOnly:
         mode = modes(ctx)[0]
         old = user_schema(ctx, ctx.reference_db(v, mode))
         new = user_schema(ctx, ctx.reference_db(to, mode))
-        declared = declared_changes(ctx.target, to)
+        declared = declared_changes(ctx.target, ctx.config.project, to)
         problems = structural_losses(old, new, declared)
         if declared.rebuilds and v >= min_supported(ctx.target):
             problems += self._rows_through_rebuild(ctx, v, to, mode, declared)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from .. import data, dbfiles
 from ..cases import Case, CheckResult
-from ..declared import declared_between, internal_tables
+from ..contract import declared_between, internal_tables
 from ._common import failed, listing, modes, passed, raised, upgradable, upgraded
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class DataPreservation:
         if not out.ok:
             return failed(case, f"migrate(populated v{v} DB) to head raised {raised(out)}")
         after = data.snapshot(out.path, exclude=internal)
-        declared = declared_between(ctx.target, v, head)
+        declared = declared_between(ctx.target, ctx.config.project, v, head)
         problems = [
             str(d)
             for d in data.compare(before, after, subset=True, skip_columns=declared.transforms)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .. import data, lockfile
 from ..cases import Case, CheckResult
 from ..context import run_migrate
-from ..declared import declared_between, internal_tables
+from ..contract import declared_between, internal_tables
 from ..frozen import FrozenSet, released_steps, restore
 from ._common import failed, listing, passed, raised, schema_problems, skipped, user_schema
 from .data_preservation import postcondition_problems
@@ -67,7 +67,7 @@ class FrozenFixtures:
         problems = schema_problems(
             user_schema(ctx, ctx.reference_db(head, mode)), user_schema(ctx, path)
         )
-        declared = declared_between(ctx.target, v, head)
+        declared = declared_between(ctx.target, ctx.config.project, v, head)
         after = data.snapshot(path, exclude=internal)
         problems += [
             str(d)
