@@ -201,7 +201,9 @@ def released_steps(target: Target) -> tuple[tuple[int, str, str], ...] | None:
     if found is None:
         return None
     if not callable(found):
-        raise _bad("released_steps", "a method released_steps() -> (version, name, checksum)", found)
+        raise _bad(
+            "released_steps", "a method released_steps() -> (version, name, checksum)", found
+        )
     steps = found()
     try:
         return tuple((int(v), str(name), str(checksum)) for v, name, checksum in steps)

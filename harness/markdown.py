@@ -55,7 +55,9 @@ def render_certificate(cert: Mapping[str, Any]) -> str:
             key = (str(c.get("check")), reason)
             reasons[key] = reasons.get(key, 0) + 1
         lines += ["", "### Skipped (not checked)", ""]
-        lines += [f"- **{_cell(check)}** ({n}): {_cell(why)}" for (check, why), n in reasons.items()]
+        lines += [
+            f"- **{_cell(check)}** ({n}): {_cell(why)}" for (check, why), n in reasons.items()
+        ]
     failed = [c for c in cases if c.get("status") == "fail"]
     if failed:
         lines += ["", "### Failures", ""]

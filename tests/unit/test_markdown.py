@@ -21,7 +21,11 @@ def _cert(**over: Any) -> dict[str, Any]:
             {"check": "race", "pass": 0, "fail": 0, "skip": 1, "time": 0.0},
         ],
         "cases": [
-            {"id": "fresh-equivalence[v1->v3,delete]", "check": "fresh-equivalence", "status": "pass"},
+            {
+                "id": "fresh-equivalence[v1->v3,delete]",
+                "check": "fresh-equivalence",
+                "status": "pass",
+            },
             {
                 "id": "drift[v2->v3]",
                 "check": "drift",
