@@ -30,6 +30,7 @@ class Status(Enum):
     PASS = "pass"
     FAIL = "fail"
     SKIP = "skip"
+    WAIVED = "waived"  # failed, but every finding is recorded in the project's baseline
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,7 @@ class RunConfig:
     fixtures_dir: Path | None = None  # frozen fixtures and the lock file (``migproof freeze``)
     # The [tool.migproof] table the run was configured from (declarations beside the SPEC).
     project: Project = NO_PROJECT
+    baseline: Path | None = None  # accepted findings (``harness.baseline``); None: none
 
 
 class Context(Protocol):

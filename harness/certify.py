@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 from migproof import __version__
 
 from . import contract, dbfiles, identity
+from .baseline import Baseline
 from .cases import Case, CheckResult, RunConfig, Shard, Status, touches_since
 from .context import DEFAULT_ROWS, ReferenceError_, RunContext, safe_name
 from .errors import UsageError
@@ -85,7 +86,7 @@ class Report:
         """``fail`` if any case failed; ``skipped`` if none ran (nothing was certified)."""
         if self.failed:
             return "fail"
-        if all(r.status is Status.SKIP for r in self.results):
+        if not any(r.status in (Status.PASS, Status.WAIVED) for r in self.results):
             return "skipped"
         return "pass"
 
@@ -163,7 +164,8 @@ def _per_check(results: Sequence[CheckResult]) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for r in results:
         row = rows.setdefault(
-            r.case.check, {"check": r.case.check, "pass": 0, "fail": 0, "skip": 0, "time": 0.0}
+            r.case.check,
+            {"check": r.case.check, "pass": 0, "fail": 0, "skip": 0, "waived": 0, "time": 0.0},
         )
         row[r.status.value] += 1
         row["time"] = round(row["time"] + r.duration, 3)
@@ -312,6 +314,7 @@ def run(
 ) -> Report:
     began = time.monotonic()
     contract.check(target, config.project)
+    load_baseline(config, rows, target.name)
     ctx = RunContext(target, config, rows=rows)
     ident = identify(ctx)
     fp = ident.fingerprint
@@ -374,11 +377,31 @@ def run_case(
         result = CheckResult(
             case, Status.FAIL, f"the check itself raised {type(err).__name__}: {err}\n{''.join(tb)}"
         )
-    return dataclasses.replace(
+    result = dataclasses.replace(
         result,
         reproduce=result.reproduce or reproduce_line(ctx.config, case, fp, rows=rows),
         duration=result.duration or (time.perf_counter() - started),
     )
+    accepted = load_baseline(ctx.config, rows, ctx.target.name)
+    return result if accepted is None else accepted.judge(result)
+
+
+_BASELINES: dict[tuple[Path, int, int], Baseline] = {}
+
+
+def load_baseline(config: RunConfig, rows: int, target: str) -> Baseline | None:
+    """The run's baseline (read once per process), checked to apply to this target, seed and
+    row count: a usage error before any case runs otherwise."""
+    path = config.baseline
+    if path is None:
+        return None
+    key = (path, config.seed, rows)
+    found = _BASELINES.get(key)
+    if found is None:
+        found = Baseline.load(path)
+        found.check_applies(target, config.seed, rows, path)
+        _BASELINES[key] = found
+    return found
 
 
 def _progress(out: TextIO, i: int, n: int, width: int, r: CheckResult) -> None:
@@ -392,12 +415,15 @@ def print_summary(report: Report, out: TextIO) -> None:
     rows = _per_check(report.results)
     name_w = max([len("check"), *(len(r["check"]) for r in rows)])
     print("", file=out)
-    print(f"{'check':<{name_w}}  {'pass':>5} {'fail':>5} {'skip':>5} {'time':>8}", file=out)
+    print(
+        f"{'check':<{name_w}}  {'pass':>5} {'fail':>5} {'skip':>5} {'waived':>6} {'time':>8}",
+        file=out,
+    )
     for row in rows:
         mark = "  <-- FAIL" if row["fail"] else ("  (not run)" if not row["pass"] else "")
         print(
             f"{row['check']:<{name_w}}  {row['pass']:>5} {row['fail']:>5} {row['skip']:>5} "
-            f"{row['time']:>7.2f}s{mark}",
+            f"{row['waived']:>6} {row['time']:>7.2f}s{mark}",
             file=out,
         )
     skipped = _skip_reasons(report.results)
@@ -405,6 +431,21 @@ def print_summary(report: Report, out: TextIO) -> None:
         print("\nSKIPPED (not checked, and not counted as passing):", file=out)
         for (check, reason), n in skipped.items():
             print(f"  {check} ({n} case{'s' if n != 1 else ''}): {reason}", file=out)
+    accepted = load_baseline(report.config, report.rows, report.target.name)
+    if accepted is not None:
+        stale = [
+            r.case.id
+            for r in report.results
+            if r.status is Status.PASS and r.case.id in accepted.waived
+        ]
+        if stale:
+            print(
+                f"\nSTALE baseline entries (these cases pass now; rewrite {report.config.baseline} "
+                "with --write-baseline):",
+                file=out,
+            )
+            for case_id in stale:
+                print(f"  {case_id}", file=out)
     for r in report.failed:
         print(f"\nFAIL {r.case.id}\n{_indent(r.detail)}\n  reproduce: {r.reproduce}", file=out)
     if report.expect_mismatch:
@@ -426,6 +467,8 @@ def verdict_line(report: Report) -> str:
     line = f"PASS: {name} -- {counts['pass']} of {counts['cases']} cases passed"
     if counts["skip"]:
         line += f", {counts['skip']} skipped"
+    if counts["waived"]:
+        line += f", {counts['waived']} waived by the baseline"
     partial = report.partial_because()
     if partial:
         line += f" (partial: {'; '.join(partial)})"

@@ -65,6 +65,7 @@ class Settings:
     race_procs: int | None
     race_rounds: int | None
     fixtures_dir: Path | None  # frozen fixtures: [tool.migproof] fixtures, else <root>/fixtures
+    baseline: Path | None  # accepted findings: [tool.migproof] baseline, else the default file
     table: Mapping[str, Any]  # the whole [tool.migproof] table (declarations beside the SPEC)
 
 
@@ -186,7 +187,7 @@ def _read_table(pyproject: Path) -> dict[str, Any] | None:
 
 
 def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) -> Settings:
-    from .spec import fixtures_dir
+    from .spec import baseline_file, fixtures_dir
 
     def pick(option: str, key: str) -> Any:
         given = config.getoption(option)
@@ -216,6 +217,7 @@ def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) 
         race_procs=pick("--migproof-race-procs", "race_procs"),
         race_rounds=pick("--migproof-race-rounds", "race_rounds"),
         fixtures_dir=fixtures_dir(pyproject.parent, table),
+        baseline=baseline_file(pyproject.parent, table),
         table=dict(table),
     )
 
@@ -266,6 +268,8 @@ class MigproofItem(pytest.Item):
         self.user_properties.append(("migproof_reproduce", result.reproduce))
         if result.status is Status.SKIP:
             pytest.skip(result.detail or "skipped")
+        if result.status is Status.WAIVED:
+            pytest.xfail(result.detail.splitlines()[0])
         if result.status is Status.FAIL:
             raise CaseFailed(result)
 
@@ -321,6 +325,7 @@ class _Session:
             journal_modes=settings.journal_modes,
             fixtures_dir=settings.fixtures_dir,
             project=Project(settings.root, settings.table),
+            baseline=settings.baseline,
             **overrides,  # type: ignore[arg-type]
         )
         self.ctx: RunContext = RunContext(self.target, self.config, rows=self.rows, reuse=True)

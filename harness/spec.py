@@ -72,6 +72,18 @@ def fixtures_dir(root: Path, table: Mapping[str, Any]) -> Path | None:
     return root / "fixtures" if (root / "fixtures").is_dir() else None
 
 
+def baseline_file(root: Path, table: Mapping[str, Any]) -> Path | None:
+    """The baseline a ``[tool.migproof]`` table in ``root`` names (``baseline = "file"``), else
+    ``root/migproof-baseline.json`` if it exists: accepted findings (``harness.baseline``)."""
+    from .baseline import DEFAULT_NAME
+
+    configured = table.get("baseline")
+    if isinstance(configured, str) and configured:
+        return root / configured
+    default = root / DEFAULT_NAME
+    return default if default.is_file() else None
+
+
 def load_object(spec: str) -> object:
     """The object SPEC names; any failure to load it is a usage error (exit 2)."""
     try:
