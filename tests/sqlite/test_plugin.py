@@ -292,9 +292,11 @@ def test_a_finding_recorded_in_the_baseline_is_an_xfail_under_pytest(
         pytester, "myapp/broken.py:TARGET", 'checks = ["newer-refused"]\njournal_modes = ["delete"]'
     )
     written = subprocess.run(
-        [sys.executable, "-m", "migproof", "certify", "--seed", "5", "--rows", "6"]
-        + ["--journal-modes", "delete", "--only", "newer-refused"]
-        + ["--write-baseline", "migproof-baseline.json"],
+        [
+            *(sys.executable, "-m", "migproof", "certify", "--seed", "5", "--rows", "6"),
+            *("--journal-modes", "delete", "--only", "newer-refused"),
+            *("--write-baseline", "migproof-baseline.json"),
+        ],
         cwd=pytester.path,
         capture_output=True,
         text=True,
