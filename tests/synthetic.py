@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from migproof.engine import (
     AddColumn,
@@ -30,7 +31,9 @@ from migproof.engine import (
     Step,
     Steps,
 )
-from migproof.engine.steps import Operation
+
+if TYPE_CHECKING:
+    from migproof.engine.steps import Operation
 
 EVENTS = "t01"  # the audit log every trigger writes to; the first table of every history
 STATES = ("new", "open", "closed")  # a widenable CHECK (... IN (...)); rebuilds add one more
