@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from migproof.engine.schema import Schema
 
     from .cases import Case, RunConfig
-    from .strategies import Population
+    from .population import Population
     from .target import Target
 
 DEFAULT_ROWS: Final = 24
@@ -155,19 +155,16 @@ class RunContext:
         with self._lock:
             found = self._populations.get(version)
             if found is None:
-                from . import seeded
-                from .strategies import populations_of
+                from .population import template_of
+                from .seeded import derive_seed, populate
 
                 ref = self.reference_db(version, self._config.journal_modes[0])
-                strategy = populations_of(
-                    ref,
-                    exclude=self.internal_tables,
+                found = populate(
+                    template_of(ref, exclude=self.internal_tables),
+                    derive_seed(self._config.seed, "fixture", version),
                     min_rows=1,  # every table populated: empty tables are what reference DBs are
                     max_rows=self.rows,
                     edge_values=self.edge_values,
-                )
-                found = seeded.draw(
-                    strategy, seeded.derive_seed(self._config.seed, "fixture", version)
                 )
                 self._populations[version] = found
         return found

@@ -16,8 +16,10 @@ upgrades). ``bench/`` imports it too.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from migproof.engine import (
@@ -278,3 +280,22 @@ def synthetic_steps(*, tables: int, versions: int, seed: int = 0) -> Steps:
                 ops += b.change()
         steps.append(Step(v, f"synthetic step {v}", ops))
     return Steps(steps, name=f"synthetic-{tables}t-{versions}v-s{seed}")
+
+
+def fixture_files(
+    workdir: Path, *, tables: int, versions: int, seed: int = 0
+) -> dict[int, Path]:
+    """The populated fixture at every version of a synthetic history, built by the runner's
+    ``RunContext`` (as ``certify`` builds them, with the default row count)."""
+    from migproof.harness.cases import RunConfig
+    from migproof.harness.context import RunContext
+    from migproof.harness.engine_target import EngineTarget
+
+    target = EngineTarget(synthetic_steps(tables=tables, versions=versions, seed=seed))
+    config = RunConfig(spec="tests.synthetic", seed=seed, workdir=workdir, journal_modes=("delete",))
+    ctx = RunContext(target, config)
+    return {v: ctx.fixture_db(v, "delete") for v in range(1, versions + 1)}
+
+
+def digests(files: dict[int, Path]) -> dict[int, str]:
+    return {v: hashlib.sha256(p.read_bytes()).hexdigest() for v, p in files.items()}
