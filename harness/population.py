@@ -61,9 +61,7 @@ class Update:
 
     def sql(self) -> str:
         sets = ", ".join(f"{quote(c)} = ?" for c in self.columns)
-        where = " AND ".join(
-            f"{c if c == 'rowid' else quote(c)} = ?" for c in self.key_columns
-        )
+        where = " AND ".join(f"{c if c == 'rowid' else quote(c)} = ?" for c in self.key_columns)
         return f"UPDATE {quote(self.table)} SET {sets} WHERE {where}"
 
     def params(self) -> tuple[object, ...]:

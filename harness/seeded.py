@@ -9,13 +9,14 @@ through Hypothesis are in ``docs/benchmarks.md`` ("Fixture generation").
 
 How a population is built, on a private in-memory copy of the clean database:
 
-1. The user's example rows for this version, as given (``domain``), parents first. A row the
-   schema refuses is an error naming it (``ExampleRejected``), never skipped.
-2. Rows the migration seeded itself (present in the clean database) are edited the way users
+1. Rows the migration seeded itself (present in the clean database) are edited the way users
    edit them: about half of them, at least one per table, get new values in some of their
    non-key columns (not the primary key, not a UNIQUE or foreign-key column, not a column
-   another table's foreign key points at). A migrator that resets its defaults on every
-   start then changes data it does not own.
+   another table's foreign key points at; a column whose default reads the clock always).
+   A migrator that resets its defaults on every start then changes data it does not own.
+2. The user's example rows for this version, as given (``harness.domain``), parents first.
+   A row the schema refuses is an error naming it (``ExampleRejected``), never skipped; its
+   values join the ones generated rows repeat on purpose.
 3. Generated rows, parents first: ``min_rows..max_rows`` per table, ``many_rows`` for one
    table picked at random. Each candidate row goes through SQLite itself (UNIQUE, NOT NULL,
    CHECK, foreign keys, triggers), and a rejected one is redrawn up to ``ATTEMPTS_PER_ROW``
@@ -89,11 +90,13 @@ def populate(
             for t in template.tables
         ]
         out: list[Statement] = []
+        if edit_seeded:  # first: only the clean database's own rows are there yet
+            out += _edit_seeded(conn, tables, random.Random(derive_seed(seed, "edits")))
+        by_name = {t.table.name: t for t in tables}
         for ins in insert_examples(conn, template, examples or {}):
             out.append(ins)
-            next(t for t in tables if t.table.name == ins.table).hold(ins)
-        if edit_seeded:
-            out += _edit_seeded(conn, tables, random.Random(derive_seed(seed, "edits")))
+            if ins.table in by_name:
+                by_name[ins.table].hold(ins)
         sizes = random.Random(derive_seed(seed, "sizes"))
         big = sizes.choice(tables).table.name if tables and many > max_rows else None
         for t in tables:

@@ -98,7 +98,7 @@ NULL_IN: Final = 10  # one value in ten is NULL where allowed
 DUPLICATE_IN: Final = 7  # one in seven repeats a value the column already holds
 PREFERRED_IN: Final = 4  # domain values and CHECK literals: three times in four
 
-# Alphabets for plain text: mostly ASCII (readable failures), often beyond it. NUL is left out:
+# Alphabets for plain text: ASCII six times in ten (readable failures), else beyond it. NUL is left out:
 # SQLite keeps it, but its text functions stop at it.
 _ASCII: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_- "
 _PRINTABLE: Final = "".join(chr(c) for c in range(0x20, 0x7F))
@@ -197,9 +197,9 @@ def text(rnd: random.Random, *, edge_values: bool = True) -> str:
 def _plain_text(rnd: random.Random, min_size: int, max_size: int) -> str:
     n = rnd.randint(min_size, max_size)
     alphabet = rnd.randrange(10)
-    if alphabet < 5:
+    if alphabet < 4:
         return "".join(rnd.choice(_ASCII) for _ in range(n))
-    if alphabet < 7:
+    if alphabet < 6:
         return "".join(rnd.choice(_PRINTABLE) for _ in range(n))
     if alphabet < 9:
         # The Basic Multilingual Plane below the surrogates: accents, CJK, right-to-left.

@@ -61,7 +61,9 @@ class _Table:
 
     def create_sql(self) -> str:
         cols = ",\n    ".join(f"{n} {d}" for n, d in self.columns)
-        options = [o for o, on in (("WITHOUT ROWID", self.without_rowid), ("STRICT", self.strict)) if on]
+        options = [
+            o for o, on in (("WITHOUT ROWID", self.without_rowid), ("STRICT", self.strict)) if on
+        ]
         return f"CREATE TABLE {self.name} (\n    {cols}\n) {', '.join(options)}".rstrip()
 
     def type(self, kind: str) -> str:
@@ -263,7 +265,9 @@ def synthetic_steps(*, tables: int, versions: int, seed: int = 0) -> Steps:
     and at least one more); every step also changes something that already exists.
     """
     if tables < 2:
-        raise ValueError(f"synthetic_steps: need tables >= 2 (the audit table and one), got {tables}")
+        raise ValueError(
+            f"synthetic_steps: need tables >= 2 (the audit table and one), got {tables}"
+        )
     if versions < 1:
         raise ValueError(f"synthetic_steps: need versions >= 1, got {versions}")
     b = _Builder(random.Random(seed))
@@ -282,9 +286,7 @@ def synthetic_steps(*, tables: int, versions: int, seed: int = 0) -> Steps:
     return Steps(steps, name=f"synthetic-{tables}t-{versions}v-s{seed}")
 
 
-def fixture_files(
-    workdir: Path, *, tables: int, versions: int, seed: int = 0
-) -> dict[int, Path]:
+def fixture_files(workdir: Path, *, tables: int, versions: int, seed: int = 0) -> dict[int, Path]:
     """The populated fixture at every version of a synthetic history, built by the runner's
     ``RunContext`` (as ``certify`` builds them, with the default row count)."""
     from migproof.harness.cases import RunConfig
@@ -292,7 +294,9 @@ def fixture_files(
     from migproof.harness.engine_target import EngineTarget
 
     target = EngineTarget(synthetic_steps(tables=tables, versions=versions, seed=seed))
-    config = RunConfig(spec="tests.synthetic", seed=seed, workdir=workdir, journal_modes=("delete",))
+    config = RunConfig(
+        spec="tests.synthetic", seed=seed, workdir=workdir, journal_modes=("delete",)
+    )
     ctx = RunContext(target, config)
     return {v: ctx.fixture_db(v, "delete") for v in range(1, versions + 1)}
 
