@@ -281,3 +281,30 @@ def test_resetting_defaults_with_insert_or_replace_is_caught(tmp_path: Path) -> 
     failed = failures(report)
     assert {r.case.check for r in report.failed} == {"idempotent-rerun", "data-preservation"}
     assert all("settings" in d for d in failed.values()), failed
+
+
+def test_migproof_db_at_uses_the_projects_domain_data(pytester: pytest.Pytester) -> None:
+    from tests.sqlite.test_plugin import make_project
+
+    make_project(
+        pytester,
+        "myapp.migrations:STEPS",
+        '[tool.migproof.columns]\n"notes.body" = { values = ["hello", "world"] }\n'
+        '[tool.migproof.examples.1]\nnotes = [{ id = 1, body = "given" }]\n',
+    )
+    pytester.makepyfile(
+        test_mine=textwrap.dedent(
+            """
+            import sqlite3
+
+            def test_domain_data(migproof_db_at):
+                rows = sqlite3.connect(migproof_db_at(1)).execute(
+                    "SELECT id, body FROM notes").fetchall()
+                assert (1, "given") in rows
+                bodies = [b for _, b in rows]
+                assert bodies.count("hello") + bodies.count("world") > len(rows) / 2
+            """
+        )
+    )
+    result = pytester.runpytest_subprocess("--no-migproof", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
