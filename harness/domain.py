@@ -86,6 +86,8 @@ class ExampleRows:
 
 @dataclass(frozen=True, slots=True)
 class Domain:
+    """A project's domain data, merged from the target and ``pyproject.toml``."""
+
     columns: tuple[ColumnDomain, ...] = ()
     examples: tuple[ExampleRows, ...] = ()
 
@@ -121,6 +123,8 @@ class Domain:
                 out[c.column] = tuple(
                     examples_of(c.strategy, seed=derive_seed(seed, "domain", c.column))
                 )
+            except UsageError:
+                raise
             except Exception as err:  # the user's strategy: any failure is theirs to fix
                 raise UsageError(
                     f"{c.origin}: drawing examples from the strategy for {c.column!r} raised "
@@ -136,7 +140,8 @@ class Domain:
         for c in self.columns:
             if c.table in internal:
                 raise UsageError(
-                    f"{c.origin}: {c.table} is one of the target's internal tables, never generated. {_FIX}"
+                    f"{c.origin}: {c.table} is one of the target's internal tables, which "
+                    f"migproof never fills. {_FIX}"
                 )
             if not any(_has_column(s, c.table, c.name) for s in schemas.values()):
                 raise UsageError(

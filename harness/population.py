@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from migproof.engine.introspect import read_schema
 
@@ -28,8 +28,16 @@ if TYPE_CHECKING:
 Row = dict[str, object]
 
 
+ROWID_NAMES: Final = ("rowid", "_rowid_", "oid")  # a column of that name shadows only that one
+
+
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def key_term(name: str) -> str:
+    """A key column in SQL: a rowid alias stays bare, so it means the rowid."""
+    return name if name in ROWID_NAMES else quote(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +62,14 @@ class Update:
     """New values for some columns of one existing row, found by its key (rowid or PK)."""
 
     table: str
-    key_columns: tuple[str, ...]  # ("rowid",) or the primary-key columns
+    key_columns: tuple[str, ...]  # the primary-key columns, or an unshadowed rowid alias
     key: tuple[object, ...]
     columns: tuple[str, ...]
     values: tuple[object, ...]
 
     def sql(self) -> str:
         sets = ", ".join(f"{quote(c)} = ?" for c in self.columns)
-        where = " AND ".join(f"{c if c == 'rowid' else quote(c)} = ?" for c in self.key_columns)
+        where = " AND ".join(f"{key_term(c)} = ?" for c in self.key_columns)
         return f"UPDATE {quote(self.table)} SET {sets} WHERE {where}"
 
     def params(self) -> tuple[object, ...]:
@@ -80,10 +88,6 @@ class Population:
     @property
     def inserts(self) -> tuple[Insert, ...]:
         return tuple(s for s in self.statements if isinstance(s, Insert))
-
-    @property
-    def updates(self) -> tuple[Update, ...]:
-        return tuple(s for s in self.statements if isinstance(s, Update))
 
     def rows(self, table: str) -> list[Row]:
         """The rows inserted into ``table`` (columns left out take their defaults)."""

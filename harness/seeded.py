@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from .population import Insert, Population, Statement, Update, quote
+from .population import ROWID_NAMES, Insert, Population, Statement, Update, key_term, quote
 from .values import RowValues, unique_columns
 
 if TYPE_CHECKING:
@@ -62,9 +62,6 @@ class ExampleRejected(Exception):
         self.index = index
         self.row = dict(row)
         self.reason = reason
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.table, self.index, self.row, self.reason))
 
 
 def populate(
@@ -131,7 +128,7 @@ class _Key:
     columns: tuple[str, ...]
 
     def select(self, table: str) -> str:
-        cols = ", ".join(c if c == "rowid" else quote(c) for c in self.columns)
+        cols = ", ".join(key_term(c) for c in self.columns)
         return f"SELECT {cols} FROM {quote(table)} ORDER BY {cols}"
 
 
@@ -162,8 +159,9 @@ class _TableValues:
         # an inserted row's, they always get a generated value, so fixtures repeat.
         self.clocked = [c for c in self.editable if c in self.values.clocked]
         pks = tuple(c.name for c in sorted(table.columns, key=lambda c: c.pk) if c.pk)
-        shadowed = {"rowid", "_rowid_", "oid"} & set(table.column_names)
-        self.key = _Key(pks) if pks else None if shadowed else _Key(("rowid",))
+        # Else the rowid, by a name no column shadows (None: a row cannot be found again).
+        alias = next((a for a in ROWID_NAMES if a not in table.column_names), None)
+        self.key = _Key(pks) if pks else _Key((alias,)) if alias else None
         self.held: dict[str, list[object]] = {c: [] for c, _ in self.values.sources}
         self.edge_values = edge_values
 

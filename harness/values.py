@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
 from migproof.engine import sqltext
@@ -104,18 +105,18 @@ _ASCII: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_
 _PRINTABLE: Final = "".join(chr(c) for c in range(0x20, 0x7F))
 
 
-class Storage:
-    """Storage-class names, as ``affinity`` and STRICT types spell them."""
+class Storage(StrEnum):
+    """What a column takes: a type affinity (``affinity``), or ANY (anything at all)."""
 
-    INTEGER: Final = "integer"
-    REAL: Final = "real"
-    TEXT: Final = "text"
-    BLOB: Final = "blob"
-    NUMERIC: Final = "numeric"
-    ANY: Final = "any"
+    INTEGER = "integer"
+    REAL = "real"
+    TEXT = "text"
+    BLOB = "blob"
+    NUMERIC = "numeric"
+    ANY = "any"
 
 
-def affinity(declared_type: str) -> str:
+def affinity(declared_type: str) -> Storage:
     """SQLite's type affinity for a declared type (datatype3.html §3.1, in its order)."""
     t = declared_type.upper()
     if "INT" in t:
@@ -138,7 +139,7 @@ _STRICT: Final = {
 }
 
 
-def storage_of(column: Column, *, strict: bool) -> str:
+def storage_of(column: Column, *, strict: bool) -> Storage:
     """What values a column takes: its exact STRICT type (ANY: anything), else its affinity.
 
     A non-STRICT BLOB-affinity column (no declared type) also takes anything.
@@ -223,7 +224,7 @@ def numeric_text(rnd: random.Random, *, edge_values: bool = True) -> str:
 
 # What each storage class draws from, picked uniformly. A REAL column stores an integer as a
 # real, a NUMERIC one converts numeric text: both must meet a migration.
-_KINDS: Final[dict[str, tuple[Callable[..., object], ...]]] = {
+_KINDS: Final[dict[Storage, tuple[Callable[..., object], ...]]] = {
     Storage.INTEGER: (integer,),
     Storage.REAL: (real, real, real, integer),
     Storage.TEXT: (text,),
@@ -233,7 +234,7 @@ _KINDS: Final[dict[str, tuple[Callable[..., object], ...]]] = {
 }
 
 
-def of_storage(rnd: random.Random, storage: str, *, edge_values: bool = True) -> object:
+def of_storage(rnd: random.Random, storage: Storage, *, edge_values: bool = True) -> object:
     kinds = _KINDS[storage]
     kind = kinds[0] if len(kinds) == 1 else kinds[rnd.randrange(len(kinds))]
     return kind(rnd, edge_values=edge_values)
@@ -338,7 +339,7 @@ def unique_columns(table: Table, schema: Schema | None = None) -> frozenset[str]
 class ColumnValues:
     """Where one column's values come from (see the module docstring for the mix)."""
 
-    storage: str
+    storage: Storage
     nullable: bool = False
     unique: bool = False  # part of a UNIQUE key: never repeat a value on purpose
     preferred: tuple[object, ...] = ()  # domain values, else CHECK literals and their neighbours
