@@ -27,6 +27,10 @@ stamp_version(p, v)    write version v into its version store          PRAGMA us
                                                                        not read it)
 released_steps()      (version, name, checksum) of each step's code   a hash of each version's
                        (fingerprint, lock file of released steps)      reference schema
+column_values          "table.column" -> a strategy or values: what    generated values only
+                       the domain's values look like (``domain``)      (and [tool.migproof.columns])
+example_rows(v)        {table: [row, ...]} to insert at version v      none (and [tool.migproof.
+                                                                       examples.N])
 =====================  ==============================================  ===========================
 
 Declarations in ``pyproject.toml`` need no code: ``[tool.migproof.changes.N]`` with the keys
@@ -40,7 +44,7 @@ A capability present with the wrong type is a usage error naming it, not silentl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .declared import NOTHING_DECLARED, DeclaredChanges, coerce, project_changes
@@ -211,6 +215,31 @@ def released_steps(target: Target) -> tuple[tuple[int, str, str], ...] | None:
         raise _bad("released_steps()", "a sequence of (version, name, checksum)", steps) from None
 
 
+def column_values(target: Target) -> Mapping[object, object] | None:
+    """The target's ``column_values`` (an attribute or a method returning the mapping)."""
+    found = _attr(target, "column_values")
+    if found is None:
+        return None
+    found = found() if callable(found) else found
+    if not isinstance(found, Mapping):
+        raise _bad(
+            "column_values",
+            "a mapping of 'table.column' to a Hypothesis strategy or a list of values",
+            found,
+        )
+    return found
+
+
+def example_rows(target: Target) -> Callable[[int], object] | None:
+    found = _attr(target, "example_rows")
+    if found is None:
+        return None
+    if not callable(found):
+        raise _bad("example_rows", "a method example_rows(version) -> {table: [row, ...]}", found)
+    fn: Callable[[int], object] = found
+    return fn
+
+
 def declared_changes(target: Target, project: Project, version: int) -> DeclaredChanges:
     """What step ``version`` declares: the target's ``declared_changes`` merged with the
     project's ``[tool.migproof.changes.N]``."""
@@ -241,6 +270,8 @@ def check(target: Target, project: Project) -> None:
     lock_timeout_errors(target)
     version_stamper(target)
     released_steps(target)
+    column_values(target)
+    example_rows(target)
     changes = project_changes(project)
     beyond = sorted(v for v in changes if not 1 <= v <= target.head)
     if beyond:

@@ -37,8 +37,7 @@ if TYPE_CHECKING:
     from migproof.harness.target import Target
 
 ROOT = Path(__file__).parents[2]
-# The upgrade checks; data-preservation is left out for the dedup twins because removing
-# duplicate rows is the step's purpose, and a declaration cannot excuse a lost row.
+# The upgrade checks; data-preservation, which needs the dedup declared, has tests of its own.
 UPGRADE_CHECKS = ("fresh-equivalence", "step-by-step", "idempotent-rerun", "integrity")
 
 
@@ -111,6 +110,31 @@ def test_the_correct_dedup_passes_with_the_users_strategy(tmp_path: Path) -> Non
     assert any(str(r).startswith("https://github.com/") for r in refs)
     after = rows_of(ctx.upgraded(1, "delete").path, "items")
     assert len(after) < len(refs)
+
+
+def test_the_correct_dedup_preserves_data_once_its_intent_is_declared(tmp_path: Path) -> None:
+    # Deleting duplicates and rewriting refs is the step's purpose: undeclared, data-preservation
+    # fails and prints the declaration; declared, the rows it keeps are still compared.
+    undeclared = certify(
+        domain_dedup_correct.TARGET_WITH_REFS, tmp_path / "a", ("data-preservation",)
+    )
+    detail = undeclared.failed[0].detail
+    assert "step 2 (v1 -> v2) changed what it found:" in detail
+    assert 'transforms = ["items.ref"]' in detail
+    assert 'deletes = ["items"]' in detail
+    declared = project(
+        changes={
+            "2": {
+                "transforms": ["items.ref"],
+                "deletes": ["items"],
+                "postconditions": ["SELECT id FROM items WHERE ref LIKE 'gh:%'"],
+            }
+        }
+    )
+    report = certify(
+        domain_dedup_correct.TARGET_WITH_REFS, tmp_path / "b", ("data-preservation",), proj=declared
+    )
+    assert report.verdict == "pass", failures(report)
 
 
 def test_a_pyproject_regex_catches_it_too(tmp_path: Path) -> None:
