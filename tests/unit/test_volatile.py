@@ -30,7 +30,7 @@ def test_clock_and_expression_defaults_are_volatile_constants_are_not() -> None:
 def _snap(
     rows: dict[int, tuple[str, str]], kind: data.KeyKind = data.KeyKind.PRIMARY_KEY
 ) -> data.DataSnapshot:
-    cells = {
+    cells: dict[data.Key, tuple[data.Cell, ...]] = {
         (data.cell(k),): (data.cell(k), data.cell(a), data.cell(b)) for k, (a, b) in rows.items()
     }
     return data.DataSnapshot({"t": data.TableData("t", ("id", "at", "name"), kind, ("id",), cells)})
