@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 NEEDS_MIGRATE_TO: Final = frozenset({"step-by-step", "additive-only"})
 _MIGRATE_TO_FIX: Final = (
-    "declare migrate_to in [tool.migproof.command] (a command that migrates to version "
-    "{version}) to enable it"
+    "declare migrate_to in [tool.migproof.command] (the command line that migrates to a "
+    "given version, with a {version} placeholder) to enable it"
 )
 
 

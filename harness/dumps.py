@@ -10,17 +10,42 @@ only the ``keep_rows`` tables' rows copied and ``user_version`` carried over.
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import dbfiles
+
+_INSERT = re.compile(r'\s*INSERT\s+INTO\s+"?([^"\s(]+)"?', re.IGNORECASE)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a dump, one at a time (a row's text may span lines)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip() and not pending.lstrip().startswith("--"):
+        yield pending
+
+
+def _user_rows(statement: str, keep_rows: frozenset[str]) -> bool:
+    """An INSERT into a user table: skipped, the clean database has none (and a dump's values
+    need not even parse: iterdump writes an infinity as ``Inf``)."""
+    m = _INSERT.match(statement)
+    return m is not None and m.group(1).lower() not in keep_rows
 
 
 def restore_clean(dump: Path, path: Path, *, keep_rows: frozenset[str] = frozenset()) -> None:
     """Rebuild the clean database of ``dump`` in ``path`` (an empty file, journal mode kept)."""
     source = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        source.executescript(dump.read_text(encoding="utf-8"))
+        for statement in _statements(dump.read_text(encoding="utf-8")):
+            if not _user_rows(statement, keep_rows):
+                source.execute(statement)
         version = int(source.execute("PRAGMA user_version").fetchone()[0])
         objects = source.execute(
             "SELECT type, name, sql FROM sqlite_master "
