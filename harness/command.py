@@ -18,7 +18,9 @@ it exits, times out, or when the caller dies -- a race child or a crash worker S
 its deadline -- the whole group is SIGKILLed, so a shell script's ``sqlite3`` or a runtime's
 helper processes never outlive their case. The caller's death is noticed by a *watchdog*: a
 tiny forked process that holds only the read end of a pipe whose write end the caller holds;
-EOF without the "done" byte means the caller died, and the watchdog kills the group.
+EOF without the "done" byte means the caller died, and the watchdog kills the group. (It is
+forked just after the command starts: a caller killed in those microseconds leaves the
+command to finish on its own.)
 
 Without ``migrate_to``, ``migrate(empty, N)`` for an old version N restores the clean schema
 of release N from its SQL dump (``versions``): the harness's references and fixtures at old

@@ -153,6 +153,7 @@ def test_plain_pytest_certifies_a_bun_project(pytester: pytest.Pytester, tmp_pat
     result = pytester.runpytest_subprocess(
         "-p",
         "no:cacheprovider",
+        "-v",
         "--migproof-rows",
         "6",
         "--migproof-only",
@@ -162,5 +163,5 @@ def test_plain_pytest_certifies_a_bun_project(pytester: pytest.Pytester, tmp_pat
     )
     result.assert_outcomes(passed=4)  # crash-recovery from v0, v1, v2; newer-refused
     result.stdout.fnmatch_lines(
-        ["*crash-recovery?v1->v3,delete? PASSED*", "*newer-refused?v4->v3,delete? PASSED*"]
+        ["*newer-refused?v4->v3,delete? PASSED*", "*crash-recovery?v1->v3,delete? PASSED*"]
     )

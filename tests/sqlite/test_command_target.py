@@ -104,6 +104,11 @@ def _wait_for(predicate: Any, what: str) -> None:
         time.sleep(0.01)
 
 
+def _children(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return f.read().split()
+
+
 BACKGROUND = 'sleep 300 & echo $! > "$0.pid"; wait'
 
 
@@ -131,6 +136,8 @@ def test_a_command_whose_caller_is_killed_dies_too(tmp_path: Path) -> None:
             os._exit(0)
     try:
         _wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), "the command starts")
+        # The watchdog is forked right after the command starts: wait for both children.
+        _wait_for(lambda: len(_children(pid)) == 2, "the command and its watchdog run")
     finally:
         os.kill(pid, signal.SIGKILL)
         forked.reap(pid, timeout=DEADLINE)
