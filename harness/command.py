@@ -37,11 +37,16 @@ import re
 import signal
 import sqlite3
 import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from . import dbfiles, forked
+from .command_barrier import POLL, Barrier, Meeting, wrap
 from .command_spec import DB, VERSION, CommandSpec
+from .race_verdict import EARLY_REFUSAL_SHARE
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -105,6 +110,14 @@ class CommandFailed(CommandError):
     """The command exited non-zero (or by a signal) in a way not declared a refusal."""
 
 
+class EarlyLockTimeout(CommandFailed):
+    """A lock-timeout refusal sooner after the first lock attempt than half the declared
+    ``lock_timeout``: it did not wait (no busy timeout, or one set too late). Raised only when
+    the start-up hides it from a timing taken at the start of the process."""
+
+    kind = "early-lock-timeout"
+
+
 class CommandTimedOut(CommandFailed):
     """The command outran its ``timeout``; its process group was killed."""
 
@@ -163,44 +176,82 @@ def kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """How one run of a command ended."""
+
+    code: int  # exit code, or minus the signal that ended it
+    output: str  # stderr, then stdout
+    timed_out: bool = False
+    since_lock: float | None = None  # seconds from the barrier's release (first lock) to exit
+    duration: float = 0.0  # seconds from start to exit, start-up included
+
+
 def run(
-    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
-) -> tuple[int, str, bool]:
-    """Run ``argv`` in a process group of its own: (exit code, output, timed out).
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    barrier: tuple[Barrier, str] | None = None,
+) -> Finished:
+    """Run ``argv`` in a process group of its own.
 
     The group is SIGKILLed when the command exits (whatever it left running), at the
-    deadline, and -- through the watchdog -- when this process dies first. Output is stderr
-    then stdout, decoded leniently.
+    deadline, and -- through the watchdog -- when this process dies first. With ``barrier``
+    (a ``Barrier`` and the database), every process of the command stops at its first lock
+    on the database until all the barrier's parties have (``command_barrier``).
     """
-    proc = subprocess.Popen(
-        list(argv),
-        cwd=cwd,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    dog, dog_w = _watchdog(proc.pid)
-    timed_out = False
-    try:
+    with tempfile.TemporaryDirectory(prefix="migproof-cmd-") as tmp:
+        out_path, err_path, log = Path(tmp, "out"), Path(tmp, "err"), Path(tmp, "locks")
+        meeting = None
+        if barrier is not None:
+            meeting = Meeting(barrier[0], log)
+            argv = wrap(tuple(argv), barrier[1], log, pause=barrier[0].pause_for(os.getpid()))
+        with out_path.open("wb") as out, err_path.open("wb") as err:
+            proc = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        dog, dog_w = _watchdog(proc.pid)
+        timed_out = False
+        began = time.monotonic()
+        deadline = began + timeout
         try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+            while True:
+                try:
+                    proc.wait(
+                        timeout=POLL
+                        if meeting is not None
+                        else max(0.0, deadline - time.monotonic())
+                    )
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() >= deadline:
+                        timed_out = True
+                        break
+                    assert meeting is not None
+                    meeting.poll()
+        finally:
             kill_group(proc.pid)
-            out, err = proc.communicate(timeout=forked.KILL_GRACE)
-    finally:
-        kill_group(proc.pid)
-        if proc.poll() is None:  # only if communicate itself failed
-            proc.kill()
-            proc.wait(forked.KILL_GRACE)
-        with contextlib.suppress(OSError):
-            os.write(dog_w, _DONE)
-        os.close(dog_w)
-        forked.reap(dog, timeout=forked.KILL_GRACE)
-    text = err.decode("utf-8", "replace") + out.decode("utf-8", "replace")
-    return proc.returncode, text, timed_out
+            if proc.poll() is None:
+                proc.wait(forked.KILL_GRACE)
+            with contextlib.suppress(OSError):
+                os.write(dog_w, _DONE)
+            os.close(dog_w)
+            forked.reap(dog, timeout=forked.KILL_GRACE)
+            if meeting is not None:
+                meeting.leave()
+        ended = time.monotonic()
+        text = err_path.read_bytes().decode("utf-8", "replace")
+        text += out_path.read_bytes().decode("utf-8", "replace")
+    since = None if meeting is None or meeting.released is None else ended - meeting.released
+    return Finished(proc.returncode, text, timed_out, since, ended - began)
 
 
 # --- the target ------------------------------------------------------------------------------
@@ -226,6 +277,8 @@ class CommandTarget:
         self.lock_timeout = spec.lock_timeout
         self.min_supported = spec.min_supported
         self.can_migrate_to = spec.migrate_to is not None
+        # Set by the race for its rounds: meet the other processes at the first lock.
+        self.barrier: Barrier | None = None
 
     # --- the Target protocol ---------------------------------------------------------------
 
@@ -320,28 +373,48 @@ class CommandTarget:
     def _run(self, db_path: str, version: int | None) -> None:
         argv = self.command_line(db_path, version)
         env = self.environment(db_path, version)
-        code, output, timed_out = run(argv, cwd=self.spec.cwd, env=env, timeout=self.spec.timeout)
+        meet = None if self.barrier is None else (self.barrier, os.path.abspath(db_path))
+        done = run(argv, cwd=self.spec.cwd, env=env, timeout=self.spec.timeout, barrier=meet)
         shown = " ".join(argv)
-        if timed_out:
+        output = _tail(done.output)
+        if done.timed_out:
             raise CommandTimedOut(
                 f"`{shown}` ran past its {self.spec.timeout:g} s timeout; its process group was "
-                f"killed. Output: {_tail(output)}",
+                f"killed. Output: {output}",
                 argv=argv,
-                returncode=code,
-                output=_tail(output),
+                returncode=done.code,
+                output=output,
             )
-        if code == 0:
+        if done.code == 0:
             return
-        kind = self._refusal_kind(code, output)
+        kind = self._refusal_kind(done.code, done.output)
         cls: type[CommandError] = CommandFailed if kind is None else REFUSALS[kind]
-        how = f"exit code {code}" if code > 0 else f"signal {signal.Signals(-code).name}"
-        what = f"refused ({kind})" if kind else "failed"
-        raise cls(
-            f"`{shown}` {what} with {how}: {_tail(output)}",
-            argv=argv,
-            returncode=code,
-            output=_tail(output),
+        if kind == "lock-timeout" and self._early(done):
+            cls, kind = EarlyLockTimeout, None
+        how = (
+            f"exit code {done.code}"
+            if done.code > 0
+            else f"signal {signal.Signals(-done.code).name}"
         )
+        what = f"refused ({kind})" if kind else "failed"
+        if done.since_lock is not None:
+            how += f", {done.since_lock:.3f} s after its first lock attempt"
+        if cls is EarlyLockTimeout:
+            what = (
+                f"gave up on the write lock without waiting its declared {self.lock_timeout:g} s "
+                "lock_timeout (no busy timeout, or one set after the first statement)"
+            )
+        raise cls(
+            f"`{shown}` {what} with {how}: {output}", argv=argv, returncode=done.code, output=output
+        )
+
+    def _early(self, done: Finished) -> bool:
+        """A lock-timeout refusal that did not wait its declared ``lock_timeout`` after its first
+        lock attempt, though its start-up makes the whole run look long enough."""
+        if self.lock_timeout is None or done.since_lock is None:
+            return False
+        bound = self.lock_timeout * EARLY_REFUSAL_SHARE
+        return done.since_lock < bound <= done.duration
 
     def _refusal_kind(self, code: int, output: str) -> str | None:
         for declared, kind in self.spec.refusals:

@@ -22,11 +22,14 @@ could hide one (the docs say so).
 
 from __future__ import annotations
 
+import shutil
 import time
 from typing import TYPE_CHECKING
 
 from .cases import CheckResult, Status
 from .checks import race as race_check
+from .command import CommandTarget
+from .command_barrier import Barrier
 from .contract import internal_tables
 from .race import run_round
 from .race_verdict import OutcomeKind
@@ -34,6 +37,8 @@ from .race_writer import choose_plan
 
 if TYPE_CHECKING:
     from .cases import Case, Context
+    from .race import RoundResult
+    from .race_verdict import Finding
 
 NOTE = (
     "judged without a trace (the command's statements run in its own process): exits and "
@@ -73,6 +78,18 @@ def prepare(ctx: Context, case: Case) -> race_check.CaseRace | str:
     return race_check.CaseRace(run, expected, plan, notes)
 
 
+def _round(race: race_check.CaseRace, label: str, procs: int) -> tuple[RoundResult, list[Finding]]:
+    """One round, the processes meeting at their first lock (``command_barrier``)."""
+    target = race.run.target
+    if not isinstance(target, CommandTarget) or shutil.which("strace") is None:
+        return race.round(label, procs=procs)
+    target.barrier = Barrier(race.run.work / f"barrier-{label}", procs)
+    try:
+        return race.round(label, procs=procs)
+    finally:
+        target.barrier = None
+
+
 def run_case(ctx: Context, case: Case) -> CheckResult:
     began = time.monotonic()
     config = ctx.config
@@ -83,7 +100,7 @@ def run_case(ctx: Context, case: Case) -> CheckResult:
     totals: dict[str, int] = {}
     wall = 0.0
     for label in labels:
-        result, findings = race.round(label, procs=config.race_procs)
+        result, findings = _round(race, label, config.race_procs)
         wall += result.wall
         for o in result.outcomes:
             totals[o.kind.value] = totals.get(o.kind.value, 0) + 1

@@ -308,7 +308,11 @@ class _Session:
 
         spec = settings.spec
         file_part, sep, attr = spec.rpartition(":")
-        if sep and (file_part.endswith((".py", ".toml")) or "/" in file_part) and not os.path.isabs(file_part):
+        if (
+            sep
+            and (file_part.endswith((".py", ".toml")) or "/" in file_part)
+            and not os.path.isabs(file_part)
+        ):
             spec = f"{settings.root / file_part}:{attr}"
         if str(settings.root) not in sys.path:
             # A module SPEC names the user's own package, which lives beside pyproject.toml.

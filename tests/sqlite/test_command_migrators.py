@@ -33,6 +33,7 @@ CAUGHT_BY = {
     ("cmd_shell", "busy-late"): "race[v1->v3,delete]",
     ("cmd_bun", "stamp-after"): "crash-recovery[v1->v3,delete]",
     ("cmd_bun", "rm-journal"): "crash-recovery[v1->v3,delete]",
+    ("cmd_bun", "read-unlocked"): "race[v1->v3,delete]",
     ("cmd_bun", "busy-late"): "race[v1->v3,delete]",
     ("cmd_bun", "accepts-newer"): "newer-refused[v4->v3,delete]",
 }

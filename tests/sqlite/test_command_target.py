@@ -18,9 +18,11 @@ from migproof.harness.command import (
     CommandFailed,
     CommandTarget,
     CommandTimedOut,
+    EarlyLockTimeout,
     LockTimeoutRefusal,
     TooNewRefusal,
 )
+from migproof.harness.command_barrier import Barrier
 from migproof.harness.command_spec import parse
 
 from tests.migrators import commands
@@ -212,3 +214,56 @@ def test_the_shell_migrator_migrates_refuses_newer_and_names_its_files(tmp_path:
         target.migrate(str(db))
     assert not before.differences(dbfiles.FileImage.of(db))
     assert [p.name for p in target.fingerprint_files()] == ["migrate.sh"]
+
+
+needs_strace = commands.needs("strace")
+
+
+@needs_strace
+def test_racing_commands_meet_at_their_first_open_of_the_database(tmp_path: Path) -> None:
+    """Two commands with different start-ups are released together when both reach the file:
+    the slow one's start-up is behind it when the fast one's wait begins."""
+    db = tmp_path / "db"
+    db.touch()
+    stamps = tmp_path / "stamps"
+    script = 'sleep "$1"; : < "$0"; date +%s.%N >> "$2"'
+    target = CommandTarget(
+        parse({"migrate": ["sh", "-c", script, "{db}", "0", str(stamps)], "head": 1}, tmp_path)
+    )
+    slow = CommandTarget(
+        parse({"migrate": ["sh", "-c", script, "{db}", "0.6", str(stamps)], "head": 1}, tmp_path)
+    )
+    barrier = Barrier(tmp_path / "meet", parties=2)
+    target.barrier = slow.barrier = barrier
+    pid = forked.fork()
+    if pid == 0:  # pragma: no cover - the slow party
+        try:
+            slow.migrate(str(db))
+        finally:
+            os._exit(0)
+    try:
+        target.migrate(str(db))
+    finally:
+        forked.reap(pid, timeout=DEADLINE)
+    fast_done, slow_done = sorted(float(x) for x in stamps.read_text().split())
+    assert slow_done - fast_done < 0.3  # without the barrier: 0.6 s apart
+
+
+@needs_strace
+def test_a_lock_refusal_hidden_by_start_up_is_measured_from_the_first_lock(tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    db.touch()
+    target = sh(
+        tmp_path,
+        'sleep 0.5; : < "$1"; echo "database is locked" >&2; exit 5',
+        refusals={"5": "lock-timeout"},
+        lock_timeout=0.6,
+    )
+    target.barrier = Barrier(tmp_path / "meet", parties=1)
+    with pytest.raises(EarlyLockTimeout) as err:
+        target.migrate(str(db))
+    assert "after its first lock attempt" in str(err.value)
+    assert "without waiting its declared 0.6 s lock_timeout" in str(err.value)
+    target.barrier = None  # timed from its start, the same run looks like a real wait
+    with pytest.raises(LockTimeoutRefusal):
+        target.migrate(str(db))

@@ -46,11 +46,18 @@ if (!path) {
 const goal = goalArg === undefined ? HEAD : Number(goalArg);
 const flaw = process.env.MIGRATOR_FLAW ?? "";
 
-function readVersion(db: Database): number {
+function ensureMeta(db: Database): void {
   db.run("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
   db.run("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '0')");
-  const row = db.query("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string };
-  return Number(row.value);
+}
+
+function readVersion(db: Database): number {
+  try {
+    const row = db.query("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | null;
+    return row ? Number(row.value) : 0;
+  } catch {
+    return 0; // no meta table yet: a new file
+  }
 }
 
 function stamp(db: Database, version: number): void {
@@ -63,6 +70,7 @@ function migrate(db: Database): void {
   db.run("BEGIN IMMEDIATE");
   if (flaw === "busy-late") db.run(`PRAGMA busy_timeout = ${BUSY_MS}`);
   try {
+    ensureMeta(db);
     if (current < 0) current = readVersion(db);
     if (current > HEAD && flaw !== "accepts-newer") {
       throw new Refusal(`${path} is at schema v${current}, newer than this build (v${HEAD})`, 3);
