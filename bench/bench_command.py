@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migproof.harness import dbfiles, forked, write_crash
+from migproof.harness import command_race, dbfiles, forked, write_crash
 from migproof.harness.cases import Case, RunConfig, Status
 from migproof.harness.certify import Selection, run
 from migproof.harness.checks import by_name
@@ -163,37 +163,38 @@ def race_rounds(quick: bool) -> None:
             print(
                 f"   {label:30}: {sum(walls) / len(walls) * 1000:6.0f} ms per round (mean of {rounds})"
             )
-        trials = 3 if quick else 8
+        trials = 3 if quick else 6
         for which, tools in commands.TOOLS.items():
             if any(shutil.which(t) is None for t in tools):
                 continue
-            for procs in (2, 8):
-                caught = 0
-                for trial in range(trials):
-                    root = commands.project(
-                        Path(tmp) / f"c{which}{procs}{trial}", which, flaw="read-unlocked"
+            for meet in (False, True):
+                command_race.BARRIER = meet
+                for procs in (2, 8):
+                    caught = sum(_caught(Path(tmp), which, procs, trial) for trial in range(trials))
+                    how = "meeting at the file" if meet else "pipe barrier only  "
+                    print(
+                        f"   {which:9} read-unlocked, {how}, {procs} processes x (1 round + 1 "
+                        f"mixed): caught in {caught} of {trials} cases"
                     )
-                    project = project_at(root)
-                    config = RunConfig(
-                        spec="pyproject.toml:command",
-                        seed=trial,
-                        workdir=root / "w",
-                        project=project,
-                        race_procs=procs,
-                        race_rounds=2,
-                    )
-                    selection = Selection((by_name()["race"],), "race[v1->v3,delete]")
-                    report = run(
-                        load_target(str(root / "pyproject.toml") + ":command"),
-                        config,
-                        selection,
-                        rows=6,
-                        out=io.StringIO(),
-                    )
-                    caught += report.results[0].status is Status.FAIL
-                print(
-                    f"   {which} read-unlocked, {procs} processes x 2 rounds: caught in {caught} of {trials} cases"
-                )
+            command_race.BARRIER = True
+
+
+def _caught(tmp: Path, which: str, procs: int, trial: int) -> bool:
+    root = commands.project(
+        tmp / f"c{which}{procs}{trial}{command_race.BARRIER}", which, flaw="read-unlocked"
+    )
+    config = RunConfig(
+        spec="pyproject.toml:command",
+        seed=trial,
+        workdir=root / "w",
+        project=project_at(root),
+        race_procs=procs,
+        race_rounds=1,
+    )
+    selection = Selection((by_name()["race"],), "race[v1->v3,delete]")
+    target = load_target(str(root / "pyproject.toml") + ":command")
+    report = run(target, config, selection, rows=6, out=io.StringIO())
+    return report.results[0].status is Status.FAIL
 
 
 def main() -> None:

@@ -5,14 +5,16 @@ same instant, but then each runtime starts up: bun takes ~0.05-0.1 s here, P of 
 cores spread over tens of milliseconds -- far longer than the window between "read the
 version" and "take the lock" of a fast migrator, so the processes seldom overlap there.
 
-So for a command race each process runs under ``strace -f -e inject=fcntl:signal=SIGSTOP:when=1
--P db``: every process of the command stops itself at its first ``fcntl`` on the database
-(SQLite's first lock, before it reads anything). Each racing child notices the stop in
+So for a command race each process runs under ``strace -f -P db -e
+inject=openat:signal=SIGSTOP:when=1``: every process of the command stops itself when it first
+opens the database, before it reads or locks anything. Each racing child notices the stop in
 strace's log, marks its arrival in a folder shared by the round, waits until every party has
-arrived (or the command has exited without touching the file), and sends ``SIGCONT``: the
-processes meet the database together, their start-ups behind them. Later first-``fcntl`` stops
-(a shell script's second ``sqlite3``) are continued at once. The time of that release is kept,
-so a refusal can say how long it waited *after its first lock attempt*.
+arrived (or its command has exited without touching the file), and sends ``SIGCONT``: the
+processes meet the database together, their start-ups behind them. Later stops (a shell
+script's second ``sqlite3``) are continued at once. Each party's locks on the file also return
+a seeded 0..300 us late (``inject=fcntl:delay_exit``), as the in-process race pauses before
+each statement, to keep the processes interleaved. The release time is kept, so a refusal can
+say how long it waited *after its first lock attempt*.
 """
 
 from __future__ import annotations
