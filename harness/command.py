@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from . import dbfiles, forked
 from .command_barrier import POLL, Barrier, Meeting, wrap
-from .command_spec import DB, VERSION, CommandSpec
+from .command_spec import DB, VERSION, CommandSpec, parse
 from .race_verdict import EARLY_REFUSAL_SHARE
 
 if TYPE_CHECKING:
@@ -279,6 +279,13 @@ class CommandTarget:
         self.can_migrate_to = spec.migrate_to is not None
         # Set by the race for its rounds: meet the other processes at the first lock.
         self.barrier: Barrier | None = None
+
+    @classmethod
+    def of(cls, root: Path | str = ".", **keys: Any) -> CommandTarget:
+        """The same keys as ``[tool.migproof.command]``, in Python, paths relative to ``root``:
+        ``TARGET = CommandTarget.of(Path(__file__).parent, migrate=["./migrate", "{db}"],
+        head=3)``."""
+        return cls(parse(keys, Path(root)))
 
     # --- the Target protocol ---------------------------------------------------------------
 

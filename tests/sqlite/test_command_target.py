@@ -169,6 +169,15 @@ def test_a_version_query_reads_and_stamp_writes_the_version_store(tmp_path: Path
     assert dbfiles.user_version(db) == 0
 
 
+def test_a_command_target_is_declared_in_python_with_the_same_keys(tmp_path: Path) -> None:
+    target = CommandTarget.of(
+        tmp_path, migrate=["sh", "-c", "exit 3", "{db}"], head=2, refusals={"3": "too-new"}
+    )
+    assert (target.head, target.spec.cwd) == (2, tmp_path.resolve())
+    with pytest.raises(TooNewRefusal):
+        target.migrate(str(tmp_path / "db"))
+
+
 def test_a_version_query_without_stamp_offers_no_stamp(tmp_path: Path) -> None:
     target = sh(tmp_path, "true", version_query="SELECT 1")
     assert target.stamp_version is None
