@@ -9,9 +9,9 @@ reference and fixture databases through one cache folder (files are built under 
 name and renamed, so a worker never sees half a file). A failing item prints what was found,
 what was expected, and the one command line that replays it.
 
-Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``), ``seed``, ``journal_modes``,
-``rows``, ``checks``, ``crash_mode``, ``crash_at``, ``race_procs``, ``race_rounds``, ``fixtures``; each but the
-last can be overridden by its ``--migproof-*`` option (``--migproof-spec`` for ``steps``,
+Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``, or a ``command`` table),
+``seed``, ``journal_modes``, ``rows``, ``checks``, ``crash_mode``, ``crash_at``, ``race_procs``,
+``race_rounds``, ``fixtures``; each but the last can be overridden by its ``--migproof-*`` option (``--migproof-spec`` for ``steps``,
 ``--migproof-only`` for ``checks``, else the key's own name), and a key's value is checked as
 its option's is. ``--migproof-since`` has no key. ``--no-migproof`` turns collection off.
 

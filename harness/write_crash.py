@@ -36,7 +36,7 @@ from . import contract, dbfiles, forked
 from .crash import CaseRun, Observer, Recoverer, References, integrity
 from .crash_images import DB_NAME, image_id, read_files_by_path
 from .crash_oracle import AFTER_LAST, Point, Recovery, State, judge
-from .syscall_record import SYSCALLS, Record, parse_strace, replay
+from .syscall_record import SYSCALLS, Record, apply, parse_strace, replay
 
 if TYPE_CHECKING:
     from .cases import Context
@@ -195,8 +195,6 @@ class ReplayedImages:
         self._last: tuple[str, dict[str, bytes]] = ("", {})
         files = {s: bytearray(b) for s, b in record.start.items()}
         done = 0
-        from .syscall_record import apply
-
         for cut in self.cuts:
             for op in record.ops[done:cut]:
                 apply(files, op)

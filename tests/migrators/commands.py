@@ -20,7 +20,6 @@ from migproof.harness.command_spec import parse
 
 HERE: Final = Path(__file__).parent
 TOOLS: Final = {"cmd_shell": ("bash", "sqlite3"), "cmd_bun": ("bun",)}
-FLAWS: Final = ("stamp-after", "read-unlocked", "busy-late", "rm-journal")
 
 
 def needs(*tools: str) -> pytest.MarkDecorator:
