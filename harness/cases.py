@@ -76,6 +76,7 @@ class RunConfig:
     workdir: Path
     journal_modes: tuple[str, ...] = ("delete", "wal")
     crash_mode: str = "snapshot"  # "snapshot" | "kill"
+    crash_at: str = "statements"  # "statements" | "writes" (recorded with strace)
     race_procs: int = 8
     race_rounds: int = 2
     keep_failures: Path | None = None

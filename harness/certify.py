@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from migproof import __version__
 
-from . import contract, dbfiles, identity
+from . import capability_gate, contract, dbfiles, identity
 from .baseline import Baseline
 from .cases import Case, CheckResult, RunConfig, Shard, Status, touches_since
 from .context import DEFAULT_ROWS, ReferenceError_, RunContext, safe_name
@@ -129,6 +129,7 @@ class Report:
                 "rows": self.rows,
                 "journal_modes": list(self.config.journal_modes),
                 "crash_mode": self.config.crash_mode,
+                "crash_at": self.config.crash_at,
                 "race_procs": self.config.race_procs,
                 "race_rounds": self.config.race_rounds,
             },
@@ -205,9 +206,16 @@ def identify(ctx: Context) -> Identity:
     """
     target = ctx.target
     digest, files = identity.source_digest(ctx.config.spec)
+    extra = contract.fingerprint_files(target)  # a command's scripts, hashed as its source is
+    if extra:
+        digest = hashlib.sha256(
+            digest.encode() + b"".join(hashlib.sha256(f.read_bytes()).digest() for f in extra)
+        ).hexdigest()
+        files = [*files, *extra]
     steps = contract.released_steps(target) or ()
     declarations = {
-        key: _plain(ctx.config.project.section(key)) for key in ("changes", "columns", "examples")
+        key: _plain(ctx.config.project.section(key))
+        for key in ("changes", "columns", "examples", "command")
     }
     text = "\n".join(
         [
@@ -259,6 +267,8 @@ def reproduce_line(config: RunConfig, case: Case, fp: str, *, rows: int = DEFAUL
         parts.append(f"--journal-modes {','.join(config.journal_modes)}")
     if case.check == "crash-recovery" and config.crash_mode != defaults.crash_mode:
         parts.append(f"--crash-mode {config.crash_mode}")
+    if case.check == "crash-recovery" and config.crash_at != defaults.crash_at:
+        parts.append(f"--crash-at {config.crash_at}")
     if case.check == "race":
         if config.race_procs != defaults.race_procs:
             parts.append(f"--race-procs {config.race_procs}")
@@ -279,6 +289,10 @@ def enumerate_cases(ctx: Context, checks: Sequence[Check]) -> list[Planned]:
     """Each check's cases; a check whose enumeration fails yields one failed result instead."""
     out: list[Planned] = []
     for check in checks:
+        cannot = capability_gate.check_skip(ctx, check)
+        if cannot is not None:  # a check that cannot look at this target: one skip, named
+            out.append((check, None, CheckResult(Case(check.name), Status.SKIP, cannot)))
+            continue
         try:
             cases = list(check.cases(ctx))
         except ReferenceError_ as err:
@@ -369,7 +383,7 @@ def run_case(
     ctx.begin_case(case)
     started = time.perf_counter()
     try:
-        result = check.run(ctx, case)
+        result = capability_gate.run(ctx, check, case)
     except ReferenceError_ as err:
         result = CheckResult(case, Status.FAIL, str(err))
     except Exception as err:

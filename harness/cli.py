@@ -18,6 +18,7 @@ from . import options
 
 if TYPE_CHECKING:
     from .cases import Shard
+    from .project import Project
 
 T = TypeVar("T")
 
@@ -62,6 +63,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         choices=options.CRASH_MODES,
         default=defaults.crash_mode,
         help=f"how crash-recovery crashes (default {defaults.crash_mode})",
+    )
+    p.add_argument(
+        "--crash-at",
+        choices=options.CRASH_LEVELS,
+        default=None,
+        help=(
+            "crash-recovery's crash points: every SQL statement, or every write to the "
+            "database's files (recorded with strace; any process, any language) (default: "
+            f"[tool.migproof] crash_at, else {defaults.crash_at})"
+        ),
     )
     p.add_argument(
         "--race-procs",
@@ -193,6 +204,7 @@ def certify_command(args: argparse.Namespace) -> int:
             workdir=workdir,
             journal_modes=args.journal_modes,
             crash_mode=args.crash_mode,
+            crash_at=args.crash_at or _table_crash_at(project),
             race_procs=args.race_procs,
             race_rounds=args.race_rounds,
             keep_failures=args.keep_failures,
@@ -271,6 +283,17 @@ def freeze_command(args: argparse.Namespace) -> int:
         f"{target.name}: froze fixtures {dumped} and locked steps {locked} in {folder}. Commit that folder."
     )
     return 0
+
+
+def _table_crash_at(project: Project) -> str:
+    """``[tool.migproof] crash_at``, checked as ``--crash-at`` is; else the default."""
+    from .errors import UsageError
+
+    value = project.table.get("crash_at", "statements")
+    try:
+        return options.crash_at(str(value))
+    except ValueError as err:
+        raise UsageError(f"[tool.migproof] crash_at {err}. Nothing was run.") from None
 
 
 def _shard(text: str) -> Shard:

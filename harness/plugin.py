@@ -9,9 +9,9 @@ reference and fixture databases through one cache folder (files are built under 
 name and renamed, so a worker never sees half a file). A failing item prints what was found,
 what was expected, and the one command line that replays it.
 
-Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``), ``seed``, ``journal_modes``,
-``rows``, ``checks``, ``crash_mode``, ``race_procs``, ``race_rounds``, ``fixtures``; each but the
-last can be overridden by its ``--migproof-*`` option (``--migproof-spec`` for ``steps``,
+Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``, or a ``command`` table),
+``seed``, ``journal_modes``, ``rows``, ``checks``, ``crash_mode``, ``crash_at``, ``race_procs``,
+``race_rounds``, ``fixtures``; each but the last can be overridden by its ``--migproof-*`` option (``--migproof-spec`` for ``steps``,
 ``--migproof-only`` for ``checks``, else the key's own name), and a key's value is checked as
 its option's is. ``--migproof-since`` has no key. ``--no-migproof`` turns collection off.
 
@@ -62,6 +62,7 @@ class Settings:
     checks: tuple[str, ...] | None
     since: int | None
     crash_mode: str | None
+    crash_at: str | None
     race_procs: int | None
     race_rounds: int | None
     fixtures_dir: Path | None  # frozen fixtures: [tool.migproof] fixtures, else <root>/fixtures
@@ -96,6 +97,7 @@ _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
         ("--migproof-since", partial(options.whole_number, minimum=0)),
         ("--migproof-rows", partial(options.whole_number, minimum=1)),
         ("--migproof-crash-mode", options.crash_mode),
+        ("--migproof-crash-at", options.crash_at),
         ("--migproof-race-procs", partial(options.whole_number, minimum=options.MIN_RACE_PROCS)),
         ("--migproof-race-rounds", partial(options.whole_number, minimum=1)),
     )
@@ -149,6 +151,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how crash images are made: snapshot or kill",
     )
     group.addoption(
+        "--migproof-crash-at",
+        metavar="LEVEL",
+        type=_PARSERS["--migproof-crash-at"],
+        help="crash points at every SQL statement or every write (strace): statements or writes",
+    )
+    group.addoption(
         "--migproof-race-procs",
         metavar="N",
         type=_PARSERS["--migproof-race-procs"],
@@ -181,13 +189,14 @@ def _read_table(pyproject: Path) -> dict[str, Any] | None:
     except (OSError, tomllib.TOMLDecodeError):
         return None
     table = data.get("tool", {}).get("migproof")
-    return (
-        table if isinstance(table, dict) and (table.get("steps") or table.get("target")) else None
-    )
+    if not isinstance(table, dict):
+        return None
+    named = table.get("steps") or table.get("target") or isinstance(table.get("command"), dict)
+    return table if named else None
 
 
 def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) -> Settings:
-    from .spec import baseline_file, fixtures_dir
+    from .spec import baseline_file, fixtures_dir, table_spec
 
     def pick(option: str, key: str) -> Any:
         given = config.getoption(option)
@@ -206,7 +215,7 @@ def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) 
     checks = pick("--migproof-only", "checks")
     seed = pick("--migproof-seed", "seed")
     return Settings(
-        spec=config.getoption("--migproof-spec") or str(table.get("target") or table.get("steps")),
+        spec=config.getoption("--migproof-spec") or str(table_spec(table)),
         root=pyproject.parent,
         seed=_DEFAULT_SEED if seed is None else seed,
         journal_modes=modes or options.JOURNAL_MODES,
@@ -214,6 +223,7 @@ def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) 
         checks=checks or None,
         since=config.getoption("--migproof-since"),
         crash_mode=pick("--migproof-crash-mode", "crash_mode"),
+        crash_at=pick("--migproof-crash-at", "crash_at"),
         race_procs=pick("--migproof-race-procs", "race_procs"),
         race_rounds=pick("--migproof-race-rounds", "race_rounds"),
         fixtures_dir=fixtures_dir(pyproject.parent, table),
@@ -302,7 +312,11 @@ class _Session:
 
         spec = settings.spec
         file_part, sep, attr = spec.rpartition(":")
-        if sep and (file_part.endswith(".py") or "/" in file_part) and not os.path.isabs(file_part):
+        if (
+            sep
+            and (file_part.endswith((".py", ".toml")) or "/" in file_part)
+            and not os.path.isabs(file_part)
+        ):
             spec = f"{settings.root / file_part}:{attr}"
         if str(settings.root) not in sys.path:
             # A module SPEC names the user's own package, which lives beside pyproject.toml.
@@ -313,6 +327,7 @@ class _Session:
             k: v
             for k, v in (
                 ("crash_mode", settings.crash_mode),
+                ("crash_at", settings.crash_at),
                 ("race_procs", settings.race_procs),
                 ("race_rounds", settings.race_rounds),
             )

@@ -42,16 +42,42 @@ def project_at(start: Path = Path()) -> Project:
 
 
 def default_spec(start: Path = Path()) -> str:
-    """``[tool.migproof] target``, else ``steps``, in ./pyproject.toml (as the pytest plugin)."""
+    """``[tool.migproof] target``, else ``steps``, else the ``[tool.migproof.command]`` table
+    (``pyproject.toml:command``), in ./pyproject.toml (as the pytest plugin)."""
     table = migproof_table(start)
+    spec = table_spec(table)
+    if spec:
+        return spec
+    raise UsageError(
+        f"no SPEC given and no [tool.migproof] steps (or target, or command table) in "
+        f"{start / 'pyproject.toml'}; pass SPEC (package.module:ATTR or path/to/file.py:ATTR) "
+        "or add the key. Nothing was run."
+    )
+
+
+COMMAND_SPEC = "pyproject.toml:command"  # the SPEC of a [tool.migproof.command] table
+
+
+def table_spec(table: Mapping[str, Any]) -> str | None:
+    """The SPEC a ``[tool.migproof]`` table names: target, else steps, else its command."""
     spec = table.get("target") or table.get("steps")
     if isinstance(spec, str) and spec:
         return spec
-    raise UsageError(
-        f"no SPEC given and no [tool.migproof] steps (or target) in {start / 'pyproject.toml'}; "
-        "pass SPEC (package.module:ATTR or path/to/file.py:ATTR) or add the key. "
-        "Nothing was run."
-    )
+    return COMMAND_SPEC if isinstance(table.get("command"), Mapping) else None
+
+
+def load_command(pyproject: Path) -> Target:
+    """The command target declared in ``pyproject``'s ``[tool.migproof.command]``."""
+    from .command import CommandTarget
+    from .command_spec import parse
+
+    table = migproof_table(pyproject.parent).get("command")
+    if not isinstance(table, Mapping):
+        raise UsageError(
+            f"{pyproject} has no [tool.migproof.command] table; add one (docs/certify.md, "
+            "'Certifying a migrator in another language'). Nothing was run."
+        )
+    return CommandTarget(parse(table, pyproject.parent))
 
 
 def default_fixtures(start: Path = Path()) -> Path | None:
@@ -93,7 +119,11 @@ def load_object(spec: str) -> object:
 
 
 def load_target(spec: str) -> Target:
-    """The target a SPEC names: engine steps adapted, or an object that is a target already."""
+    """The target a SPEC names: engine steps adapted, or an object that is a target already;
+    ``path/pyproject.toml:command`` is the command declared there."""
+    file_part, sep, attr = spec.rpartition(":")
+    if sep and attr == "command" and Path(file_part).name == "pyproject.toml":
+        return load_command(Path(file_part))
     return as_target(load_object(spec), spec)
 
 
