@@ -120,10 +120,14 @@ class LockTimeoutError(MigproofError):
 
 
 class IntegrityFailureError(MigproofError):
-    """The preflight integrity check found damage, or did not finish within its deadline."""
+    """An integrity check found damage, or did not finish within its deadline.
+
+    ``stage`` is "preflight" (before anything changed) or "after the steps" (the check of
+    the tables the migration wrote, inside its transaction, before COMMIT: rolled back).
+    """
 
     exit_code = 6
-    _fields = ("path", "check", "problems", "timed_out", "deadline")
+    _fields = ("path", "check", "problems", "timed_out", "deadline", "stage")
 
     def __init__(
         self,
@@ -133,26 +137,31 @@ class IntegrityFailureError(MigproofError):
         problems: Sequence[str] = (),
         timed_out: bool = False,
         deadline: float | None = None,
+        stage: str = "preflight",
     ) -> None:
         self.path, self.check = path, check
         self.problems = tuple(problems)
-        self.timed_out, self.deadline = timed_out, deadline
+        self.timed_out, self.deadline, self.stage = timed_out, deadline, stage
         super().__init__(self._message())
 
     def _message(self) -> str:
+        if self.stage == "preflight":
+            what = f"the preflight {self.check} of {self.path}"
+            consequence = "so nothing was migrated"
+        else:
+            what = f"the {self.check} of {self.path} after the steps ran"
+            consequence = "so the migration was rolled back and the file is at its old version"
         if self.timed_out:
             return (
-                f"the preflight {self.check} of {self.path} did not finish within "
-                f"{self.deadline:g} s, so the migration did not start. Run it in a maintenance "
-                f"window with a longer --check-timeout, or with --check none if the file was "
-                f"checked recently. {NO_CHANGES}"
+                f"{what} did not finish within {self.deadline:g} s, {consequence}. Run it in a "
+                f"maintenance window with a longer --check-timeout, or with --check none if the "
+                f"file was checked recently. {NO_CHANGES}"
             )
         shown = "; ".join(self.problems[:5]) + ("; ..." if len(self.problems) > 5 else "")
         return (
-            f"the preflight {self.check} of {self.path} failed: {shown}. Migrating a damaged "
-            f"file can spread the damage, so nothing was migrated. Keep a copy of the file, "
-            f"restore the latest backup, or recover it with the sqlite3 shell's .recover "
-            f"command. {NO_CHANGES}"
+            f"{what} failed: {shown}. Migrating a damaged file can spread the damage, "
+            f"{consequence}. Keep a copy of the file, restore the latest backup, or recover it "
+            f"with the sqlite3 shell's .recover command. {NO_CHANGES}"
         )
 
 
@@ -194,6 +203,28 @@ class NotADatabaseError(MigproofError):
             f"{self.path} is not a usable SQLite database ({self.reason}). Check that the path "
             f"points at the state file and not at another file; if it is the state file, it is "
             f"damaged: keep a copy and restore the latest backup. {NO_CHANGES}"
+        )
+
+
+class UnsupportedFormatError(MigproofError):
+    """The file's header asks for a format this SQLite cannot read (schema format above 4).
+
+    Written by a newer SQLite than the one migproof runs on, or a damaged header: not a
+    decision about the schema, so neither "too new" nor "corrupt" fits.
+    """
+
+    exit_code = 13
+    _fields = ("path", "reason", "sqlite_version")
+
+    def __init__(self, *, path: str, reason: str, sqlite_version: str) -> None:
+        self.path, self.reason, self.sqlite_version = path, reason, sqlite_version
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (
+            f"{self.path} uses a file format that SQLite {self.sqlite_version} cannot read "
+            f"({self.reason}). It was written by a newer SQLite, or its header is damaged. "
+            f"Run this program with a newer SQLite, or restore the latest backup. {NO_CHANGES}"
         )
 
 
@@ -300,4 +331,5 @@ ALL_ERRORS: Final[tuple[type[MigproofError], ...]] = (
     StorageError,
     BackupError,
     StepFailedError,
+    UnsupportedFormatError,
 )

@@ -20,6 +20,7 @@ from migproof.engine.errors import (
     SchemaTooOldError,
     StepFailedError,
     StorageError,
+    UnsupportedFormatError,
 )
 
 EXAMPLES: list[MigproofError] = [
@@ -37,6 +38,10 @@ EXAMPLES: list[MigproofError] = [
     BackupError(path="s.db", backup_dir="/b", reason="No space left on device"),
     StepFailedError(
         path="s.db", version=3, step="x", statement="UPDATE t SET a = 1", reason="boom"
+    ),
+    UnsupportedFormatError(path="s.db", reason="unsupported file format", sqlite_version="3.40.1"),
+    IntegrityFailureError(
+        path="s.db", check="quick_check('jobs')", problems=["x"], stage="after the steps"
     ),
 ]
 
