@@ -180,8 +180,9 @@ class DriftError(MigproofError):
         shown = "\n  - ".join(self.differences[:10])
         more = f"\n  (and {len(self.differences) - 10} more)" if len(self.differences) > 10 else ""
         return (
-            f"{self.path} says schema version {self.version}, but its structure differs from "
-            f"that version in ways migproof does not repair automatically:\n  - {shown}{more}\n"
+            f"{self.path} says schema version {self.version}, but its structure or its recorded "
+            f"history differs from that version in ways migproof does not repair "
+            f"automatically:\n  - {shown}{more}\n"
             f"Something changed the schema outside the declared steps (a manual edit, another "
             f"tool, or an edited step). Compare with `migproof status`, fix the objects named "
             f"above by hand or restore a backup, then retry. {NO_CHANGES}"
@@ -240,8 +241,8 @@ class InvalidDeclarationError(MigproofError):
 
     def _message(self) -> str:
         return (
-            f"invalid step declaration in {self.source}: {self.reason}. Fix the declaration; "
-            f"no database was opened."
+            f"the step declaration ({self.source}) cannot be used: {self.reason}. Fix it; no "
+            f"database was opened."
         )
 
 

@@ -394,7 +394,7 @@ _SET_SQL: Final = "UPDATE sqlite_master SET sql = {expr} WHERE name = '{name}'"
 SCHEMA_EDITS: Final[tuple[tuple[str, int, str], ...]] = (
     # (name, first version it applies to, statement)
     ("table-check-added", 1, _SET_SQL.format(expr="replace(sql, 'kind       TEXT NOT NULL', 'kind TEXT NOT NULL CHECK (length(kind) > 0)')", name="jobs")),
-    ("column-type-changed", 3, _SET_SQL.format(expr="replace(sql, 'priority INTEGER', 'priority TEXT')", name="jobs")),
+    ("column-type-changed", 3, _SET_SQL.format(expr="replace(replace(sql, 'priority INTEGER', 'priority TEXT'), 'priority     INTEGER', 'priority     TEXT')", name="jobs")),
     ("table-comment-bad-utf8", 1, _SET_SQL.format(expr="sql || ' -- ' || CAST(x'ff' AS TEXT)", name="jobs")),
     ("table-name-bad-utf8", 1, "UPDATE sqlite_master SET name = CAST(x'ff' AS TEXT) WHERE name = 'jobs_state'"),
     ("table-unparseable", 1, _SET_SQL.format(expr="'CREATE TABLE jobs ('", name="jobs")),
