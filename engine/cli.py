@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import TYPE_CHECKING, Any
 
+from .errors import MigproofError
 from .script import CHECKS, render
 from .shell import JOURNAL_MODES, Inspection, inspect, migrate, refusal
 from .spec import load_steps
@@ -174,7 +176,17 @@ def _inspect(args: argparse.Namespace) -> tuple[Steps, Inspection, int]:
 
 
 def _status(args: argparse.Namespace) -> int:
-    steps, found, code = _inspect(args)
+    try:
+        steps, found, code = _inspect(args)
+    except MigproofError as err:
+        if not args.json:
+            raise
+        # A script reading --json gets an object whatever happened; the message goes to stderr.
+        print(
+            json.dumps({"path": args.db, "error": type(err).__name__, "exit_code": err.exit_code})
+        )
+        print(f"migproof: {err}", file=sys.stderr)
+        return err.exit_code
     decision = found.decision
     pending = [{"version": s.version, "name": s.name} for s in decision.plan.steps]
     if args.json:

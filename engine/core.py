@@ -116,7 +116,7 @@ class Snapshot:
 
     version: int
     schema: Schema  # user objects only: the bookkeeping tables left out
-    bookkeeping: Bookkeeping = Bookkeeping()
+    bookkeeping: Bookkeeping = field(default_factory=Bookkeeping)
     cookie: int = 0  # PRAGMA schema_version now
     app_id: int = 0  # PRAGMA application_id now
     unreadable: str | None = None  # why the header could not be read, when it could not
@@ -134,7 +134,7 @@ class Reference:
 
     versions: tuple[Schema, ...]  # versions[v] = schema at version v; versions[0] is empty
     effects: tuple[tuple[OpEffect, ...], ...]  # effects[v - 1][i] = op i of step v
-    internal: Schema = Schema()  # the bookkeeping tables, as INTERNAL_DDL creates them
+    internal: Schema = field(default_factory=Schema)  # the bookkeeping tables, as created
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +208,7 @@ class Decision:
         return tuple(s.version for s in self.plan.steps)
 
 
-def decide(  # noqa: PLR0911 - one return per row of the compatibility table
+def decide(  # noqa: PLR0911, PLR0912 - one return per row of the compatibility table
     snapshot: Snapshot, steps: Steps, reference: Reference, *, to_version: int | None = None
 ) -> Decision:
     target = steps.head if to_version is None else to_version
@@ -278,7 +278,10 @@ def decide(  # noqa: PLR0911 - one return per row of the compatibility table
         kind = Verdict.OLDER
     else:
         kind = Verdict.CURRENT
-    return verdict(kind, plan=_plan(snapshot, steps, reference, target, repairs, planned_steps))
+    plan = _plan(
+        snapshot, steps, reference, target=target, repairs=repairs, planned_steps=planned_steps
+    )
+    return verdict(kind, plan=plan)
 
 
 def _history_problems(ledger: Sequence[LedgerEntry], steps: Steps, v: int) -> list[str]:
@@ -288,7 +291,8 @@ def _history_problems(ledger: Sequence[LedgerEntry], steps: Steps, v: int) -> li
         if not 1 <= e.version <= v:
             out.append(
                 f"the ledger records step {e.version} ({e.name}) as applied, but the file is at "
-                f"version {v}" + ("" if e.version <= steps.head else f" and the head is {steps.head}")
+                f"version {v}"
+                + ("" if e.version <= steps.head else f" and the head is {steps.head}")
             )
         elif e.checksum != steps.step(e.version).checksum:
             out.append(
@@ -303,6 +307,7 @@ def _plan(
     snapshot: Snapshot,
     steps: Steps,
     reference: Reference,
+    *,
     target: int,
     repairs: Sequence[PlannedOp],
     planned_steps: Sequence[PlannedStep],
@@ -591,7 +596,10 @@ def _writes(op: Operation, statements: Sequence[str], effect: OpEffect) -> froze
 def _skip(op: PlannedOp, touched: Sequence[_Key]) -> PlannedOp:
     objects = ", ".join(_describe_key(k) for k in touched if k[0] != "table" or len(touched) == 1)
     return replace(
-        op, skip_reason=f"already present and identical ({objects})", fk_scope=(), writes=frozenset()
+        op,
+        skip_reason=f"already present and identical ({objects})",
+        fk_scope=(),
+        writes=frozenset(),
     )
 
 

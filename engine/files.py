@@ -69,7 +69,8 @@ def check_path(path: str) -> bool:
     except FileNotFoundError:
         if os.path.islink(local):
             raise NotADatabaseError(
-                path=path, reason=f"it is a symbolic link to {os.readlink(local)}, which does not exist"
+                path=path,
+                reason=f"it is a symbolic link to {os.readlink(local)}, which does not exist",
             ) from None
         folder = os.path.dirname(os.path.abspath(local))
         if not os.path.isdir(folder):
@@ -78,11 +79,15 @@ def check_path(path: str) -> bool:
             ) from None
         return False
     except OSError as err:
-        raise StorageError(path=path, reason="the path cannot be examined", detail=str(err)) from err
+        raise StorageError(
+            path=path, reason="the path cannot be examined", detail=str(err)
+        ) from err
     if stat.S_ISDIR(st.st_mode):
         raise NotADatabaseError(path=path, reason="it is a directory")
     if not stat.S_ISREG(st.st_mode):
-        raise NotADatabaseError(path=path, reason="it is not a regular file (a FIFO, socket or device)")
+        raise NotADatabaseError(
+            path=path, reason="it is not a regular file (a FIFO, socket or device)"
+        )
     if 0 < st.st_size < HEADER_SIZE:
         raise NotADatabaseError(
             path=path,

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 CHECKS: Final = ("quick", "full", "none")
 
+
 class Expect(Enum):
     """How the shell judges a statement's rows."""
 
@@ -143,8 +144,7 @@ def build(
             if op.skipped:
                 continue
             counts = [
-                f"SELECT count(*) FROM pragma_foreign_key_check({_lit(t)})"
-                for t in op.fk_scope
+                f"SELECT count(*) FROM pragma_foreign_key_check({_lit(t)})" for t in op.fk_scope
             ]
             body.extend(Statement(c, Expect.BASELINE, step.version) for c in counts)
             body.extend(Statement(sql, step=step.version) for sql in op.statements)
@@ -226,7 +226,9 @@ def render(decision: Decision, script: Script | None, *, fast_path: bool = False
     emit(script.checks)
     if plan.migrates:
         lines.append("-- the backup is taken here when a backup folder is given")
-    labels = {op.version: f"repair: {op.description} (missing; step {op.version})" for op in plan.repairs}
+    labels = {
+        op.version: f"repair: {op.description} (missing; step {op.version})" for op in plan.repairs
+    }
     labels.update({step.version: f"step {step.version}: {step.name}" for step in plan.steps})
     current = 0
     for s in script.steps:
@@ -235,9 +237,7 @@ def render(decision: Decision, script: Script | None, *, fast_path: bool = False
             lines.append(f"-- {labels[s.step]}")
         emit((s,))
     if script.verify is not None:
-        lines.append(
-            f"-- here the schema is read back and must equal version {script.verify}'s"
-        )
+        lines.append(f"-- here the schema is read back and must equal version {script.verify}'s")
     emit(script.finish)
     emit(script.end)
     return "\n".join(lines) + "\n"
@@ -250,4 +250,3 @@ def _check(sql: str) -> Statement:
 def _lit(text: str) -> str:
     """An SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
-

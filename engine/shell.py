@@ -606,7 +606,7 @@ def _execute(
         if st.expect is Expect.OK:
             if deadline is None:
                 deadline = time.monotonic() + options.check_timeout
-            _check(run, st, path, stage, deadline, options.check_timeout)
+            _check(run, st, path, stage=stage, deadline=deadline, timeout=options.check_timeout)
             continue
         try:
             cursor = run.run(st.sql, params)
@@ -659,7 +659,7 @@ def _bind(param: Param, clock: Clock, step_started: float) -> object:
 
 
 def _check(
-    run: _Runner, st: Statement, path: str, stage: str, deadline: float, timeout: float
+    run: _Runner, st: Statement, path: str, *, stage: str, deadline: float, timeout: float
 ) -> None:
     """An integrity PRAGMA under a deadline enforced by a progress handler.
 
@@ -731,7 +731,9 @@ def _rows(
     factory = conn.text_factory
     conn.text_factory = StoredText
     try:
-        return conn.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {columns[0]}").fetchall()
+        return conn.execute(
+            f"SELECT {', '.join(columns)} FROM {table} ORDER BY {columns[0]}"
+        ).fetchall()
     finally:
         conn.text_factory = factory
 

@@ -42,7 +42,9 @@ def translate_error(  # noqa: PLR0911 - one return per error family
         # The sqlite3 module decodes SQLite's error messages strictly; a message that quotes
         # bytes of the file which are not UTF-8 (a damaged name in the schema) cannot be read.
         return IntegrityFailureError(
-            path=path, check="open", problems=(f"SQLite's error quotes text that is not UTF-8: {err}",)
+            path=path,
+            check="open",
+            problems=(f"SQLite's error quotes text that is not UTF-8: {err}",),
         )
     name = str(getattr(err, "sqlite_errorname", "") or "")
     base = name.split("_", 2)
@@ -80,7 +82,9 @@ def translate_error(  # noqa: PLR0911 - one return per error family
     return None
 
 
-def raise_typed(err: sqlite3.Error | UnicodeDecodeError, path: str, busy_timeout: float) -> NoReturn:
+def raise_typed(
+    err: sqlite3.Error | UnicodeDecodeError, path: str, busy_timeout: float
+) -> NoReturn:
     """Raise the typed error for ``err``, or ``err`` itself when no class fits (a bug)."""
     translated = translate_error(err, path, busy_timeout)
     if translated is None:

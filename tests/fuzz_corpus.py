@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import random
 import shutil
@@ -43,6 +44,7 @@ MODES: Final = ("delete", "wal")
 PAGE: Final = 4096  # the page size of the base files (SQLite's default)
 DB_NAME: Final = "state.db"
 SIDECARS: Final = ("-journal", "-wal", "-shm")
+MAGIC: Final = b"SQLite format 3\x00"
 
 
 class _FixedClock:
@@ -97,10 +99,10 @@ def _populate(conn: sqlite3.Connection, version: int) -> None:
         )
     states = ("queued", "running", "done", "failed")
     for i in range(1, 401):
-        cols = {
+        cols: dict[str, object] = {
             "id": i,
             "kind": rng.choice(("email", "sms", "push", " Report ")),
-            "payload": '{"n": %d, "pad": "%s"}' % (i, "x" * rng.randrange(10, 120)),  # noqa: UP031
+            "payload": json.dumps({"n": i, "pad": "x" * rng.randrange(10, 120)}),
             "state": rng.choice(states),
             "created_at": f"2024-01-{1 + i % 28:02d}T00:00:00Z",
         }
@@ -357,13 +359,24 @@ BOOKKEEPING_EDITS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ),
     ("ledger-applied-blob", (f"UPDATE {LEDGER} SET applied_at = x'00ff' WHERE seq = 1",)),
     ("ledger-duration-text", (f"UPDATE {LEDGER} SET duration_ms = 'slow' WHERE seq = 1",)),
-    ("ledger-last-row-deleted", (f"DELETE FROM {LEDGER} WHERE seq = (SELECT max(seq) FROM {LEDGER})",)),
+    (
+        "ledger-last-row-deleted",
+        (f"DELETE FROM {LEDGER} WHERE seq = (SELECT max(seq) FROM {LEDGER})",),
+    ),
     ("ledger-emptied", (f"DELETE FROM {LEDGER}",)),
-    ("ledger-duplicate-row", (f"INSERT INTO {LEDGER} (version, name, checksum, applied_at, duration_ms) SELECT version, name, checksum, applied_at, duration_ms FROM {LEDGER} WHERE seq = 1",)),
+    (
+        "ledger-duplicate-row",
+        (
+            f"INSERT INTO {LEDGER} (version, name, checksum, applied_at, duration_ms) SELECT version, name, checksum, applied_at, duration_ms FROM {LEDGER} WHERE seq = 1",
+        ),
+    ),
     ("ledger-dropped", (f"DROP TABLE {LEDGER}",)),
     ("ledger-column-renamed", (f"ALTER TABLE {LEDGER} RENAME COLUMN version TO v",)),
     ("ledger-column-added", (f"ALTER TABLE {LEDGER} ADD COLUMN extra TEXT",)),
-    ("ledger-other-shape", (f"DROP TABLE {LEDGER}", f"CREATE TABLE {LEDGER} (x)", f"INSERT INTO {LEDGER} VALUES (1)")),
+    (
+        "ledger-other-shape",
+        (f"DROP TABLE {LEDGER}", f"CREATE TABLE {LEDGER} (x)", f"INSERT INTO {LEDGER} VALUES (1)"),
+    ),
     (
         "ledger-untyped-nulls",
         (
@@ -386,40 +399,111 @@ BOOKKEEPING_EDITS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("meta-dropped", (f"DROP TABLE {META}",)),
     ("meta-column-renamed", (f"ALTER TABLE {META} RENAME COLUMN schema_cookie TO cookie",)),
     ("meta-column-added", (f"ALTER TABLE {META} ADD COLUMN extra TEXT",)),
-    ("meta-other-shape", (f"DROP TABLE {META}", f"CREATE TABLE {META} (id, schema_cookie)", f"INSERT INTO {META} VALUES ('one', 'two')")),
+    (
+        "meta-other-shape",
+        (
+            f"DROP TABLE {META}",
+            f"CREATE TABLE {META} (id, schema_cookie)",
+            f"INSERT INTO {META} VALUES ('one', 'two')",
+        ),
+    ),
 )
 
 # Stored CREATE text edited through writable_schema, cookie put back (the fast path cannot see).
 _SET_SQL: Final = "UPDATE sqlite_master SET sql = {expr} WHERE name = '{name}'"
 SCHEMA_EDITS: Final[tuple[tuple[str, int, str], ...]] = (
     # (name, first version it applies to, statement)
-    ("table-check-added", 1, _SET_SQL.format(expr="replace(sql, 'kind       TEXT NOT NULL', 'kind TEXT NOT NULL CHECK (length(kind) > 0)')", name="jobs")),
-    ("column-type-changed", 3, _SET_SQL.format(expr="replace(replace(sql, 'priority INTEGER', 'priority TEXT'), 'priority     INTEGER', 'priority     TEXT')", name="jobs")),
-    ("table-comment-bad-utf8", 1, _SET_SQL.format(expr="sql || ' -- ' || CAST(x'ff' AS TEXT)", name="jobs")),
-    ("table-name-bad-utf8", 1, "UPDATE sqlite_master SET name = CAST(x'ff' AS TEXT) WHERE name = 'jobs_state'"),
+    (
+        "table-check-added",
+        1,
+        _SET_SQL.format(
+            expr="replace(sql, 'kind       TEXT NOT NULL', 'kind TEXT NOT NULL CHECK (length(kind) > 0)')",
+            name="jobs",
+        ),
+    ),
+    (
+        "column-type-changed",
+        3,
+        _SET_SQL.format(
+            expr="replace(replace(sql, 'priority INTEGER', 'priority TEXT'), 'priority     INTEGER', 'priority     TEXT')",
+            name="jobs",
+        ),
+    ),
+    (
+        "table-comment-bad-utf8",
+        1,
+        _SET_SQL.format(expr="sql || ' -- ' || CAST(x'ff' AS TEXT)", name="jobs"),
+    ),
+    (
+        "table-name-bad-utf8",
+        1,
+        "UPDATE sqlite_master SET name = CAST(x'ff' AS TEXT) WHERE name = 'jobs_state'",
+    ),
     ("table-unparseable", 1, _SET_SQL.format(expr="'CREATE TABLE jobs ('", name="jobs")),
-    ("index-made-partial", 1, _SET_SQL.format(expr="'CREATE INDEX jobs_state ON jobs (state) WHERE state <> ''done'''", name="jobs_state")),
-    ("index-other-column", 1, _SET_SQL.format(expr="'CREATE INDEX jobs_state ON jobs (kind)'", name="jobs_state")),
+    (
+        "index-made-partial",
+        1,
+        _SET_SQL.format(
+            expr="'CREATE INDEX jobs_state ON jobs (state) WHERE state <> ''done'''",
+            name="jobs_state",
+        ),
+    ),
+    (
+        "index-other-column",
+        1,
+        _SET_SQL.format(expr="'CREATE INDEX jobs_state ON jobs (kind)'", name="jobs_state"),
+    ),
     ("index-row-deleted", 1, "DELETE FROM sqlite_master WHERE name = 'jobs_state'"),
-    ("trigger-edited", 5, _SET_SQL.format(expr="replace(sql, '''state''', '''changed''')", name="jobs_state_event")),
-    ("view-edited", 7, _SET_SQL.format(expr="replace(sql, 'running', 'started')", name="active_jobs")),
-    ("view-bad-utf8", 7, _SET_SQL.format(expr="replace(sql, 'running', CAST(x'ff' AS TEXT))", name="active_jobs")),
-    ("index-rootpage-shared", 3, "UPDATE sqlite_master SET rootpage = (SELECT rootpage FROM sqlite_master WHERE name = 'jobs_pick') WHERE name = 'jobs_state'"),
+    (
+        "trigger-edited",
+        5,
+        _SET_SQL.format(expr="replace(sql, '''state''', '''changed''')", name="jobs_state_event"),
+    ),
+    (
+        "view-edited",
+        7,
+        _SET_SQL.format(expr="replace(sql, 'running', 'started')", name="active_jobs"),
+    ),
+    (
+        "view-bad-utf8",
+        7,
+        _SET_SQL.format(expr="replace(sql, 'running', CAST(x'ff' AS TEXT))", name="active_jobs"),
+    ),
+    (
+        "index-rootpage-shared",
+        3,
+        "UPDATE sqlite_master SET rootpage = (SELECT rootpage FROM sqlite_master WHERE name = 'jobs_pick') WHERE name = 'jobs_state'",
+    ),
     ("sql-null", 1, "UPDATE sqlite_master SET sql = NULL WHERE name = 'jobs_pick'"),
 )
 
 # (index, first version, statement run while the index is hidden)
 STALE_INDEXES: Final[tuple[tuple[str, int, str], ...]] = (
     ("jobs_state", 1, "DELETE FROM jobs WHERE id % 7 = 0"),
-    ("jobs_state", 1, "INSERT INTO jobs (kind, state, created_at) VALUES ('late', 'queued', '2024-03-01')"),
+    (
+        "jobs_state",
+        1,
+        "INSERT INTO jobs (kind, state, created_at) VALUES ('late', 'queued', '2024-03-01')",
+    ),
     ("jobs_state", 1, "UPDATE jobs SET state = 'done' WHERE id % 5 = 1"),
     ("jobs_pick", 3, "UPDATE jobs SET priority = priority + 1 WHERE id % 3 = 0"),
     ("job_events_job", 5, "DELETE FROM job_events WHERE id % 2 = 0"),
     ("jobs_dedupe_live", 7, "UPDATE jobs SET dedupe_key = 'again' WHERE id % 10 = 0"),
-    ("job_results_finished", 11, "INSERT INTO job_results (job_id, finished_at) VALUES (1, '2024-04-01')"),
+    (
+        "job_results_finished",
+        11,
+        "INSERT INTO job_results (job_id, finished_at) VALUES (1, '2024-04-01')",
+    ),
 )
 
-ODD_PATHS: Final = ("directory", "dir-symlink", "missing", "missing-folder", "dangling-symlink", "fifo")
+ODD_PATHS: Final = (
+    "directory",
+    "dir-symlink",
+    "missing",
+    "missing-folder",
+    "dangling-symlink",
+    "fifo",
+)
 
 
 def _bases() -> Iterator[Base]:
@@ -430,7 +514,7 @@ def _bases() -> Iterator[Base]:
 
 def _family_header_bits(rng: random.Random) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
     for base in _bases():
-        for _ in range(25):
+        for _ in range(30):
             yield base, (FlipBit(0.0, rng.randrange(100), rng.randrange(8)),)
 
 
@@ -444,7 +528,7 @@ def _family_header_fields(rng: random.Random) -> Iterator[tuple[Base | None, tup
 
 def _family_btree_bits(rng: random.Random) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
     for base in _bases():
-        for i in range(40):
+        for i in range(50):
             # A quarter in page 1 past the header (sqlite_master's b-tree), the rest anywhere.
             if i % 4 == 0:
                 flip = FlipBit(0.0, rng.randrange(100, PAGE), rng.randrange(8))
@@ -461,7 +545,9 @@ def _family_truncation(rng: random.Random) -> Iterator[tuple[Base | None, tuple[
             yield base, (Truncate(size),)
 
 
-def _family_not_a_database(rng: random.Random) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
+def _family_not_a_database(
+    rng: random.Random,
+) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
     texts = (b"x", b"\n", b"\x00", b"SQLite format 3\x00", b"SQLite format 3\x00" + bytes(83))
     for content in texts:
         yield None, (Replace(content),)
@@ -472,8 +558,8 @@ def _family_not_a_database(rng: random.Random) -> Iterator[tuple[Base | None, tu
 def _family_zeroed_pages(rng: random.Random) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
     del rng
     for base in _bases():
-        for i in range(20):
-            yield base, (ZeroPage(i / 20),)
+        for i in range(25):
+            yield base, (ZeroPage(i / 25),)
 
 
 def _family_sidecars(rng: random.Random) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
@@ -513,7 +599,9 @@ def _family_odd_paths(rng: random.Random) -> Iterator[tuple[Base | None, tuple[M
         yield None, (OddPath(kind),)
 
 
-FAMILIES: Final[dict[str, Callable[[random.Random], Iterator[tuple[Base | None, tuple[Mutation, ...]]]]]] = {
+FAMILIES: Final[
+    dict[str, Callable[[random.Random], Iterator[tuple[Base | None, tuple[Mutation, ...]]]]]
+] = {
     "header-bits": _family_header_bits,
     "header-fields": _family_header_fields,
     "btree-bits": _family_btree_bits,
@@ -538,9 +626,7 @@ def corpus(seed: int = SEED) -> list[Case]:
             missing_folder = any(
                 isinstance(m, OddPath) and m.kind == "missing-folder" for m in mutations
             )
-            cases.append(
-                Case(f"{family}-{where}-{i:03d}", family, base, mutations, missing_folder)
-            )
+            cases.append(Case(f"{family}-{where}-{i:03d}", family, base, mutations, missing_folder))
     return cases
 
 
@@ -609,6 +695,7 @@ class Outcome:
     refusal_changed: bool  # a refusal left a file changed, added or removed
     integrity_before: tuple[str, ...]
     integrity_after: tuple[str, ...]  # of a successfully migrated file; () when not migrated
+    not_a_database: bool = False  # a non-empty file that does not begin with SQLite's header
     messages: tuple[str, ...] = field(default=())
 
     @property
@@ -639,6 +726,8 @@ class Outcome:
             out.append(f"refusal (exit {self.migrate}) changed, added or removed a file")
         if self.success_damaged:
             out.append(f"success, but integrity_check says {self.integrity_after[:3]}")
+        if self.migrate == 0 and self.not_a_database:
+            out.append("a file that was not a database was migrated (overwritten)")
         return out
 
 
@@ -647,12 +736,13 @@ def run_case(case: Case, folder: Path, bases: Path, *, check: str = "") -> Outco
     options = ["--steps", SPEC] + (["--check", check] if check else [])
     regular = db.is_file() and not db.is_symlink() and db.stat().st_size > 0
     before_integrity = tuple(integrity(db)) if regular else ()
+    head = db.read_bytes()[:100] if regular else b""
+    not_a_database = regular and (len(head) < 100 or not head.startswith(MAGIC))
     before = files_state(folder)
     status, status_err = cli("status", str(db), *options)
     status_changed = files_state(folder) != before
     code, migrate_err = cli("migrate", str(db), *options)
-    after = files_state(folder)
-    refusal_changed = code != 0 and after != before
+    refusal_changed = code != 0 and files_state(folder) != before
     after_integrity = tuple(integrity(db)) if code == 0 and db.is_file() else ()
     return Outcome(
         case,
@@ -663,8 +753,15 @@ def run_case(case: Case, folder: Path, bases: Path, *, check: str = "") -> Outco
         refusal_changed,
         before_integrity,
         after_integrity,
+        not_a_database,
         (status_err.strip()[-300:], migrate_err.strip()[-300:]),
     )
+
+
+def reproduce(case: Case, check: str) -> str:
+    """The line that replays one case and prints what happened."""
+    option = f" --check {check}" if check else ""
+    return f"python -m tests.fuzz_corpus --seed {SEED} --case {case.id}{option}"
 
 
 def _main() -> None:
@@ -676,10 +773,13 @@ def _main() -> None:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--every", type=int, default=1, help="run every K-th case of a family")
     parser.add_argument("--check", default="", help="pass --check to status and migrate")
+    parser.add_argument("--case", help="run this one case and print everything about it")
     parser.add_argument("--show", type=int, default=3, help="problem cases shown per family")
     args = parser.parse_args()
     cases = corpus(args.seed)
-    if args.every > 1:
+    if args.case:
+        cases = [c for c in cases if c.id == args.case]
+    elif args.every > 1:
         cases = ci_slice(cases, args.every)
     codes: dict[str, collections.Counter[int]] = collections.defaultdict(collections.Counter)
     bad: dict[str, list[str]] = collections.defaultdict(list)
@@ -688,11 +788,15 @@ def _main() -> None:
             outcome = run_case(case, Path(tmp) / f"c{i}", Path(tmp) / "bases", check=args.check)
             codes[case.family][outcome.migrate] += 1
             bad[case.family].extend(f"{case.id}: {p}" for p in outcome.problems())
+            if args.case:
+                print(outcome)
     total = sum(sum(c.values()) for c in codes.values())
     print(f"{total} cases (seed {args.seed}, check {args.check or 'default'})")
     for family, counter in codes.items():
-        print(f"  {family:<15} {sum(counter.values()):5d}  exits {dict(sorted(counter.items()))}"
-              f"  problems {len(bad[family])}")
+        exits = dict(sorted(counter.items()))
+        print(
+            f"  {family:<15} {sum(counter.values()):5d}  exits {exits}  problems {len(bad[family])}"
+        )
         for line in bad[family][: args.show]:
             print(f"      {line}")
     print(f"problems: {sum(len(v) for v in bad.values())}")

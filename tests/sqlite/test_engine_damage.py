@@ -23,8 +23,8 @@ from migproof.engine import (
     IntegrityFailureError,
     NotADatabaseError,
     Step,
-    Steps,
     StepFailedError,
+    Steps,
     StorageError,
     UnsupportedFormatError,
     inspect,
@@ -183,7 +183,10 @@ def test_a_damaged_text_encoding_field_is_corruption_not_an_internal_error(
     [
         ("UPDATE _migproof_ledger SET version = 'abc' WHERE seq = 1", "version is the text 'abc'"),
         ("UPDATE _migproof_ledger SET duration_ms = 'slow' WHERE seq = 1", "duration_ms"),
-        ("UPDATE _migproof_ledger SET name = CAST(x'ff41' AS TEXT) WHERE seq = 1", "not valid UTF-8"),
+        (
+            "UPDATE _migproof_ledger SET name = CAST(x'ff41' AS TEXT) WHERE seq = 1",
+            "not valid UTF-8",
+        ),
         ("ALTER TABLE _migproof_ledger RENAME COLUMN version TO v", "column _migproof_ledger.v"),
         ("UPDATE _migproof_meta SET schema_cookie = 'abc'", "schema_cookie is the text 'abc'"),
         ("ALTER TABLE _migproof_meta ADD COLUMN extra TEXT", "_migproof_meta.extra"),
@@ -239,8 +242,7 @@ def test_status_sees_an_edited_create_statement_when_migrate_does_and_not_before
     cookie = conn.execute("PRAGMA schema_version").fetchone()[0]
     conn.execute("PRAGMA writable_schema = ON")
     conn.execute(
-        "UPDATE sqlite_master SET sql = replace(sql, 'cancelled', 'canceled') "
-        "WHERE name = 'jobs'"
+        "UPDATE sqlite_master SET sql = replace(sql, 'cancelled', 'canceled') WHERE name = 'jobs'"
     )
     conn.execute(f"PRAGMA schema_version = {cookie}")
     conn.close()
@@ -253,8 +255,14 @@ def test_status_sees_an_edited_create_statement_when_migrate_does_and_not_before
 def test_status_foresees_a_step_failing_on_the_rows(tmp_path: Path) -> None:
     steps = Steps(
         [
-            Step(1, "t", [CreateTable("CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER NOT NULL)")]),
-            Step(2, "u", [AddColumn("t", "b INTEGER"), DataChange("UPDATE t SET a = NULL WHERE id = 2")]),
+            Step(
+                1, "t", [CreateTable("CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER NOT NULL)")]
+            ),
+            Step(
+                2,
+                "u",
+                [AddColumn("t", "b INTEGER"), DataChange("UPDATE t SET a = NULL WHERE id = 2")],
+            ),
         ],
         name="failing",
     )
@@ -437,7 +445,9 @@ def _chattr_works(probe: Path) -> bool:
     if shutil.which("chattr") is None:
         return False
     probe.write_text("x")
-    done = subprocess.run(["chattr", "+i", str(probe)], capture_output=True, timeout=30, check=False)
+    done = subprocess.run(
+        ["chattr", "+i", str(probe)], capture_output=True, timeout=30, check=False
+    )
     if done.returncode == 0:
         subprocess.run(["chattr", "-i", str(probe)], capture_output=True, timeout=30, check=True)
     probe.unlink()

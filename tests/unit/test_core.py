@@ -156,7 +156,15 @@ def test_the_script_builder_does_no_io_either() -> None:
     assert spec is not None
     assert spec.origin is not None
     imported = {i.lstrip(".").split(".")[0] for i in _imports(Path(spec.origin))}
-    assert imported <= {"__future__", "dataclasses", "enum", "typing", "bookkeeping", "core", "steps"}
+    assert imported <= {
+        "__future__",
+        "dataclasses",
+        "enum",
+        "typing",
+        "bookkeeping",
+        "core",
+        "steps",
+    }
 
 
 # --- the compatibility table --------------------------------------------------------------------
@@ -306,7 +314,10 @@ def test_a_ledger_row_beyond_the_version_is_drift() -> None:
 
 
 def test_damaged_bookkeeping_is_drift_named_but_a_newer_file_is_still_too_new() -> None:
-    books = Bookkeeping(INTERNAL_TABLES, damage=("_migproof_ledger row seq=1: version is the text 'abc', not an integer",))
+    books = Bookkeeping(
+        INTERNAL_TABLES,
+        damage=("_migproof_ledger row seq=1: version is the text 'abc', not an integer",),
+    )
     d = decide(Snapshot(4, REF.versions[4], books), STEPS, REF)
     assert (d.verdict, d.reasons) == (Verdict.DRIFTED, books.damage)
     assert decide(Snapshot(5, REF.versions[4], books), STEPS, REF).verdict is Verdict.TOO_NEW
@@ -443,7 +454,7 @@ def test_a_current_file_is_checked_only_when_a_check_is_asked_for() -> None:
     d = decide(snap(4, cookie=3, recorded=3, app_id=_tag(3)), STEPS, REF)
     assert _build(d).checks == ()
     assert [st.sql for st in _build(d, "full").checks] == ["PRAGMA integrity_check"]
-    assert [st.sql for st in _build(d, "full").end][0] == "ROLLBACK"
+    assert _build(d, "full").end[0].sql == "ROLLBACK"
 
 
 def test_render_prints_every_statement_of_the_script() -> None:
