@@ -29,6 +29,7 @@ import shutil
 import sqlite3
 import stat
 import tempfile
+from enum import Enum
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 from urllib.parse import quote as urlquote
@@ -58,12 +59,23 @@ def is_read_only_uri(path: str) -> bool:
     return path.startswith("file:") and parse_qs(urlsplit(path).query).get("mode") == ["ro"]
 
 
-def check_path(path: str) -> bool:
-    """Refuse what cannot be a state file; True when a file is there (False: it would be
-    created). Raises ``NotADatabaseError`` or ``StorageError``."""
+class PathState(Enum):
+    NEW = "new"  # nothing there yet: migrate would create the file
+    WRITABLE = "writable"
+    READ_ONLY = "read-only"  # this process may not write it (a read-only file, mount or URI)
+
+    @property
+    def exists(self) -> bool:
+        return self is not PathState.NEW
+
+
+def check_path(path: str) -> PathState:
+    """Refuse what cannot be a state file (``NotADatabaseError``, ``StorageError``); say
+    whether a file is there and whether this process may write it. One ``stat``, one
+    ``access``: this runs on every start, fast path included."""
     local = local_path(path)
     if local is None:
-        return True
+        return PathState.READ_ONLY if is_read_only_uri(path) else PathState.WRITABLE
     try:
         st = os.stat(local)
     except FileNotFoundError:
@@ -77,11 +89,9 @@ def check_path(path: str) -> bool:
             raise StorageError(
                 path=path, reason=f"the folder {folder} does not exist (is the path mistyped?)"
             ) from None
-        return False
+        return PathState.NEW
     except OSError as err:
-        raise StorageError(
-            path=path, reason="the path cannot be examined", detail=str(err)
-        ) from err
+        raise StorageError(path=path, reason="the path cannot be examined", detail=str(err)) from err
     if stat.S_ISDIR(st.st_mode):
         raise NotADatabaseError(path=path, reason="it is a directory")
     if not stat.S_ISREG(st.st_mode):
@@ -94,15 +104,9 @@ def check_path(path: str) -> bool:
             reason=f"it is {st.st_size} bytes long, and an SQLite database is at least its "
             f"{HEADER_SIZE}-byte header",
         )
-    return True
-
-
-def writable(path: str) -> bool:
-    """Whether this process may write the file (False for a read-only URI, file or mount)."""
-    if is_read_only_uri(path):
-        return False
-    local = local_path(path)
-    return local is None or not os.path.exists(local) or os.access(local, os.W_OK)
+    if is_read_only_uri(path) or not os.access(local, os.W_OK):
+        return PathState.READ_ONLY
+    return PathState.WRITABLE
 
 
 @contextlib.contextmanager

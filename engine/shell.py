@@ -284,8 +284,9 @@ def inspect(
     """
     p = os.fspath(path)
     options = _options(steps, to_version, check, check_timeout)
-    exists = files.check_path(p)
-    if not files.writable(p):
+    where = files.check_path(p)
+    exists = where.exists
+    if where is files.PathState.READ_ONLY:
         return _read_only(p, steps, options)
     try:
         if exists and options.check is None:
@@ -309,7 +310,7 @@ def inspect(
 def read_version(path: str | os.PathLike[str]) -> int:
     """The stored schema version; 0 for a missing or empty file. Never writes."""
     p = os.fspath(path)
-    if not files.check_path(p):
+    if not files.check_path(p).exists:
         return 0
     try:
         with files.read_view(p) as conn:
@@ -324,7 +325,7 @@ def read_ledger(path: str | os.PathLike[str]) -> tuple[LedgerEntry, ...]:
     Raises ``DriftError`` naming the problems when the ledger is damaged.
     """
     p = os.fspath(path)
-    if not files.check_path(p):
+    if not files.check_path(p).exists:
         return ()
     try:
         with files.read_view(p) as conn:
@@ -381,8 +382,8 @@ def _open(
             source="keep_backups",
             reason=f"keep_backups must be 1 or more with a backup_dir, not {keep_backups}",
         )
-    files.check_path(p)
-    report = None if files.writable(p) else _read_only_report(p, steps, options)
+    read_only = files.check_path(p) is files.PathState.READ_ONLY
+    report = _read_only_report(p, steps, options) if read_only else None
     if report is not None and not keep_open and journal_mode is None:
         return None, _timed(report, started)
     try:
@@ -392,33 +393,34 @@ def _open(
         )
     except sqlite3.Error as err:
         raise_typed(err, p, busy_timeout)
-    factory = conn.text_factory
+    factory = conn.text_factory  # the daemon gets the connection back with its own
     try:
-        conn.text_factory = _decode
         if on_connect is not None:
             on_connect(conn)
         run = _Runner(conn, on_statement, clock)
         if report is None and options.check is None and _fast_path(run, steps, options.target):
+            t = options.target
             report = MigrationReport(
-                p, Verdict.CURRENT, options.target, options.target, fast_path=True
+                p, Verdict.CURRENT, t, t, fast_path=True, duration_s=time.monotonic() - started
             )
         if report is None:
+            conn.text_factory = _decode
             decision, script, backup = _run(
                 run, steps, p, options, backup_dir=backup_dir, keep_backups=keep_backups
             )
+            conn.text_factory = factory
             if script is None:
                 raise refusal(decision, p)
             report = _report(p, decision, backup)
         if journal_mode is not None:
             _set_journal_mode(run, journal_mode.lower(), p, busy_timeout, report.to_version)
-        conn.text_factory = factory
     except (sqlite3.Error, UnicodeDecodeError) as err:
         conn.close()
         raise_typed(err, p, busy_timeout)
     except BaseException:
         conn.close()
         raise
-    return conn, _timed(report, started)
+    return conn, report if report.fast_path else _timed(report, started)
 
 
 def _read_only(p: str, steps: Steps, options: _Options) -> Inspection:
@@ -568,7 +570,7 @@ def _header_refuses_writes(err: BaseException, path: str) -> MigproofError | Non
     above 2 (sqlite.org/fileformat2.html 1.3.3), so only a newer SQLite may write it."""
     if not isinstance(err, StorageError) or err.reason != "the file is read-only":
         return None
-    if not files.writable(path):
+    if files.check_path(path) is files.PathState.READ_ONLY:
         return None
     return UnsupportedFormatError(
         path=path,

@@ -340,9 +340,25 @@ def test_index_damage_quick_check_misses_is_refused_when_the_plan_writes_that_ta
     assert files_state(tmp_path) == before
 
 
-def test_a_migration_whose_result_fails_the_check_is_rolled_back(tmp_path: Path) -> None:
-    # The check of what the plan wrote runs inside the transaction, before COMMIT. A step
-    # that swaps an index's definition under its rows leaves them inconsistent.
+@pytest.mark.parametrize(
+    ("check", "edit"),
+    [
+        # The default's check after the steps is structural: a page used twice fails it.
+        (
+            None,
+            "UPDATE sqlite_master SET rootpage = "
+            "(SELECT rootpage FROM sqlite_master WHERE name = 't') WHERE name = 't_a'",
+        ),
+        # An index whose definition no longer matches its rows takes integrity_check.
+        ("full", "UPDATE sqlite_master SET sql = 'CREATE INDEX t_a ON t (b)' WHERE name = 't_a'"),
+    ],
+    ids=["default", "full"],
+)
+def test_a_migration_whose_result_fails_the_check_is_rolled_back(
+    tmp_path: Path, check: str | None, edit: str
+) -> None:
+    # The check of what the plan wrote runs inside the transaction, before COMMIT. These
+    # steps damage the table they write (through writable_schema, as no real step should).
     steps = Steps(
         [
             Step(
@@ -355,26 +371,23 @@ def test_a_migration_whose_result_fails_the_check_is_rolled_back(tmp_path: Path)
             ),
             Step(
                 2,
-                "swap",
+                "damage",
                 [
                     DataChange(
-                        "PRAGMA writable_schema = ON; "
-                        "UPDATE sqlite_master SET sql = 'CREATE INDEX t_a ON t (b)' "
-                        "WHERE name = 't_a'; "
-                        "PRAGMA writable_schema = RESET",
+                        f"PRAGMA writable_schema = ON; {edit}; PRAGMA writable_schema = RESET",
                         transforms=["t.a"],
                     )
                 ],
             ),
         ],
-        name="swap",
+        name="damage",
     )
     db = tmp_path / "s.db"
     migrate(db, steps, to_version=1)
     raw(db, "INSERT INTO t (a, b) VALUES ('x', 'y'), ('z', 'w')")
     before = files_state(tmp_path)
     with pytest.raises(IntegrityFailureError) as info:
-        migrate(db, steps, check="full")
+        migrate(db, steps, check=check)
     assert info.value.stage == "after the steps"
     assert "rolled back" in str(info.value)
     assert files_state(tmp_path) == before
