@@ -61,11 +61,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "status",
         help="show the file's version and what migrate would do (read-only)",
         description="Read-only: the stored version, the head, the decision migrate would take "
-        "and the pending steps. Takes the same path as migrate with the same options -- the "
-        "fast path, the decision, the checks -- on a view of the file that cannot write, and "
-        "exits with the code migrate would: 0 when it would proceed, the refusal's code "
-        "otherwise (see docs/runbook.md). It cannot foresee a step failing on the rows, a "
-        "full disk, a lock or a backup.",
+        "and the pending steps. Runs migrate's own sequence with the same options on a private "
+        "copy of the file (in $TMPDIR) and rolls it back; a current file is recognised from its "
+        "header, without a copy. Never writes to the file or beside it. Exits with the code "
+        "migrate would: 0 when it would proceed, the refusal's code otherwise (see "
+        "docs/runbook.md). It cannot foresee a lock, a full disk or the backup.",
     )
     _common(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")

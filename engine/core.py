@@ -6,8 +6,8 @@ The shell takes the write lock, reads a ``Snapshot`` (stored version, user schem
 bookkeeping tables as ``bookkeeping.read_bookkeeping`` judged them, schema cookie, header tag)
 and asks ``decide``. The answer is frozen data: a ``Verdict`` and, when the file must change, a
 ``Plan`` -- what changes, which tables it writes, the cookie to record. ``script.build`` orders
-it into the statements the shell runs and ``migproof plan`` prints. ``status`` asks the same
-question of a read-only view of the file, so the two never disagree about a decision.
+it into the statements the shell runs and ``migproof plan`` prints. ``status`` runs the same
+sequence on a private copy of the file, so the two never disagree about a decision.
 
 The compatibility table (first matching row wins):
 
@@ -315,10 +315,10 @@ def _plan(
     books = snapshot.bookkeeping
     create = tuple(INTERNAL_DDL[t] for t in INTERNAL_DDL if t not in books.tables)
     ops = [*repairs, *(op for s in planned_steps for op in s.ops if not op.skipped)]
-    # Each DDL statement moves SQLite's schema cookie by exactly one (measured on 3.40 for
-    # every operation kind, tests/sqlite/test_engine_migrate.py). Should a future SQLite differ,
-    # the recorded cookie misses once: the next start takes the slow path and records the
-    # cookie it finds, with no DDL in between.
+    # Each DDL statement moves SQLite's schema cookie by exactly one (3.40, every operation
+    # kind; tests/sqlite/test_engine_damage.py checks the example's every start version).
+    # Should a future SQLite differ, the recorded cookie misses once: the next start takes the
+    # slow path and records the cookie it finds, with no DDL in between.
     ddl = len(create) + sum(1 for op in ops for sql in op.statements if _is_ddl(sql))
     cookie = _int32(snapshot.cookie + ddl)
     migrates = bool(repairs or planned_steps)
@@ -351,7 +351,8 @@ def _plan(
 
 def _is_ddl(sql: str) -> bool:
     words = [t.text for t in tokenize(sql)[:2]]
-    return bool(words) and words[0] in ("create", "drop", "alter") and words[1:2] != ["temp"]
+    temp = words[1:2] in (["temp"], ["temporary"])  # the temp schema has its own cookie
+    return bool(words) and words[0] in ("create", "drop", "alter") and not temp
 
 
 def _int32(n: int) -> int:

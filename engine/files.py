@@ -17,8 +17,9 @@ WAL or roll back a hot journal -- writes -- before anyone can read, so it reads 
 
 A copy is made with plain file reads, so a process that holds the file open through SQLite
 must not ask for one: closing a descriptor drops that process's POSIX locks (CONTEXT.md
-section 3). ``status`` and ``plan`` run in their own process; ``migrate`` copies only a
-read-only file that has a -wal or -journal beside it.
+section 3). ``status`` and ``plan`` run in their own process; ``read_version`` and
+``read_ledger`` (the harness's readers), and ``migrate`` on a read-only file, copy only when
+a -wal or -journal lies beside the file.
 """
 
 from __future__ import annotations

@@ -124,11 +124,10 @@ def build(
 ) -> Script:
     """The script for a decision that was not refused."""
     plan = decision.plan
-    explicit = check is not None
     full = check == "full"
     checks: list[Statement] = []
     after: list[Statement] = []
-    if check != "none" and (plan.migrates or explicit):
+    if check != "none" and (plan.migrates or check is not None):
         checks.append(_check("PRAGMA integrity_check" if full else "PRAGMA quick_check"))
         if not full:
             checks.extend(_check(f"PRAGMA integrity_check({_lit(t)})") for t in plan.verify_before)
@@ -226,15 +225,20 @@ def render(decision: Decision, script: Script | None, *, fast_path: bool = False
     emit(script.checks)
     if plan.migrates:
         lines.append("-- the backup is taken here when a backup folder is given")
-    labels = {
-        op.version: f"repair: {op.description} (missing; step {op.version})" for op in plan.repairs
-    }
-    labels.update({step.version: f"step {step.version}: {step.name}" for step in plan.steps})
+    labels: dict[int, list[str]] = {}
+    for op in plan.repairs:
+        labels.setdefault(op.version, []).append(
+            f"repair: {op.description} (missing; created by step {op.version})"
+        )
+    for step in plan.steps:
+        labels[step.version] = [f"step {step.version}: {step.name}"] + [
+            f"skip {op.description}: {op.skip_reason}" for op in step.ops if op.skipped
+        ]
     current = 0
     for s in script.steps:
         if s.step != current:
             current = s.step
-            lines.append(f"-- {labels[s.step]}")
+            lines.extend(f"-- {label}" for label in labels[s.step])
         emit((s,))
     if script.verify is not None:
         lines.append(f"-- here the schema is read back and must equal version {script.verify}'s")

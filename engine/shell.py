@@ -1,22 +1,23 @@
 """The imperative shell: open a state file, decide under the write lock, run the script, commit.
 
-``open_state_db`` is what a daemon calls at startup; ``migrate`` is the same followed by close;
-``inspect`` asks the same question without writing (``status``, ``plan``). The sequence, shared
-by all three (``_decide`` is the one decision path):
+``open_state_db`` is what a daemon calls at startup; ``migrate`` is the same followed by close.
+The sequence (``_run``; ``_decide`` is its decision half):
 
 1. the path must be able to hold a state file (``files.check_path``); a file this process may
-   not write is only inspected, and refused if it would have to change;
+   not write is only read (``_read_only``), and refused if it would have to change;
 2. fast path -- unless a check was asked for: version at the target and the schema cookie
    unchanged since the last migration -> done, no introspection;
-3. ``BEGIN IMMEDIATE`` (bounded), then read the file **under the lock** (``inspect``: a
-   read-only view instead) and ask the pure core for a decision and its script;
-4. the script's checks, bounded by a deadline (``inspect`` stops after them);
+3. ``BEGIN IMMEDIATE`` (bounded), then read the file **under the lock** and ask the pure core
+   for a decision, and ``script.build`` for its statements;
+4. the script's checks, bounded by a deadline;
 5. opt-in backup through a second connection;
 6. the script's statements, one by one through one choke point; the schema read back and
    compared with the declared one; the stamp, the header tag, the meta row, the checks of the
    tables written; COMMIT.
 
-Every refusal rolls back a transaction that wrote nothing: the file stays byte-identical.
+``inspect`` (``status``, ``plan``) runs the same sequence on a private copy of the file and
+rolls it back, so it answers what ``migrate`` would. Every refusal rolls back a transaction
+that wrote nothing: the file stays byte-identical.
 """
 
 from __future__ import annotations
@@ -568,7 +569,8 @@ def _decide(
 def _header_refuses_writes(err: BaseException, path: str) -> MigproofError | None:
     """SQLite refused to write a file this process may write: the header's write version is
     above 2 (sqlite.org/fileformat2.html 1.3.3), so only a newer SQLite may write it."""
-    if not isinstance(err, StorageError) or err.reason != "the file is read-only":
+    cause = err.__cause__ if isinstance(err, StorageError) else None
+    if getattr(cause, "sqlite_errorname", "") != "SQLITE_READONLY":
         return None
     if files.check_path(path) is files.PathState.READ_ONLY:
         return None
@@ -598,51 +600,44 @@ def _execute(
     stage: str = "preflight",
 ) -> None:
     """Run statements of a script in order and judge each one's rows by its ``expect``."""
+
+    def failed(st: Statement, reason: str) -> StepFailedError:
+        name = steps.step(st.step).name
+        return StepFailedError(
+            path=path, version=st.step, step=name, statement=st.sql, reason=reason
+        )
+
     baselines: dict[str, int] = {}
     step, started = -1, 0.0
     deadline: float | None = None
     for st in statements:
         if st.step != step:
             step, started = st.step, run.clock.monotonic()
-        params = tuple(_bind(p, run.clock, started) for p in st.params)
         if st.expect is Expect.OK:
             if deadline is None:
                 deadline = time.monotonic() + options.check_timeout
             _check(run, st, path, stage=stage, deadline=deadline, timeout=options.check_timeout)
             continue
+        params = tuple(_bind(p, run.clock, started) for p in st.params)
         try:
             cursor = run.run(st.sql, params)
             rows = [] if st.expect is Expect.ANY else cursor.fetchall()
         except (sqlite3.Error, UnicodeDecodeError) as err:
             translated = translate_error(err, path, options.busy_timeout)
             if st.step and not isinstance(translated, _NOT_THE_STEPS_FAULT):
-                raise StepFailedError(
-                    path=path,
-                    version=st.step,
-                    step=steps.step(st.step).name,
-                    statement=st.sql,
-                    reason=str(err),
-                ) from err
-            raise_typed(err, path, options.busy_timeout)
+                raise failed(st, str(err)) from err
+            if translated is None:
+                raise
+            raise translated from err
         if st.expect is Expect.NO_ROWS and rows:
-            raise StepFailedError(
-                path=path,
-                version=st.step,
-                step=steps.step(st.step).name,
-                statement=st.sql,
-                reason=f"its postcondition still returns rows after the step, e.g. {tuple(rows[0])!r}",
+            raise failed(
+                st, f"its postcondition still returns rows after the step, e.g. {tuple(rows[0])!r}"
             )
         if st.expect is Expect.BASELINE:
             baselines[st.sql] = int(rows[0][0])
         elif st.expect is Expect.NO_MORE and int(rows[0][0]) > baselines[st.sql]:
-            raise StepFailedError(
-                path=path,
-                version=st.step,
-                step=steps.step(st.step).name,
-                statement=st.sql,
-                reason=f"{st.note} left {int(rows[0][0]) - baselines[st.sql]} new foreign-key "
-                "violation(s)",
-            )
+            new = int(rows[0][0]) - baselines[st.sql]
+            raise failed(st, f"{st.note} left {new} new foreign-key violation(s)")
 
 
 # A step's statement failing for one of these reasons is not the step's fault.
