@@ -25,6 +25,7 @@ a -wal or -journal lies beside the file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import sqlite3
@@ -143,3 +144,59 @@ def private_copy(path: str) -> Iterator[str]:
                 path=path, reason="the file could not be copied to read it", detail=str(err)
             ) from err
         yield copy
+
+
+# sqlite.org/walformat.html: the -shm lock bytes start at 120; byte 128 is the "DMS" lock,
+# which every connection holding the WAL index open keeps a shared lock on.
+_SHM_DMS_BYTE: Final = 128
+_WAL_MAGIC: Final = (0x377F0682, 0x377F0683)
+_WAL_HEADER: Final = 32
+_FRAME_HEADER: Final = 24
+
+
+def tidy_wal(path: str) -> None:
+    """After a failed migration: remove a -wal and -shm SQLite could not remove itself.
+
+    The last connection to close normally checkpoints and deletes them; with the disk full it
+    cannot, and a refusal would leave files that were not there before. They are removed
+    only when no connection has the WAL index open (the -shm's DMS byte can be locked
+    exclusively) and the -wal holds no committed transaction (no frame of the current WAL
+    generation marks a commit): then they hold nothing SQLite would ever read back. Best
+    effort, never raises; a -journal is never touched (a hot one restores the file).
+    """
+    local = local_path(path)
+    if local is None or not os.path.exists(local + "-shm"):
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(local + "-shm", os.O_RDWR)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _SHM_DMS_BYTE)
+            if not _wal_commits(local + "-wal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(local + "-wal")
+                os.unlink(local + "-shm")
+        finally:
+            os.close(fd)  # also releases the lock
+
+
+def _wal_commits(wal: str) -> bool:
+    """Whether the WAL file holds a commit frame (conservative: checksums are not checked)."""
+    try:
+        f = open(wal, "rb")  # noqa: SIM115 - read in a loop below
+    except FileNotFoundError:
+        return False
+    with f:
+        header = f.read(_WAL_HEADER)
+        if len(header) < _WAL_HEADER or int.from_bytes(header[:4], "big") not in _WAL_MAGIC:
+            return False  # not a WAL SQLite would read
+        page_size = int.from_bytes(header[8:12], "big")
+        salts = header[16:24]
+        offset = _WAL_HEADER
+        while True:
+            f.seek(offset)
+            frame = f.read(_FRAME_HEADER)
+            if len(frame) < _FRAME_HEADER:
+                return False
+            if frame[8:16] == salts and int.from_bytes(frame[4:8], "big") != 0:
+                return True
+            offset += _FRAME_HEADER + page_size

@@ -416,12 +416,18 @@ def _open(
         if journal_mode is not None:
             _set_journal_mode(run, journal_mode.lower(), p, busy_timeout, report.to_version)
     except (sqlite3.Error, UnicodeDecodeError) as err:
-        conn.close()
+        _close_failed(conn, p)
         raise_typed(err, p, busy_timeout)
     except BaseException:
-        conn.close()
+        _close_failed(conn, p)
         raise
     return conn, report if report.fast_path else _timed(report, started)
+
+
+def _close_failed(conn: sqlite3.Connection, path: str) -> None:
+    """Close after a failure, and remove a -wal/-shm that SQLite could not (a full disk)."""
+    conn.close()
+    files.tidy_wal(path)
 
 
 def _read_only(p: str, steps: Steps, options: _Options) -> Inspection:

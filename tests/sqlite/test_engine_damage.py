@@ -11,6 +11,8 @@ import shutil
 import sqlite3
 import struct
 import subprocess
+import sys
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import pytest
@@ -40,6 +42,7 @@ from migproof.cli import main
 from tests.fuzz_corpus import StaleIndex, files_state
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 SPEC = "migproof.engine.examples.jobqueue:STEPS"
@@ -541,3 +544,112 @@ def test_plan_prints_exactly_the_statements_migrate_runs(
     assert all(s.startswith(("PRAGMA ", "SELECT m.schema_cookie")) for s in traced[:first])
     assert "=" not in "".join(s for s in traced[:first] if s.startswith("PRAGMA "))
     assert traced[first:] == printed
+
+
+# --- a full disk in WAL mode ------------------------------------------------------------------
+
+
+@contextmanager
+def small_disk(folder: Path, size: str = "1m") -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``folder`` (root only; skips where it cannot mount)."""
+    folder.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True, timeout=30, check=True)
+
+
+def _fill(folder: Path) -> None:
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, bytes(512))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("mode", ["delete", "wal"])
+def test_a_full_disk_refusal_leaves_no_sidecars(tmp_path: Path, mode: str) -> None:
+    # WAL-mode refusals on a full disk left -wal and -shm: SQLite cannot clean up then.
+    with small_disk(tmp_path / "disk") as disk:
+        folder = disk / "state"
+        folder.mkdir()
+        db = folder / "s.db"
+        migrate(db, STEPS, to_version=3, journal_mode=mode)
+        raw(
+            db,
+            "INSERT INTO jobs (kind, payload) SELECT 'k', printf('%.300c', 'x') FROM "
+            "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
+            "SELECT i FROM n)",
+        )
+        before = files_state(folder)
+        assert list(before) == ["s.db"]
+        _fill(disk)
+        with pytest.raises(StorageError):
+            migrate(db, STEPS)
+        assert files_state(folder) == before
+
+
+def _crash_image(source: Path, target: Path, *, commit: bool) -> Path:
+    """-wal and -shm as a killed writer leaves them: with a committed transaction, or with
+    only the frames of one still open (spilled from a tiny cache)."""
+    writer = sqlite3.connect(source, isolation_level=None)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("PRAGMA cache_size = 1")
+    writer.execute("BEGIN")
+    writer.execute(
+        "INSERT INTO jobs (kind, payload) SELECT 'k', printf('%.2000c', 'x') FROM "
+        "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50) "
+        "SELECT i FROM n)"
+    )
+    if commit:
+        writer.execute("COMMIT")
+    target.mkdir()
+    for suffix in ("", "-wal", "-shm"):
+        shutil.copyfile(f"{source}{suffix}", target / f"s.db{suffix}")
+    writer.close()
+    return target / "s.db"
+
+
+@pytest.mark.parametrize("commit", [True, False], ids=["committed", "uncommitted"])
+def test_tidying_a_wal_keeps_any_commit_and_what_another_process_holds(
+    tmp_path: Path, commit: bool
+) -> None:
+    from migproof.engine import files
+
+    db = at_version(tmp_path / "s.db", 3, "wal")
+    image = _crash_image(db, tmp_path / "crashed", commit=commit)
+    held = tmp_path / "held"
+    shutil.copytree(tmp_path / "crashed", held)
+    with subprocess.Popen(  # another process with the WAL index open
+        [sys.executable, "-c", _HOLD, str(held / "s.db")], stdout=subprocess.PIPE, text=True
+    ) as holder:
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "open"
+            files.tidy_wal(str(held / "s.db"))
+            assert (held / "s.db-shm").exists()
+        finally:
+            holder.kill()
+    files.tidy_wal(str(image))
+    kept = sorted(p.name for p in image.parent.iterdir())
+    assert kept == (["s.db", "s.db-shm", "s.db-wal"] if commit else ["s.db"])
+
+
+_HOLD = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1])
+conn.execute("PRAGMA user_version").fetchone()
+print("open", flush=True)
+time.sleep(60)
+"""
