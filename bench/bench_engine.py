@@ -203,7 +203,8 @@ def bench_big_migration(folder: Path, rows: int, repeats: int) -> None:
     print(f"  direct SQL in one transaction       : {base:6.2f} s")
     for name in names[1:]:
         t = min(times[name])
-        print(f"  {name:<36}: {t:6.2f} s  ratio {t / base:.3f}x (goal <= 1.10x)")
+        goal = "" if variants[name] == "full" else " (goal <= 1.10x)"  # full is opt-in
+        print(f"  {name:<36}: {t:6.2f} s  ratio {t / base:.3f}x{goal}")
 
     # Each check alone, on the file before and after the migration.
     shutil.copyfile(seed, work)
