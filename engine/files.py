@@ -162,7 +162,9 @@ def tidy_wal(path: str) -> None:
     only when no connection has the WAL index open (the -shm's DMS byte can be locked
     exclusively) and the -wal holds no committed transaction (no frame of the current WAL
     generation marks a commit): then they hold nothing SQLite would ever read back. Best
-    effort, never raises; a -journal is never touched (a hot one restores the file).
+    effort, never raises; a -journal is never touched (a hot one restores the file). Called
+    once this process's own connection is closed; like any plain open of these files (see
+    above), it must not race with another connection of this process to the same file.
     """
     local = local_path(path)
     if local is None or not os.path.exists(local + "-shm"):

@@ -40,28 +40,13 @@ from migproof.engine.sqltext import split_statements
 
 from migproof.cli import main
 from tests.fuzz_corpus import StaleIndex, files_state
+from tests.sqlite.test_engine_refusals import _chattr_works, at_version, immutable, raw
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
 SPEC = "migproof.engine.examples.jobqueue:STEPS"
-
-
-def at_version(path: Path, version: int, mode: str = "delete", *, rows: int = 50) -> Path:
-    migrate(path, STEPS, to_version=version, journal_mode=mode)
-    conn = sqlite3.connect(path)
-    conn.executemany("INSERT INTO jobs (kind) VALUES (?)", [(f"k{i}",) for i in range(rows)])
-    conn.commit()
-    conn.close()
-    return path
-
-
-def raw(path: Path, *sql: str) -> None:
-    conn = sqlite3.connect(path, isolation_level=None)
-    for s in sql:
-        conn.execute(s)
-    conn.close()
 
 
 def both(db: Path, *options: str) -> tuple[int, int]:
@@ -457,19 +442,6 @@ def test_pruning_removes_what_this_database_s_backups_left_and_nothing_else(
 # --- read-only files ----------------------------------------------------------------------------
 
 
-def _chattr_works(probe: Path) -> bool:
-    if shutil.which("chattr") is None:
-        return False
-    probe.write_text("x")
-    done = subprocess.run(
-        ["chattr", "+i", str(probe)], capture_output=True, timeout=30, check=False
-    )
-    if done.returncode == 0:
-        subprocess.run(["chattr", "-i", str(probe)], capture_output=True, timeout=30, check=True)
-    probe.unlink()
-    return done.returncode == 0
-
-
 @pytest.mark.parametrize("mode", ["delete", "wal"])
 def test_a_read_only_file_is_refused_without_leaving_sidecars(tmp_path: Path, mode: str) -> None:
     # WAL-mode refusals on a read-only file left -wal and -shm that were not there before.
@@ -477,14 +449,11 @@ def test_a_read_only_file_is_refused_without_leaving_sidecars(tmp_path: Path, mo
         pytest.skip("chattr +i is not available here")
     db = at_version(tmp_path / "s.db", 3, mode)
     before = files_state(tmp_path)
-    subprocess.run(["chattr", "+i", str(db)], check=True, capture_output=True, timeout=30)
-    try:
+    with immutable(db):
         with pytest.raises(StorageError, match="read-only"):
             migrate(db, STEPS)
         assert both(db) == (10, 10)
         assert files_state(tmp_path) == before
-    finally:
-        subprocess.run(["chattr", "-i", str(db)], check=True, capture_output=True, timeout=30)
 
 
 # --- application_id belongs to the application --------------------------------------------------
