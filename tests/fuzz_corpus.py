@@ -1,7 +1,7 @@
 """A seeded corpus of damaged state files, as a user's disk and tools damage them (issue 12).
 
 Each ``Case`` is pure data: a family, the populated base file it starts from (the bundled
-example at v3, v7 or v12, in rollback-journal or WAL mode) and a ``Mutation``. ``corpus(seed)``
+example at v3, v7 or v12, in rollback-journal or WAL mode) and one ``Mutation``. ``corpus(seed)``
 lists the same cases for the same seed; ``Case.materialize`` writes one into a folder.
 ``run_case`` runs ``migproof status`` then ``migproof migrate`` on it in-process and records
 what the engine's promises are judged on (tests/sqlite/test_engine_fuzz.py asserts them).
@@ -36,6 +36,9 @@ from migproof.cli import main
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from typing import TypeAlias
+
+    Generated: TypeAlias = Iterator[tuple["Base | None", "Mutation"]]  # a family's cases
 
 SPEC: Final = "migproof.engine.examples.jobqueue:STEPS"
 SEED: Final = 12
@@ -297,8 +300,7 @@ class Case:
     id: str
     family: str
     base: Base | None  # None: the case starts from nothing
-    mutations: tuple[Mutation, ...] = ()
-    path_in_missing_folder: bool = False
+    mutation: Mutation
 
     def materialize(self, folder: Path, bases: Path) -> Path:
         """Write the case into ``folder`` (created); return the path to give the engine."""
@@ -306,9 +308,10 @@ class Case:
         db = folder / DB_NAME
         if self.base is not None:
             shutil.copyfile(build_base(bases, self.base), db)
-        for m in self.mutations:
-            m.apply(db)
-        return folder / "missing" / DB_NAME if self.path_in_missing_folder else db
+        self.mutation.apply(db)
+        if isinstance(self.mutation, OddPath) and self.mutation.kind == "missing-folder":
+            return folder / "missing" / DB_NAME
+        return db
 
 
 # --- the families ----------------------------------------------------------------------------
@@ -512,21 +515,21 @@ def _bases() -> Iterator[Base]:
             yield Base(version, mode)
 
 
-def _family_header_bits(rng: random.Random) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
+def _family_header_bits(rng: random.Random) -> Generated:
     for base in _bases():
         for _ in range(30):
-            yield base, (FlipBit(0.0, rng.randrange(100), rng.randrange(8)),)
+            yield base, FlipBit(0.0, rng.randrange(100), rng.randrange(8))
 
 
-def _family_header_fields(rng: random.Random) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
+def _family_header_fields(rng: random.Random) -> Generated:
     del rng  # every field and value, on every base
     for base in _bases():
         for offset, size, values in HEADER_FIELDS:
             for value in values:
-                yield base, (SetHeader(offset, size, value),)
+                yield base, SetHeader(offset, size, value)
 
 
-def _family_btree_bits(rng: random.Random) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
+def _family_btree_bits(rng: random.Random) -> Generated:
     for base in _bases():
         for i in range(50):
             # A quarter in page 1 past the header (sqlite_master's b-tree), the rest anywhere.
@@ -534,74 +537,72 @@ def _family_btree_bits(rng: random.Random) -> Iterator[tuple[Base | None, tuple[
                 flip = FlipBit(0.0, rng.randrange(100, PAGE), rng.randrange(8))
             else:
                 flip = FlipBit(rng.random(), rng.randrange(PAGE), rng.randrange(8), first_page=2)
-            yield base, (flip,)
+            yield base, flip
 
 
-def _family_truncation(rng: random.Random) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
+def _family_truncation(rng: random.Random) -> Generated:
     del rng
     sizes = (0, 1, 50, 99, 100, 101, 1024, PAGE - 1, PAGE, PAGE + 1, 2 * PAGE, -PAGE, -1)
     for base in _bases():
         for size in sizes:
-            yield base, (Truncate(size),)
+            yield base, Truncate(size)
 
 
 def _family_not_a_database(
     rng: random.Random,
-) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
+) -> Generated:
     texts = (b"x", b"\n", b"\x00", b"SQLite format 3\x00", b"SQLite format 3\x00" + bytes(83))
     for content in texts:
-        yield None, (Replace(content),)
+        yield None, Replace(content)
     for size in sorted(rng.sample(range(1, 100), 25)):
-        yield None, (Replace(bytes(rng.randrange(256) for _ in range(size))),)
+        yield None, Replace(bytes(rng.randrange(256) for _ in range(size)))
 
 
-def _family_zeroed_pages(rng: random.Random) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
+def _family_zeroed_pages(rng: random.Random) -> Generated:
     del rng
     for base in _bases():
         for i in range(25):
-            yield base, (ZeroPage(i / 25),)
+            yield base, ZeroPage(i / 25)
 
 
-def _family_sidecars(rng: random.Random) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
+def _family_sidecars(rng: random.Random) -> Generated:
     for base in _bases():
         for suffix in SIDECARS:
             for size in (1, 100, 32 + PAGE + 24, 32768):
-                yield base, (Sidecar(suffix, bytes(rng.randrange(256) for _ in range(size))),)
-            yield base, (Sidecar(suffix, bytes(PAGE)),)
+                yield base, Sidecar(suffix, bytes(rng.randrange(256) for _ in range(size)))
+            yield base, Sidecar(suffix, bytes(PAGE))
 
 
-def _family_bookkeeping(rng: random.Random) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
+def _family_bookkeeping(rng: random.Random) -> Generated:
     del rng
     for base in _bases():
         for _name, statements in BOOKKEEPING_EDITS:
-            yield base, (EditSQL(statements),)
+            yield base, EditSQL(statements)
 
 
-def _family_schema_text(rng: random.Random) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
+def _family_schema_text(rng: random.Random) -> Generated:
     del rng
     for base in _bases():
         for _name, first, sql in SCHEMA_EDITS:
             if base.version >= first:
-                yield base, (EditSQL((sql,), keep_cookie=True),)
+                yield base, EditSQL((sql,), keep_cookie=True)
 
 
-def _family_stale_index(rng: random.Random) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
+def _family_stale_index(rng: random.Random) -> Generated:
     del rng
     for base in _bases():
         for index, first, dml in STALE_INDEXES:
             if base.version >= first:
-                yield base, (StaleIndex(index, dml),)
+                yield base, StaleIndex(index, dml)
 
 
-def _family_odd_paths(rng: random.Random) -> Iterator[tuple[Base | None, tuple[Mutation, ...]]]:
+def _family_odd_paths(rng: random.Random) -> Generated:
     del rng
     for kind in ODD_PATHS:
-        yield None, (OddPath(kind),)
+        yield None, OddPath(kind)
 
 
-FAMILIES: Final[
-    dict[str, Callable[[random.Random], Iterator[tuple[Base | None, tuple[Mutation, ...]]]]]
-] = {
+FAMILIES: Final[dict[str, Callable[[random.Random], Generated]]] = {
     "header-bits": _family_header_bits,
     "header-fields": _family_header_fields,
     "btree-bits": _family_btree_bits,
@@ -621,12 +622,9 @@ def corpus(seed: int = SEED) -> list[Case]:
     cases: list[Case] = []
     for family, generate in FAMILIES.items():
         rng = random.Random(f"{seed}:{family}")
-        for i, (base, mutations) in enumerate(generate(rng)):
+        for i, (base, mutation) in enumerate(generate(rng)):
             where = base.name if base is not None else "nothing"
-            missing_folder = any(
-                isinstance(m, OddPath) and m.kind == "missing-folder" for m in mutations
-            )
-            cases.append(Case(f"{family}-{where}-{i:03d}", family, base, mutations, missing_folder))
+            cases.append(Case(f"{family}-{where}-{i:03d}", family, base, mutation))
     return cases
 
 
