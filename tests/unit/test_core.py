@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from migproof.engine import script
-from migproof.engine.bookkeeping import INTERNAL_TABLES, Bookkeeping, LedgerEntry
+from migproof.engine.bookkeeping import INTERNAL_TABLES, Bookkeeping, LedgerEntry, app_id_tag
 from migproof.engine.core import Decision, Snapshot, Verdict, decide
 from migproof.engine.reference import reference_for
 from migproof.engine.schema import Column, Schema, Table
+from migproof.engine.sqltext import split_statements
 from migproof.engine.steps import (
     AddColumn,
     CreateIndex,
@@ -91,6 +92,11 @@ def snap(
     return Snapshot(
         version, REF.versions[version] if schema is None else schema, books, cookie, app_id
     )
+
+
+def _tag(cookie: int) -> int:
+    """The header tag the engine writes for this cookie under STEPS."""
+    return app_id_tag(cookie, STEPS.fingerprint)
 
 
 def with_table(schema: Schema, table: Table) -> Schema:
@@ -326,12 +332,6 @@ def test_damaged_bookkeeping_is_drift_named_but_a_newer_file_is_still_too_new() 
 # --- what the plan writes, and what it records ---------------------------------------------------
 
 
-def _tag(cookie: int) -> int:
-    from migproof.engine.bookkeeping import app_id_tag
-
-    return app_id_tag(cookie, STEPS.fingerprint)
-
-
 def test_the_plan_names_the_tables_it_writes_and_which_need_their_indexes_checked() -> None:
     d = decide(snap(1, migrated=True), STEPS, REF)
     assert d.plan.touched == ("items", *sorted(INTERNAL_TABLES))
@@ -462,8 +462,6 @@ def test_render_prints_every_statement_of_the_script() -> None:
     s = _build(d)
     text = script.render(d, s)
     assert text.startswith("-- older: version 2 -> 4")
-    from migproof.engine.sqltext import split_statements
-
     assert split_statements(text) == [st.sql for st in s.statements]
 
 
