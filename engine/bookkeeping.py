@@ -139,12 +139,12 @@ def _ledger_entry(row: Sequence[object], damage: list[str]) -> LedgerEntry | Non
     if c is not None and not _SHA256.fullmatch(c):
         damage.append(f"{where}: checksum {c[:20]!r} is not a SHA-256 in hex")
     a = _text(applied_at, f"{where}: applied_at", damage)
-    if not isinstance(duration, int | float) or isinstance(duration, bool):
+    ms = float(duration) if isinstance(duration, int | float) else None
+    if ms is None:
         damage.append(f"{where}: duration_ms is {_show(duration)}, not a number")
-    if len(damage) > before or v is None or n is None or c is None or a is None:
+    if len(damage) > before or v is None or n is None or c is None or a is None or ms is None:
         return None
-    assert isinstance(duration, int | float)
-    return LedgerEntry(v, n, c, a, float(duration))
+    return LedgerEntry(v, n, c, a, ms)
 
 
 def _meta(rows: Sequence[Sequence[object]], damage: list[str]) -> tuple[int | None, str | None]:
@@ -167,7 +167,7 @@ def _meta(rows: Sequence[Sequence[object]], damage: list[str]) -> tuple[int | No
 
 
 def _integer(value: object, what: str, damage: list[str]) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int):
         return value
     damage.append(f"{what} is {_show(value)}, not an integer")
     return None
