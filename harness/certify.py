@@ -34,18 +34,21 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO, cast
 
 from migproof import __version__
 
-from . import dbfiles
+from . import capability_gate, contract, dbfiles, identity
+from .baseline import Baseline
 from .cases import Case, CheckResult, RunConfig, Shard, Status, touches_since
 from .context import DEFAULT_ROWS, ReferenceError_, RunContext, safe_name
+from .errors import UsageError
 from .options import DEFAULT_CASE_TIMEOUT
 from .sandbox import CaseTimeout
-from .spec import UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -89,6 +92,10 @@ class Report:
     results: list[CheckResult] = field(default_factory=list)
     expect_mismatch: str | None = None
     selection: Selection | None = None
+    rows: int = DEFAULT_ROWS
+    source_files: tuple[str, ...] = ()
+    started_at: float = field(default_factory=time.time)  # wall clock, for the certificate
+    duration: float = 0.0
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -96,69 +103,171 @@ class Report:
 
     @property
     def verdict(self) -> str:
-        return "fail" if self.failed else "pass"
+        """``fail`` if any case failed; ``skipped`` if none ran (nothing was certified)."""
+        if self.failed:
+            return "fail"
+        if not any(r.status in (Status.PASS, Status.WAIVED) for r in self.results):
+            return "skipped"
+        return "pass"
+
+    def partial_because(self) -> list[str]:
+        """Why this run does not certify the whole target (empty for a complete run)."""
+        from .checks import ALL_CHECKS
+
+        sel = self.selection
+        if sel is None:
+            return []
+        why = []
+        if {c.name for c in sel.checks} != {c.name for c in ALL_CHECKS}:
+            why.append(f"only {', '.join(c.name for c in sel.checks)}")
+        if sel.case_id is not None:
+            why.append(f"only case {sel.case_id}")
+        if sel.since is not None:
+            why.append(f"only steps after v{sel.since}")
+        if sel.shard is not None:
+            why.append(f"shard {sel.shard.index}/{sel.shard.count}")
+        return why
 
     def certificate(self) -> dict[str, Any]:
+        sel = self.selection
+        partial = self.partial_because()
         return {
+            "format": CERTIFICATE_FORMAT,
             "verdict": self.verdict,
+            "partial": bool(partial),
+            "partial_because": partial,
             "target": self.target.name,
             "head": self.target.head,
-            "seed": self.config.seed,
+            "spec": self.config.spec,
+            "fingerprint": self.fingerprint,
+            "source_files": list(self.source_files),
             "migproof_version": __version__,
             "sqlite_version": sqlite3.sqlite_version,
             "python_version": platform.python_version(),
-            "journal_modes": list(self.config.journal_modes),
-            "since": self.selection.since if self.selection else None,
-            "shard": f"{self.selection.shard.index}/{self.selection.shard.count}"
-            if self.selection and self.selection.shard
-            else None,
-            "checks": _entries(self.results),
+            "settings": {
+                "seed": self.config.seed,
+                "rows": self.rows,
+                "journal_modes": list(self.config.journal_modes),
+                "crash_mode": self.config.crash_mode,
+                "crash_at": self.config.crash_at,
+                "race_procs": self.config.race_procs,
+                "race_rounds": self.config.race_rounds,
+                "case_timeout": self.config.case_timeout,
+            },
+            "selection": {
+                "only": [c.name for c in sel.checks] if sel and partial else None,
+                "case": sel.case_id if sel else None,
+                "since": sel.since if sel else None,
+                "shard": f"{sel.shard.index}/{sel.shard.count}" if sel and sel.shard else None,
+            },
+            "started_at": datetime.fromtimestamp(self.started_at, UTC).isoformat(
+                timespec="seconds"
+            ),
+            "duration": round(self.duration, 3),
+            "counts": _counts(self.results),
+            "checks": _per_check(self.results),
+            "cases": [_case_entry(r) for r in self.results],
         }
 
 
-def _entries(results: Sequence[CheckResult]) -> list[dict[str, Any]]:
-    """One entry per check per version pair: a pair fails if any of its cases failed."""
-    groups: dict[tuple[str, int | None, int | None], list[CheckResult]] = {}
-    for r in results:
-        groups.setdefault((r.case.check, r.case.from_version, r.case.to_version), []).append(r)
-    out: list[dict[str, Any]] = []
-    for (check, v_from, v_to), rs in groups.items():
-        failed = [r for r in rs if r.status is Status.FAIL]
-        if failed:
-            status, shown = Status.FAIL, failed
-        elif all(r.status is Status.SKIP for r in rs):
-            status, shown = Status.SKIP, rs
-        else:
-            status, shown = Status.PASS, [r for r in rs if r.detail]
-        detail = "\n".join(f"{r.case.id}: {r.detail}" for r in shown if r.detail)
-        out.append(
-            {
-                "check": check,
-                "status": status.value,
-                "from_version": v_from,
-                "to_version": v_to,
-                "detail": detail,
-                "reproduce": (failed or rs)[0].reproduce,
-            }
-        )
+# The certificate's layout; bumped when a key changes meaning or goes away.
+CERTIFICATE_FORMAT: Final = 2
+
+
+def _counts(results: Sequence[CheckResult]) -> dict[str, int]:
+    out = {"cases": len(results)}
+    for status in Status:
+        out[status.value] = sum(1 for r in results if r.status is status)
     return out
 
 
-def fingerprint(ctx: Context) -> str:
+def _per_check(results: Sequence[CheckResult]) -> list[dict[str, Any]]:
+    """Cases per check, counted as the command line's summary counts them."""
+    rows: dict[str, dict[str, Any]] = {}
+    for r in results:
+        row = rows.setdefault(
+            r.case.check,
+            {"check": r.case.check, "pass": 0, "fail": 0, "skip": 0, "waived": 0, "time": 0.0},
+        )
+        row[r.status.value] += 1
+        row["time"] = round(row["time"] + r.duration, 3)
+    return list(rows.values())
+
+
+def _case_entry(r: CheckResult) -> dict[str, Any]:
+    return {
+        "id": r.case.id,
+        "check": r.case.check,
+        "status": r.status.value,
+        "from_version": r.case.from_version,
+        "to_version": r.case.to_version,
+        "journal_mode": r.case.journal_mode,
+        "point": r.case.point,
+        "duration": round(r.duration, 3),
+        "detail": r.detail,
+        "reproduce": r.reproduce,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What a fingerprint was computed from (the files are listed in the certificate)."""
+
+    fingerprint: str
+    source_files: tuple[str, ...]
+
+
+def identify(ctx: Context) -> Identity:
+    """The target's identity, without running any of its code.
+
+    ``<migproof version>:<12 hex>`` over the SQLite version, the target's step checksums
+    (``released_steps``, when it declares them), the source of the SPEC's module and the user
+    modules it reaches (``identity``), and the project's declarations. Two targets whose code
+    differs get different fingerprints even when their schemas agree.
+    """
     target = ctx.target
-    parts_fn = getattr(target, "fingerprint_parts", None)
-    if callable(parts_fn):
-        text = "\n".join(str(p) for p in parts_fn())
-    else:
-        mode = ctx.config.journal_modes[0]
-        chunks = []
-        for v in range(target.head + 1):
-            try:
-                chunks.append(repr(ctx.schema_of(ctx.reference_db(v, mode))))
-            except ReferenceError_ as err:
-                chunks.append(f"unbuildable: {err}")
-        text = "\n".join(chunks)
-    return f"{__version__}:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    digest, files = identity.source_digest(ctx.config.spec)
+    extra = contract.fingerprint_files(target)  # a command's scripts, hashed as its source is
+    if extra:
+        digest = hashlib.sha256(
+            digest.encode() + b"".join(hashlib.sha256(f.read_bytes()).digest() for f in extra)
+        ).hexdigest()
+        files = [*files, *extra]
+    steps = contract.released_steps(target) or ()
+    declarations = {
+        key: _plain(ctx.config.project.section(key))
+        for key in ("changes", "columns", "examples", "command")
+    }
+    text = "\n".join(
+        [
+            f"sqlite {sqlite3.sqlite_version}",
+            f"target {target.name} head {target.head}",
+            *(f"step {v} {name} {checksum}" for v, name, checksum in steps),
+            f"source {digest}",
+            f"declarations {json.dumps(declarations, sort_keys=True, default=str)}",
+        ]
+    )
+    fp = f"{__version__}:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    return Identity(fp, tuple(_shown(f) for f in files))
+
+
+def fingerprint(ctx: Context) -> str:
+    return identify(ctx).fingerprint
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def reproduce_line(config: RunConfig, case: Case, fp: str, *, rows: int = DEFAULT_ROWS) -> str:
@@ -181,6 +290,8 @@ def reproduce_line(config: RunConfig, case: Case, fp: str, *, rows: int = DEFAUL
         parts.append(f"--journal-modes {','.join(config.journal_modes)}")
     if case.check == "crash-recovery" and config.crash_mode != defaults.crash_mode:
         parts.append(f"--crash-mode {config.crash_mode}")
+    if case.check == "crash-recovery" and config.crash_at != defaults.crash_at:
+        parts.append(f"--crash-at {config.crash_at}")
     if case.check == "race":
         if config.race_procs != defaults.race_procs:
             parts.append(f"--race-procs {config.race_procs}")
@@ -201,6 +312,10 @@ def enumerate_cases(ctx: Context, checks: Sequence[Check]) -> list[Planned]:
     """Each check's cases; a check whose enumeration fails yields one failed result instead."""
     out: list[Planned] = []
     for check in checks:
+        cannot = capability_gate.check_skip(ctx, check)
+        if cannot is not None:  # a check that cannot look at this target: one skip, named
+            out.append((check, None, CheckResult(Case(check.name), Status.SKIP, cannot)))
+            continue
         try:
             cases = list(check.cases(ctx))
         except ReferenceError_ as err:
@@ -239,8 +354,11 @@ def run(
     """Run the selected cases, printing progress to ``out``; ``workdir_kept`` says whether
     ``config.workdir`` outlives the run (a failure then names its output log there)."""
     out = cast("TextIO", _PipeSafe(out))
-    # Before any target code runs (the fingerprint may build reference DBs): a target that
-    # hangs at once still shows what is being certified.
+    began = time.monotonic()
+    contract.check(target, config.project)
+    load_baseline(config, rows, target.name)
+    # After the usage checks, before any migration runs (the context and the fingerprint
+    # build reference DBs): a target that hangs at once still shows what is being certified.
     print(
         f"migproof certify: {target.name} (head {target.head}), seed {config.seed}, "
         f"journal modes {','.join(config.journal_modes)}, "
@@ -251,8 +369,11 @@ def run(
     ctx = RunContext(target, config, rows=rows)
     ctx.workdir_kept = workdir_kept
     try:
-        fp = fingerprint(ctx)
-        report = Report(target, config, fp, selection=selection)
+        ident = identify(ctx)
+        fp = ident.fingerprint
+        report = Report(
+            target, config, fp, selection=selection, rows=rows, source_files=ident.source_files
+        )
         if selection.expect is not None and selection.expect != fp:
             report.expect_mismatch = (
                 f"fingerprint mismatch: the line was recorded with {selection.expect}, "
@@ -277,6 +398,7 @@ def run(
                     on_result(result)
     finally:
         ctx.close()
+    report.duration = time.monotonic() - began
     print_summary(report, out)
     return report
 
@@ -305,6 +427,9 @@ def run_case(
             reproduce=result.reproduce or reproduce_line(ctx.config, case, fp, rows=rows),
             duration=result.duration or (time.perf_counter() - started),
         )
+        accepted = load_baseline(ctx.config, rows, ctx.target.name)
+        if accepted is not None:
+            result = accepted.judge(result)
         failed = result.status is Status.FAIL
         if failed:
             keep = ctx.config.keep_failures
@@ -325,7 +450,7 @@ def run_case(
 def _checked(ctx: RunContext, check: Check, case: Case) -> CheckResult:
     """``check.run``, with a hung target, a harness bug or an overrun deadline as a FAIL."""
     try:
-        result = check.run(ctx, case)
+        result = capability_gate.run(ctx, check, case)
     except ReferenceError_ as err:
         return CheckResult(case, Status.FAIL, str(err))
     except CaseTimeout as err:
@@ -356,6 +481,24 @@ def _deadline_advice(config: RunConfig) -> str:
         f"A case may take {config.case_timeout:g} s; a target that needs longer: "
         "--case-timeout SECONDS (pytest: --migproof-case-timeout, [tool.migproof] case_timeout)."
     )
+
+
+_BASELINES: dict[tuple[Path, int, int], Baseline] = {}
+
+
+def load_baseline(config: RunConfig, rows: int, target: str) -> Baseline | None:
+    """The run's baseline (read once per process), checked to apply to this target, seed and
+    row count: a usage error before any case runs otherwise."""
+    path = config.baseline
+    if path is None:
+        return None
+    key = (path, config.seed, rows)
+    found = _BASELINES.get(key)
+    if found is None:
+        found = Baseline.load(path)
+        found.check_applies(target, config.seed, rows, path)
+        _BASELINES[key] = found
+    return found
 
 
 def _output_tail(log: Path, shown: Path | None) -> str:
@@ -449,27 +592,77 @@ def _progress(out: TextIO, i: int, n: int, width: int, r: CheckResult) -> None:
 
 
 def print_summary(report: Report, out: TextIO) -> None:
-    rows: dict[str, list[int | float]] = {}
-    for r in report.results:
-        counts = rows.setdefault(r.case.check, [0, 0, 0, 0.0])
-        counts[[Status.PASS, Status.FAIL, Status.SKIP].index(r.status)] += 1
-        counts[3] += r.duration
-    name_w = max([len("check"), *(len(n) for n in rows)])
+    rows = _per_check(report.results)
+    name_w = max([len("check"), *(len(r["check"]) for r in rows)])
     print("", file=out)
-    print(f"{'check':<{name_w}}  {'pass':>5} {'fail':>5} {'skip':>5} {'time':>8}", file=out)
-    for name, (p, f, s, t) in rows.items():
-        mark = "  <-- FAIL" if f else ""
-        print(f"{name:<{name_w}}  {p:>5} {f:>5} {s:>5} {t:>7.2f}s{mark}", file=out)
+    print(
+        f"{'check':<{name_w}}  {'pass':>5} {'fail':>5} {'skip':>5} {'waived':>6} {'time':>8}",
+        file=out,
+    )
+    for row in rows:
+        mark = "  <-- FAIL" if row["fail"] else ("  (not run)" if not row["pass"] else "")
+        print(
+            f"{row['check']:<{name_w}}  {row['pass']:>5} {row['fail']:>5} {row['skip']:>5} "
+            f"{row['waived']:>6} {row['time']:>7.2f}s{mark}",
+            file=out,
+        )
+    skipped = _skip_reasons(report.results)
+    if skipped:
+        print("\nSKIPPED (not checked, and not counted as passing):", file=out)
+        for (check, reason), n in skipped.items():
+            print(f"  {check} ({n} case{'s' if n != 1 else ''}): {reason}", file=out)
+    accepted = load_baseline(report.config, report.rows, report.target.name)
+    if accepted is not None:
+        stale = [
+            r.case.id
+            for r in report.results
+            if r.status is Status.PASS and r.case.id in accepted.waived
+        ]
+        if stale:
+            print(
+                f"\nSTALE baseline entries (these cases pass now; rewrite {report.config.baseline} "
+                "with --write-baseline):",
+                file=out,
+            )
+            for case_id in stale:
+                print(f"  {case_id}", file=out)
     for r in report.failed:
         print(f"\nFAIL {r.case.id}\n{_indent(r.detail)}\n  reproduce: {r.reproduce}", file=out)
     if report.expect_mismatch:
         print(f"\nNOTE: {report.expect_mismatch}", file=out)
-    verdict = "PASS" if report.verdict == "pass" else "FAIL"
-    print(
-        f"\n{verdict}: {report.target.name} -- "
-        f"{len(report.failed)} of {len(report.results)} cases failed",
-        file=out,
-    )
+    print("\n" + verdict_line(report), file=out)
+
+
+def verdict_line(report: Report) -> str:
+    """The run's last line: PASS only when something ran, nothing failed; partial runs say so."""
+    counts = _counts(report.results)
+    name = report.target.name
+    if report.verdict == "fail":
+        return f"FAIL: {name} -- {counts['fail']} of {counts['cases']} cases failed"
+    if report.verdict == "skipped":
+        return (
+            f"NOT CERTIFIED: {name} -- all {counts['cases']} cases were skipped; nothing was "
+            "checked (the reasons are listed above)"
+        )
+    line = f"PASS: {name} -- {counts['pass']} of {counts['cases']} cases passed"
+    if counts["skip"]:
+        line += f", {counts['skip']} skipped"
+    if counts["waived"]:
+        line += f", {counts['waived']} waived by the baseline"
+    partial = report.partial_because()
+    if partial:
+        line += f" (partial: {'; '.join(partial)})"
+    return line
+
+
+def _skip_reasons(results: Sequence[CheckResult]) -> dict[tuple[str, str], int]:
+    """Each check's distinct reasons for skipping, with how many cases gave each."""
+    out: dict[tuple[str, str], int] = {}
+    for r in results:
+        if r.status is Status.SKIP:
+            reason = (r.detail.splitlines() or ["no reason given"])[0]
+            out[(r.case.check, reason)] = out.get((r.case.check, reason), 0) + 1
+    return out
 
 
 def _indent(text: str) -> str:

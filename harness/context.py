@@ -25,6 +25,7 @@ runner's heartbeat lines; both work on any ``Context``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Final
 from migproof.engine.introspect import read_schema
 
 from . import dbfiles, forked
-from .declared import internal_tables
+from .contract import internal_tables
 from .options import JOURNAL_MODES
 from .sandbox import CaseTimeout, Sandboxed, describe
 
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from migproof.engine.schema import Schema
 
     from .cases import Case, Context, RunConfig
-    from .strategies import Population
+    from .population import Population
     from .target import Target
 
 DEFAULT_ROWS: Final = 24
@@ -118,9 +119,20 @@ class RunContext:
         self._case_output: Path | None = None
         self._note = ""
         self._call: tuple[str, float] | None = None  # the target call running, since when
-        # References whose build ran out of a whole budget outside any case: every case that
-        # needs one gets the failure at once instead of waiting the deadline again.
+        # A reference DB is shared by every case that needs it: its build gets a whole
+        # deadline of its own, and one that does not finish is reported to each of those cases
+        # at once instead of being waited for again.
+        self._building_reference = False
         self._unbuildable: dict[tuple[int, str], ReferenceError_] = {}
+        # The project's domain data (harness.domain), checked here -- before any case runs --
+        # against the clean schema of every version; pools drawn once from the seed.
+        from .domain import domain_of
+
+        # Read from the target itself: column_values may hold strategies, which do not pickle.
+        self.domain = domain_of(target, config.project)
+        self._pools: dict[str, tuple[object, ...]] = {}
+        if self.domain:
+            self._check_domain()
 
     # --- the Context protocol ---------------------------------------------------------------
 
@@ -154,6 +166,7 @@ class RunContext:
                 from .strategies import build_reference
 
                 tmp = self._tmp(path)
+                self._building_reference = True
                 try:
                     build_reference(self._target, version, tmp, journal_mode)
                 except (Exception, SystemExit) as err:
@@ -161,12 +174,11 @@ class RunContext:
                     raise ReferenceError_(self._target.name, version, journal_mode, err) from err
                 except CaseTimeout as err:
                     dbfiles.remove(tmp)
-                    building = f"{err.call}, building the clean v{version} {journal_mode} reference"
-                    if self._case is not None:
-                        raise CaseTimeout(building, err.waited, started=err.started) from None
                     failure = ReferenceError_(self._target.name, version, journal_mode, err)
                     self._unbuildable[(version, journal_mode)] = failure
                     raise failure from None
+                finally:
+                    self._building_reference = False
                 _publish(tmp, path)
         return path
 
@@ -196,22 +208,51 @@ class RunContext:
         with self._lock:
             found = self._populations.get(version)
             if found is None:
-                from . import seeded
-                from .strategies import populations_of
+                from .population import template_of
+                from .seeded import derive_seed, populate
 
                 ref = self.reference_db(version, self._config.journal_modes[0])
-                strategy = populations_of(
-                    ref,
-                    exclude=self.internal_tables,
+                found = populate(
+                    template_of(ref, exclude=self.internal_tables),
+                    derive_seed(self._config.seed, "fixture", version),
                     min_rows=1,  # every table populated: empty tables are what reference DBs are
                     max_rows=self.rows,
                     edge_values=self.edge_values,
-                )
-                found = seeded.draw(
-                    strategy, seeded.derive_seed(self._config.seed, "fixture", version)
+                    pools=self._pools,
+                    examples=self.domain.examples_at(version),
                 )
                 self._populations[version] = found
         return found
+
+    def _check_domain(self) -> None:
+        """Names against every version's clean schema, each example row against its version's
+        clean database; then the pools. Any problem is a ``UsageError`` (exit 2)."""
+        from .errors import UsageError
+        from .population import template_of
+        from .seeded import ExampleRejected, insert_examples
+
+        mode = self._config.journal_modes[0]
+        refs: dict[int, Path] = {}
+        for v in range(1, self._target.head + 1):
+            with contextlib.suppress(ReferenceError_):  # the checks report an unbuildable one
+                refs[v] = self.reference_db(v, mode)
+        schemas = {v: self.schema_of(path) for v, path in refs.items()}
+        self.domain.check(schemas, target=self._target.name, internal=self.internal_tables)
+        for v in sorted({e.version for e in self.domain.examples} & set(refs)):
+            template = template_of(refs[v], exclude=self.internal_tables)
+            conn = template.open()
+            try:
+                insert_examples(conn, template, self.domain.examples_at(v))
+            except ExampleRejected as err:
+                raise UsageError(
+                    f"{self.domain.origin_of(v, err.table, err.index)} = {err.row!r} is refused "
+                    f"by the clean database at version {v}: {err.reason}. Example rows are "
+                    "inserted as given; fix the row (or add the parent rows it needs, earlier "
+                    "in the list). Nothing was run."
+                ) from err
+            finally:
+                conn.close()
+        self._pools = self.domain.pools(self._config.seed)
 
     def upgraded(self, version: int, journal_mode: str) -> Outcome:
         """The fixture at ``version`` migrated to head by one ``migrate`` call (shared; copy it)."""
@@ -263,8 +304,9 @@ class RunContext:
     # --- the sandbox's budget, and progress -------------------------------------------------
 
     def remaining(self) -> float:
-        """Seconds left of the running case's deadline; outside a case, a whole one per call."""
-        if self._deadline is None:
+        """Seconds left of the running case's deadline; outside a case (and building a
+        reference DB), a whole one per call."""
+        if self._deadline is None or self._building_reference:
             return self._config.case_timeout
         return self._deadline - time.monotonic()
 
@@ -321,8 +363,8 @@ class ReferenceError_(Exception):
 
     def __init__(self, target: str, version: int, journal_mode: str, cause: BaseException) -> None:
         what = (
-            f"did not return within {cause.waited:.0f} s, before the cases began "
-            "(--case-timeout sets that deadline too); its process group was killed"
+            f"did not return within {cause.waited:.0f} s (a reference build's own deadline, "
+            "--case-timeout); its process group was killed"
             if isinstance(cause, CaseTimeout)
             else f"raised {describe(cause, with_traceback=True)}"
         )

@@ -86,8 +86,8 @@ class EngineTarget:
             postconditions=tuple(str(p) for p in getattr(step, "postconditions", ()) or ()),
         )
 
-    def fingerprint_parts(self) -> Sequence[str]:
-        return [f"{s.version}:{s.checksum}" for s in self.steps]
+    def released_steps(self) -> Sequence[tuple[int, str, str]]:
+        return [(int(s.version), str(s.name), str(s.checksum)) for s in self.steps]
 
 
 def _lower(names: Iterable[object] | None) -> Iterable[str]:

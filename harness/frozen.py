@@ -25,7 +25,7 @@ from migproof.engine.errors import MigproofError
 
 from migproof import __version__
 
-from . import lockfile
+from . import contract, lockfile
 from .lockfile import LockEntry, Released
 
 if TYPE_CHECKING:
@@ -74,9 +74,9 @@ def released_steps(ctx: Context) -> list[Released]:
     the step's observable effect.
     """
     target = ctx.target
-    steps = getattr(target, "steps", None)
-    if steps is not None and all(hasattr(s, "checksum") for s in steps):
-        return [Released(int(s.version), _slug(str(s.name)), str(s.checksum)) for s in steps]
+    steps = contract.released_steps(target)
+    if steps is not None:
+        return [Released(v, _slug(name), checksum) for v, name, checksum in steps]
     mode = ctx.config.journal_modes[0]
     return [
         Released(

@@ -14,6 +14,7 @@ from typing import Final
 
 JOURNAL_MODES: Final = ("delete", "wal")
 CRASH_MODES: Final = ("snapshot", "kill")
+CRASH_LEVELS: Final = ("statements", "writes")  # --crash-at
 MIN_RACE_PROCS: Final = 2  # one process racing itself proves nothing
 # Seconds one case may run before its target is killed and the case fails. A case of the
 # bundled example takes under 5 s (a race case with 3 rounds of 8 processes, the slowest),
@@ -64,4 +65,10 @@ def check_names(text: str) -> tuple[str, ...]:
 def crash_mode(text: str) -> str:
     if text not in CRASH_MODES:
         raise ValueError(f"takes {' or '.join(CRASH_MODES)}, got {text!r}")
+    return text
+
+
+def crash_at(text: str) -> str:
+    if text not in CRASH_LEVELS:
+        raise ValueError(f"takes {' or '.join(CRASH_LEVELS)}, got {text!r}")
     return text

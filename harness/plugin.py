@@ -15,12 +15,12 @@ in the project's folder reaches its ``pyproject.toml`` -- unless the project set
 command line are the user's choice) ``pytest_configure`` adds the rootdir's ``pyproject.toml``
 to what is collected, when it has a ``[tool.migproof]`` table.
 
-Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``), ``seed``, ``journal_modes``,
-``rows``, ``checks``, ``crash_mode``, ``race_procs``, ``race_rounds``, ``case_timeout``,
-``fixtures``; each but the last can be overridden by its ``--migproof-*`` option
-(``--migproof-spec`` for ``steps``, ``--migproof-only`` for ``checks``, else the key's own
-name), and a key's value is checked as its option's is. ``--migproof-since`` has no key.
-``--no-migproof`` turns collection off.
+Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``, or a ``command`` table),
+``seed``, ``journal_modes``, ``rows``, ``checks``, ``crash_mode``, ``crash_at``, ``race_procs``,
+``race_rounds``, ``case_timeout``, ``fixtures``; each but the last can be overridden by its
+``--migproof-*`` option (``--migproof-spec`` for ``steps``, ``--migproof-only`` for ``checks``,
+else the key's own name), and a key's value is checked as its option's is.
+``--migproof-since`` has no key. ``--no-migproof`` turns collection off.
 
 Fixtures for hand-written tests: ``migproof_target``, and ``migproof_db_at(version, ...)``,
 which returns the path of a private copy of a seeded, populated database at that version --
@@ -42,7 +42,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -70,10 +69,12 @@ class Settings:
     checks: tuple[str, ...] | None
     since: int | None
     crash_mode: str | None
+    crash_at: str | None
     race_procs: int | None
     race_rounds: int | None
     case_timeout: float | None
     fixtures_dir: Path | None  # frozen fixtures: [tool.migproof] fixtures, else <root>/fixtures
+    baseline: Path | None  # accepted findings: [tool.migproof] baseline, else the default file
     table: Mapping[str, Any]  # the whole [tool.migproof] table (declarations beside the SPEC)
 
 
@@ -104,6 +105,7 @@ _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
         ("--migproof-since", partial(options.whole_number, minimum=0)),
         ("--migproof-rows", partial(options.whole_number, minimum=1)),
         ("--migproof-crash-mode", options.crash_mode),
+        ("--migproof-crash-at", options.crash_at),
         ("--migproof-race-procs", partial(options.whole_number, minimum=options.MIN_RACE_PROCS)),
         ("--migproof-race-rounds", partial(options.whole_number, minimum=1)),
         ("--migproof-case-timeout", options.seconds),
@@ -156,6 +158,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="MODE",
         type=_PARSERS["--migproof-crash-mode"],
         help="how crash images are made: snapshot or kill",
+    )
+    group.addoption(
+        "--migproof-crash-at",
+        metavar="LEVEL",
+        type=_PARSERS["--migproof-crash-at"],
+        help="crash points at every SQL statement or every write (strace): statements or writes",
     )
     group.addoption(
         "--migproof-race-procs",
@@ -216,13 +224,14 @@ def _read_table(pyproject: Path) -> dict[str, Any] | None:
     except (OSError, tomllib.TOMLDecodeError):
         return None
     table = data.get("tool", {}).get("migproof")
-    return (
-        table if isinstance(table, dict) and (table.get("steps") or table.get("target")) else None
-    )
+    if not isinstance(table, dict):
+        return None
+    named = table.get("steps") or table.get("target") or isinstance(table.get("command"), dict)
+    return table if named else None
 
 
 def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) -> Settings:
-    from .spec import fixtures_dir
+    from .spec import baseline_file, fixtures_dir, table_spec
 
     def pick(option: str, key: str) -> Any:
         given = config.getoption(option)
@@ -241,7 +250,7 @@ def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) 
     checks = pick("--migproof-only", "checks")
     seed = pick("--migproof-seed", "seed")
     return Settings(
-        spec=config.getoption("--migproof-spec") or str(table.get("target") or table.get("steps")),
+        spec=config.getoption("--migproof-spec") or str(table_spec(table)),
         root=pyproject.parent,
         seed=_DEFAULT_SEED if seed is None else seed,
         journal_modes=modes or options.JOURNAL_MODES,
@@ -249,11 +258,13 @@ def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) 
         checks=checks or None,
         since=config.getoption("--migproof-since"),
         crash_mode=pick("--migproof-crash-mode", "crash_mode"),
+        crash_at=pick("--migproof-crash-at", "crash_at"),
         race_procs=pick("--migproof-race-procs", "race_procs"),
         race_rounds=pick("--migproof-race-rounds", "race_rounds"),
         case_timeout=pick("--migproof-case-timeout", "case_timeout"),
         fixtures_dir=fixtures_dir(pyproject.parent, table),
-        table=MappingProxyType(table),
+        baseline=baseline_file(pyproject.parent, table),
+        table=dict(table),
     )
 
 
@@ -303,6 +314,8 @@ class MigproofItem(pytest.Item):
         self.user_properties.append(("migproof_reproduce", result.reproduce))
         if result.status is Status.SKIP:
             pytest.skip(result.detail or "skipped")
+        if result.status is Status.WAIVED:
+            pytest.xfail(result.detail.splitlines()[0])
         if result.status is Status.FAIL:
             raise CaseFailed(result)
 
@@ -335,7 +348,11 @@ class _Session:
 
         spec = settings.spec
         file_part, sep, attr = spec.rpartition(":")
-        if sep and (file_part.endswith(".py") or "/" in file_part) and not os.path.isabs(file_part):
+        if (
+            sep
+            and (file_part.endswith((".py", ".toml")) or "/" in file_part)
+            and not os.path.isabs(file_part)
+        ):
             spec = f"{settings.root / file_part}:{attr}"
         if str(settings.root) not in sys.path:
             # A module SPEC names the user's own package, which lives beside pyproject.toml.
@@ -346,6 +363,7 @@ class _Session:
             k: v
             for k, v in (
                 ("crash_mode", settings.crash_mode),
+                ("crash_at", settings.crash_at),
                 ("race_procs", settings.race_procs),
                 ("race_rounds", settings.race_rounds),
                 ("case_timeout", settings.case_timeout),
@@ -359,6 +377,7 @@ class _Session:
             journal_modes=settings.journal_modes,
             fixtures_dir=settings.fixtures_dir,
             project=Project(settings.root, settings.table),
+            baseline=settings.baseline,
             **overrides,  # type: ignore[arg-type]
         )
         self.ctx: RunContext = RunContext(self.target, self.config, rows=self.rows, reuse=True)

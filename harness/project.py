@@ -12,12 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
-
-
-def _empty() -> Mapping[str, Any]:
-    return MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,20 +24,13 @@ class Project:
     """
 
     root: Path = Path()
-    table: Mapping[str, Any] = field(default_factory=_empty)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # A mappingproxy does not pickle; the crash pool sends RunConfig to its workers.
-        return (_project, (self.root, dict(self.table)))
+    # A plain dict (read only by convention): the run's config is pickled into worker processes.
+    table: Mapping[str, Any] = field(default_factory=dict)
 
     def section(self, key: str) -> Mapping[str, Any]:
         """A sub-table (``changes``, ``columns``...), empty when absent or not a table."""
         found = self.table.get(key)
-        return found if isinstance(found, Mapping) else _empty()
-
-
-def _project(root: Path, table: dict[str, Any]) -> Project:
-    return Project(root, MappingProxyType(table))
+        return found if isinstance(found, Mapping) else {}
 
 
 NO_PROJECT = Project()

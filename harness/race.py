@@ -23,9 +23,8 @@ Optional target capabilities used here (discovered with ``getattr``; none is req
 ``lock_timeout_errors: tuple[type[BaseException], ...]``
     The exceptions that mean "I waited for the write lock, gave up, and changed nothing" --
     the target's lock-timeout refusal. A racing process that raises one of these is a
-    legitimate loser; any other exception fails the round. When absent, the reference
-    engine's ``migproof.engine.errors.LockTimeoutError`` is used if it exists, else nothing
-    counts as a refusal.
+    legitimate loser; any other exception fails the round. There is no default (see
+    ``contract.lock_timeout_errors``).
 ``lock_timeout: float``
     Seconds the target waits for the write lock before refusing. When present, a refusal
     must come after at least half of it (it really waited) and not far beyond it.
@@ -47,9 +46,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from migproof.engine import errors as engine_errors
-
-from . import forked, sandbox, tracing
+from . import contract, forked, sandbox, tracing
 from .race_pipe import READY, WARM, payload, qualified_name, send, signal_ready, wait_go
 from .race_verdict import Bounds, Outcome, OutcomeKind, WriterOutcome, is_kept
 from .race_writer import writer_main
@@ -108,15 +105,6 @@ class _Child:
         return payload(bytes(self.buf))
 
 
-def lock_timeout_errors_of(target: Target) -> tuple[type[BaseException], ...]:
-    """The target's declared lock-timeout refusal(s); see the module docstring."""
-    declared = getattr(target, "lock_timeout_errors", None)
-    if declared is not None:
-        return tuple(declared)
-    engine_error = getattr(engine_errors, "LockTimeoutError", None)
-    return (engine_error,) if isinstance(engine_error, type) else ()
-
-
 def run_round(
     target: Target,
     db_path: Path,
@@ -138,7 +126,7 @@ def run_round(
     target = sandbox.unwrap(target)  # each racing process runs it itself, traced
     bounds = bounds or Bounds()
     refusals = (
-        lock_timeout_errors_of(target) if lock_timeout_errors is None else lock_timeout_errors
+        contract.lock_timeout_errors(target) if lock_timeout_errors is None else lock_timeout_errors
     )
     start = time.monotonic()
     deadline = start + bounds.deadline

@@ -164,15 +164,28 @@ class Sandboxed:
     """
 
     def __init__(self, target: Target, budget: Budget) -> None:
-        self._target = target
-        self._budget = budget
-        self._worker: _Worker | None = None
-        self._lock = threading.Lock()
-        self.name: str = target.name
-        self.head: int = target.head
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_budget", budget)
+        object.__setattr__(self, "_worker", None)
+        object.__setattr__(self, "_lock", threading.Lock())
+        object.__setattr__(self, "_owner", os.getpid())
+        object.__setattr__(self, "name", target.name)
+        object.__setattr__(self, "head", target.head)
 
     def __repr__(self) -> str:
         return f"Sandboxed({self._target!r})"
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        # isinstance(proxy, TheTargetsClass) holds, as it did for the target itself (a check
+        # may treat one kind of target differently); isinstance(proxy, Sandboxed) still holds.
+        return type(self._target)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Set on the target (harness code configures a target between calls: a command's
+        race barrier); the worker, a copy of the target from before, is restarted."""
+        setattr(self._target, name, value)
+        self.stop()
 
     def migrate(self, db_path: str, target: int | None = None) -> None:
         self._call("migrate", (db_path, target))
@@ -200,7 +213,8 @@ class Sandboxed:
 
     def stop(self) -> None:
         """End the worker (and anything it started); the next call forks a fresh one."""
-        worker, self._worker = self._worker, None
+        worker = self._worker
+        object.__setattr__(self, "_worker", None)
         if worker is not None:
             worker.end()
 
@@ -212,6 +226,13 @@ class Sandboxed:
         *,
         grace: float = 0.0,
     ) -> Any:
+        if os.getpid() != self._owner:
+            # A child forked by harness code (a crash or race worker) that was handed this
+            # proxy: it is already out of the runner's process, and the worker belongs to the
+            # runner. Run the target here, where the child traces it.
+            fn = getattr(self._target, method) if isinstance(method, str) else method
+            args = args if isinstance(method, str) else (self._target, *args)
+            return fn(*args, **(kwargs or {}))
         label = _label(method if isinstance(method, str) else method.__name__, args)
         timeout = self._budget.remaining()
         if timeout <= 0:
@@ -219,11 +240,12 @@ class Sandboxed:
         output = self._budget.output()
         request = pickle.dumps((method, args, dict(kwargs or {}), output))
         with self._lock:
-            if self._worker is None:
-                self._worker = _Worker.start(self._target)
-                # A proxy dropped without stop() (a test's context) still ends its worker.
-                weakref.finalize(self, self._worker.end)
             worker = self._worker
+            if worker is None:
+                worker = _Worker.start(self._target)
+                object.__setattr__(self, "_worker", worker)
+                # A proxy dropped without stop() (a test's context) still ends its worker.
+                weakref.finalize(self, worker.end)
             started = time.monotonic()
             self._budget.calling(label)
             try:
@@ -237,7 +259,7 @@ class Sandboxed:
                 self.stop()
                 raise CaseTimeout(label, time.monotonic() - started)
             if not answer:
-                self._worker = None
+                object.__setattr__(self, "_worker", None)
                 code = worker.end()
                 raise TargetDied(
                     f"{label} ended its process ({_exit_text(code)}) without returning or raising"

@@ -12,21 +12,15 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from migproof.engine import spec as engine_spec
-from migproof.engine.errors import InvalidDeclarationError, MigproofError
+from migproof.engine.errors import InvalidDeclarationError
 
 from .engine_target import EngineTarget, is_engine_steps
+from .errors import UsageError
 from .project import Project
 from .target import Target
-
-
-class UsageError(MigproofError):
-    """The command line names something that cannot be used (a SPEC, a check, a case)."""
-
-    exit_code = 2
 
 
 def migproof_table(start: Path = Path()) -> dict[str, Any]:
@@ -44,20 +38,46 @@ def migproof_table(start: Path = Path()) -> dict[str, Any]:
 
 def project_at(start: Path = Path()) -> Project:
     """The ``[tool.migproof]`` project in ``start``/pyproject.toml (empty when there is none)."""
-    return Project(start, MappingProxyType(migproof_table(start)))
+    return Project(start, migproof_table(start))
 
 
 def default_spec(start: Path = Path()) -> str:
-    """``[tool.migproof] target``, else ``steps``, in ./pyproject.toml (as the pytest plugin)."""
+    """``[tool.migproof] target``, else ``steps``, else the ``[tool.migproof.command]`` table
+    (``pyproject.toml:command``), in ./pyproject.toml (as the pytest plugin)."""
     table = migproof_table(start)
+    spec = table_spec(table)
+    if spec:
+        return spec
+    raise UsageError(
+        f"no SPEC given and no [tool.migproof] steps (or target, or command table) in "
+        f"{start / 'pyproject.toml'}; pass SPEC (package.module:ATTR or path/to/file.py:ATTR) "
+        "or add the key. Nothing was run."
+    )
+
+
+COMMAND_SPEC = "pyproject.toml:command"  # the SPEC of a [tool.migproof.command] table
+
+
+def table_spec(table: Mapping[str, Any]) -> str | None:
+    """The SPEC a ``[tool.migproof]`` table names: target, else steps, else its command."""
     spec = table.get("target") or table.get("steps")
     if isinstance(spec, str) and spec:
         return spec
-    raise UsageError(
-        f"no SPEC given and no [tool.migproof] steps (or target) in {start / 'pyproject.toml'}; "
-        "pass SPEC (package.module:ATTR or path/to/file.py:ATTR) or add the key. "
-        "Nothing was run."
-    )
+    return COMMAND_SPEC if isinstance(table.get("command"), Mapping) else None
+
+
+def load_command(pyproject: Path) -> Target:
+    """The command target declared in ``pyproject``'s ``[tool.migproof.command]``."""
+    from .command import CommandTarget
+    from .command_spec import parse
+
+    table = migproof_table(pyproject.parent).get("command")
+    if not isinstance(table, Mapping):
+        raise UsageError(
+            f"{pyproject} has no [tool.migproof.command] table; add one (docs/certify.md, "
+            "'Certifying a migrator in another language'). Nothing was run."
+        )
+    return CommandTarget(parse(table, pyproject.parent))
 
 
 def default_fixtures(start: Path = Path()) -> Path | None:
@@ -78,6 +98,18 @@ def fixtures_dir(root: Path, table: Mapping[str, Any]) -> Path | None:
     return root / "fixtures" if (root / "fixtures").is_dir() else None
 
 
+def baseline_file(root: Path, table: Mapping[str, Any]) -> Path | None:
+    """The baseline a ``[tool.migproof]`` table in ``root`` names (``baseline = "file"``), else
+    ``root/migproof-baseline.json`` if it exists: accepted findings (``harness.baseline``)."""
+    from .baseline import DEFAULT_NAME
+
+    configured = table.get("baseline")
+    if isinstance(configured, str) and configured:
+        return root / configured
+    default = root / DEFAULT_NAME
+    return default if default.is_file() else None
+
+
 def load_object(spec: str) -> object:
     """The object SPEC names; any failure to load it is a usage error (exit 2)."""
     try:
@@ -87,7 +119,11 @@ def load_object(spec: str) -> object:
 
 
 def load_target(spec: str) -> Target:
-    """The target a SPEC names: engine steps adapted, or an object that is a target already."""
+    """The target a SPEC names: engine steps adapted, or an object that is a target already;
+    ``path/pyproject.toml:command`` is the command declared there."""
+    file_part, sep, attr = spec.rpartition(":")
+    if sep and attr == "command" and Path(file_part).name == "pyproject.toml":
+        return load_command(Path(file_part))
     return as_target(load_object(spec), spec)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from migproof.harness.spec import UsageError
+from migproof.harness.errors import UsageError
 
 from .additive_only import CHECK as ADDITIVE_ONLY
 from .corrupt_refused import CHECK as CORRUPT_REFUSED

@@ -9,7 +9,7 @@ from migproof.engine.schema import diff
 from .. import dbfiles
 from ..cases import Case, CheckResult, Status
 from ..context import Outcome, run_migrate
-from ..declared import internal_tables, min_supported, refusal_error
+from ..contract import internal_tables, min_supported, refusal_error
 from ..sandbox import describe, error_type, is_instance
 
 if TYPE_CHECKING:

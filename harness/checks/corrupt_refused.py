@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final
 from .. import dbfiles
 from ..cases import Case, CheckResult
 from ..context import run_migrate
-from ..declared import min_supported, refusal_error
+from ..contract import min_supported, refusal_error
 from ._common import (
     failed,
     judge_refusal,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .. import dbfiles
 from ..cases import Case, CheckResult
 from ..context import run_migrate
-from ..declared import refusal_error
+from ..contract import refusal_error
 from ..strategies import affinity
 from ._common import (
     failed,

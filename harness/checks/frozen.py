@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 from .. import data, lockfile
 from ..cases import Case, CheckResult
 from ..context import run_migrate
-from ..declared import declared_between, internal_tables
+from ..contract import declared_between, internal_tables
 from ..frozen import FrozenSet, released_steps, restore
 from ._common import failed, listing, passed, raised, schema_problems, skipped, user_schema
-from .data_preservation import postcondition_problems
+from .data_preservation import postcondition_problems, undeclared_changes
 
 if TYPE_CHECKING:
     from ..cases import Context
@@ -67,12 +67,9 @@ class FrozenFixtures:
         problems = schema_problems(
             user_schema(ctx, ctx.reference_db(head, mode)), user_schema(ctx, path)
         )
-        declared = declared_between(ctx.target, v, head)
+        declared = declared_between(ctx.target, ctx.config.project, v, head)
         after = data.snapshot(path, exclude=internal)
-        problems += [
-            str(d)
-            for d in data.compare(before, after, subset=True, skip_columns=declared.transforms)
-        ]
+        problems += [str(d) for d in undeclared_changes(before, after, declared)]
         problems += postcondition_problems(path, declared.postconditions)
         if problems:
             return failed(

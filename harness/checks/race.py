@@ -26,7 +26,7 @@ from migproof.engine.schema import diff
 from .. import data, dbfiles
 from ..cases import Case, CheckResult, Status
 from ..context import progress, remaining
-from ..declared import declared_between, internal_tables
+from ..contract import declared_between, internal_tables, lock_timeout, read_ledger
 from ..race import PAUSE_MAX, RoundResult, run_round
 from ..race_verdict import (
     Bounds,
@@ -43,7 +43,7 @@ from ..sandbox import within
 from ._common import step_starts
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
 
     from migproof.engine.schema import Schema
 
@@ -98,10 +98,9 @@ CHECK = RaceCheck()
 
 
 def bounds_of(target: Target) -> Bounds:
-    timeout = getattr(target, "lock_timeout", None)
-    lock_timeout = float(timeout) if timeout is not None else None
-    deadline = max(RACE_DEADLINE, 4 * (lock_timeout or 0.0) + 30.0)
-    return Bounds(lock_timeout, deadline)
+    timeout = lock_timeout(target)
+    deadline = max(RACE_DEADLINE, 4 * (timeout or 0.0) + 30.0)
+    return Bounds(timeout, deadline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +250,6 @@ def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
 
 
 def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[str]) -> _Expected:
-    ledger = getattr(run.target, "ledger", None)
     schema = run.ctx.schema_of(solo_path)
     notes: list[str] = []
     reference = run.ctx.schema_of(run.ctx.reference_db(run.target.head, run.mode))
@@ -263,11 +261,13 @@ def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[str]) -> _Exp
         )
     return _Expected(
         tuple(committed_changes(statements)),
-        tuple(ledger(str(solo_path))) if callable(ledger) else None,
+        read_ledger(run.target, str(solo_path)),
         schema,
         data.snapshot(solo_path, exclude=run.internal),
         _journal_mode(solo_path),
-        declared_between(run.target, run.case.from_version, run.target.head).transforms,
+        declared_between(
+            run.target, run.ctx.config.project, run.case.from_version, run.target.head
+        ).transforms,
         tuple(notes),
     )
 
@@ -282,9 +282,9 @@ def _judge(
     found = judge_outcomes(result.outcomes, run.bounds)
     if any(o.kind in (OutcomeKind.HUNG, OutcomeKind.NOT_STARTED) for o in result.outcomes):
         return found  # the file's state is not worth judging after a kill
-    if expected.ledger is not None:
-        ledger: Callable[[str], Sequence[int]] = getattr(run.target, "ledger")  # noqa: B009
-        found += judge_ledger(tuple(ledger(str(path))), expected.ledger)
+    race_ledger = read_ledger(run.target, str(path))
+    if expected.ledger is not None and race_ledger is not None:
+        found += judge_ledger(race_ledger, expected.ledger)
     else:
         found += judge_trace(result.outcomes, expected.changes)
     writer_tables: frozenset[str] = frozenset()

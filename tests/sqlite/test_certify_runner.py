@@ -126,10 +126,10 @@ def test_the_header_is_printed_before_any_target_code_runs(markers: Path) -> Non
     out = Recorder()
     config = RunConfig(spec="test", seed=0, workdir=markers / "work", journal_modes=("delete",))
     report = certify.run(
-        CountsCalls("counts"), config, certify.Selection(select(["released-steps"])), out=out
+        CountsCalls("counts"), config, certify.Selection(select(["newer-refused"])), rows=2, out=out
     )
     assert out.called_before_header is False
-    assert (markers / "called").exists()  # the fingerprint did call the target, afterwards
+    assert (markers / "called").exists()  # the case did call the target, afterwards
     assert out.getvalue().startswith("migproof certify: counts (head 3), seed 0")
     assert report.verdict == "pass"
 
@@ -214,7 +214,7 @@ def test_a_typed_refusal_that_does_not_pickle_is_still_typed(
     assert main(["certify", f"{MIGRATORS}:RAISES_UNPICKLABLE", *only, *SMALL]) == 0, (
         capsys.readouterr().out
     )
-    [entry] = json.loads(cert.read_text())["checks"]
+    [entry] = json.loads(cert.read_text())["cases"]
     assert "refused: Unpicklable: a lock in the exception" in entry["detail"]
 
 
@@ -227,7 +227,7 @@ def test_engine_refusals_stay_typed_across_the_sandbox(
     assert main(["certify", "migproof.engine.examples.jobqueue:STEPS", *only]) == 0, (
         capsys.readouterr().out
     )
-    entries = json.loads(cert.read_text())["checks"]
+    entries = json.loads(cert.read_text())["cases"]
     newer = next(e for e in entries if e["check"] == "newer-refused")
     assert "refused: SchemaTooNewError:" in newer["detail"]
 

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 
 from migproof.cli import main
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
 CORRECT = "tests/migrators/correct_per_step.py:TARGET"
 BROKEN = "tests/migrators/broken_accepts_newer.py:TARGET"
 
 
-def test_pass_exits_0_and_writes_the_certificate(
+def test_pass_exits_0_and_writes_a_certificate_that_says_what_it_certified(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cert = tmp_path / "cert.json"
@@ -26,37 +23,66 @@ def test_pass_exits_0_and_writes_the_certificate(
     assert main(argv) == 0
     doc = json.loads(cert.read_text())
     assert set(doc) == {
+        "format",
         "verdict",
+        "partial",
+        "partial_because",
         "target",
         "head",
-        "seed",
+        "spec",
+        "fingerprint",
+        "source_files",
         "migproof_version",
         "sqlite_version",
         "python_version",
-        "journal_modes",
-        "since",
-        "shard",
+        "settings",
+        "selection",
+        "started_at",
+        "duration",
+        "counts",
         "checks",
+        "cases",
     }
-    assert (doc["verdict"], doc["target"], doc["head"], doc["seed"]) == (
+    assert (doc["verdict"], doc["target"], doc["head"], doc["spec"]) == (
         "pass",
         "correct-per-step",
         3,
-        2,
+        CORRECT,
     )
-    for entry in doc["checks"]:
-        assert set(entry) == {
-            "check",
-            "status",
-            "from_version",
-            "to_version",
-            "detail",
-            "reproduce",
-        }
+    assert doc["settings"]["seed"] == 2
+    assert doc["settings"]["rows"] == 6
+    # --only six of the checks: the certificate must not read as a whole certification.
+    assert doc["partial"] is True
+    assert doc["selection"]["only"] == only.split(",")
+    assert any(f.endswith("correct_per_step.py") for f in doc["source_files"])
+    assert (
+        doc["counts"]["cases"]
+        == len(doc["cases"])
+        == sum(c["pass"] + c["fail"] + c["skip"] for c in doc["checks"])
+    )
+    for entry in doc["cases"]:
         assert entry["reproduce"].startswith("migproof certify ")
-    pairs = [(e["check"], e["from_version"], e["to_version"]) for e in doc["checks"]]
-    assert len(pairs) == len(set(pairs))  # one entry per check per version pair
-    assert "PASS: correct-per-step" in capsys.readouterr().out
+        assert entry["duration"] >= 0
+    out = capsys.readouterr().out
+    assert f"PASS: correct-per-step -- {doc['counts']['pass']} of {doc['counts']['cases']}" in out
+    assert "(partial: only fresh-equivalence" in out
+
+
+def test_two_targets_with_the_same_schemas_but_different_code_differ_in_fingerprint(
+    tmp_path: Path,
+) -> None:
+    # A hand-written target declares no step checksums; its source is what identifies it.
+    src = Path(CORRECT.split(":", 1)[0]).read_text()
+    one, two = tmp_path / "one.py", tmp_path / "two.py"
+    one.write_text(src.replace("from ._common", "from tests.migrators._common"))
+    two.write_text(one.read_text() + "\n# a comment is a change of code too\n")
+    fps = []
+    for f in (one, two):
+        cert = tmp_path / f"{f.stem}.json"
+        argv = ["certify", f"{f}:TARGET", "--rows", "2", "--only", "fresh-equivalence"]
+        assert main([*argv, "--journal-modes", "delete", "--json", str(cert)]) == 0
+        fps.append(json.loads(cert.read_text())["fingerprint"])
+    assert fps[0] != fps[1]
 
 
 def test_failure_prints_a_line_that_replays_it(
@@ -174,7 +200,7 @@ def test_a_line_from_a_run_in_other_journal_modes_replays_its_case(
         "corrupt-refused",
     ]
     assert main([*argv, "--json", str(cert)]) == 0
-    line = json.loads(cert.read_text())["checks"][0]["reproduce"]
+    line = json.loads(cert.read_text())["cases"][0]["reproduce"]
     assert ",wal," in line
     capsys.readouterr()
     assert main(shlex.split(line)[1:]) == 0

@@ -377,3 +377,27 @@ def test_a_hung_target_fails_its_item_at_the_case_timeout(pytester: pytest.Pytes
         ]
     )
     assert "the case's deadline ran out" in result.stdout.str()
+
+
+def test_a_finding_recorded_in_the_baseline_is_an_xfail_under_pytest(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(
+        pytester, "myapp/broken.py:TARGET", 'checks = ["newer-refused"]\njournal_modes = ["delete"]'
+    )
+    written = subprocess.run(
+        [
+            *(sys.executable, "-m", "migproof", "certify", "--seed", "5", "--rows", "6"),
+            *("--journal-modes", "delete", "--only", "newer-refused"),
+            *("--write-baseline", "migproof-baseline.json"),
+        ],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert written.returncode == 0, written.stdout + written.stderr
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rx")
+    result.assert_outcomes(xfailed=1)
+    result.stdout.fnmatch_lines(["*waived by the baseline*"])

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pytest
+from migproof.engine.errors import LockTimeoutError
 from migproof.engine.introspect import read_schema
 from migproof.harness.race import RoundResult, run_round
 from migproof.harness.race_verdict import Bounds, OutcomeKind
@@ -168,11 +169,13 @@ def test_writer_plan_none_when_nothing_accepts_a_row(tmp_path: Path) -> None:
 
 @dataclass
 class ShortWaitEngine:
-    """The bundled example through the engine, with a short busy timeout (no capabilities)."""
+    """The bundled example through the engine, with a short busy timeout; it declares the
+    engine's lock-timeout refusal as its own (the contract has no engine default)."""
 
     name: str = "jobqueue-short-wait"
     head: int = 0
     busy_timeout: float = 0.3
+    lock_timeout_errors: tuple[type[BaseException], ...] = (LockTimeoutError,)
 
     def __post_init__(self) -> None:
         from migproof.engine.examples.jobqueue import STEPS
@@ -191,7 +194,7 @@ class ShortWaitEngine:
         return int(read_version(db_path))
 
 
-def test_engine_lock_timeout_is_the_default_refusal_and_waits_its_bound(tmp_path: Path) -> None:
+def test_a_declared_lock_timeout_refusal_is_a_refusal_and_waits_its_bound(tmp_path: Path) -> None:
     from migproof.harness.race_verdict import judge_outcomes
 
     db = tmp_path / "x.db"

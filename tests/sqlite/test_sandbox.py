@@ -24,6 +24,7 @@ from migproof.harness.sandbox import (
     is_instance,
     unwrap,
     user_traceback,
+    within,
 )
 from migproof.harness.target import Target
 
@@ -42,6 +43,10 @@ GONE_WITHIN = 30.0
 
 class WithCapabilities(PerStepTarget):
     internal_tables = frozenset({"bookkeeping"})
+    greeting = "hello"
+
+    def greet(self) -> str:
+        return self.greeting
 
     def ledger(self, db_path: str) -> Sequence[int]:
         return list(range(1, self.version(db_path) + 1))
@@ -113,6 +118,47 @@ def test_calls_run_in_one_worker_until_stopped(tmp_path: Path) -> None:
     proxy.stop()
     assert not alive(first)
     assert getattr(proxy, "pid")() not in (first, os.getpid())  # noqa: B009
+
+
+def test_the_proxy_passes_for_the_targets_class(tmp_path: Path) -> None:
+    proxy = sandboxed(WithCapabilities("capable"), tmp_path)
+    assert isinstance(proxy, WithCapabilities)  # a check may treat one kind of target apart
+    assert isinstance(proxy, Sandboxed)
+
+
+def test_an_attribute_set_on_the_proxy_reaches_the_next_call(tmp_path: Path) -> None:
+    target = WithCapabilities("capable")
+    proxy = sandboxed(target, tmp_path)
+    assert getattr(proxy, "greet")() == "hello"  # noqa: B009 -- the worker has started
+    proxy.greeting = "configured"  # as the command race sets its barrier
+    assert target.greeting == "configured"
+    assert getattr(proxy, "greet")() == "configured"  # noqa: B009
+
+
+def _pid_and_target(target: Target) -> tuple[int, bool]:
+    return os.getpid(), isinstance(target, Sandboxed)
+
+
+def test_within_runs_harness_code_in_the_worker_on_the_target_itself(tmp_path: Path) -> None:
+    proxy = sandboxed(WithCapabilities("capable"), tmp_path)
+    worker = getattr(proxy, "pid")()  # noqa: B009
+    assert within(proxy, _pid_and_target) == (worker, False)
+    assert within(unwrap(proxy), _pid_and_target) == (os.getpid(), False)  # no proxy: here
+
+
+def test_a_forked_child_handed_the_proxy_calls_the_target_itself(tmp_path: Path) -> None:
+    proxy = sandboxed(WithCapabilities("capable"), tmp_path)
+    getattr(proxy, "pid")()  # noqa: B009 -- the runner's worker exists
+    seen = tmp_path / "seen"
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            seen.write_text(f"{os.getpid()} {proxy.pid()}")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    child, answered = seen.read_text().split()
+    assert answered == child  # not the runner's worker: the child ran the target itself
 
 
 def test_engine_refusals_come_back_as_themselves(tmp_path: Path) -> None:

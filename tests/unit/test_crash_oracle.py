@@ -139,7 +139,6 @@ def test_a_finding_names_start_k_and_sql() -> None:
     assert f.describe(0).startswith("v0 k=1 before `stmt 1`: reference-state: found version 7")
 
 
-
 @pytest.mark.parametrize(
     ("point", "expected"),
     [(None, None), ("k7", range(7, 8)), ("k0-39", range(40)), ("k3-3", range(3, 4))],

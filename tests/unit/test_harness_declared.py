@@ -5,7 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from migproof.harness.declared import DeclaredChanges, declared_changes
+from migproof.harness.contract import declared_changes
+from migproof.harness.declared import DeclaredChanges
+from migproof.harness.project import NO_PROJECT
 
 
 class _Target:
@@ -36,5 +38,5 @@ class _Target:
 def test_declared_names_are_lowercased_as_schemas_and_snapshots_are(found: object) -> None:
     # Schemas and data snapshots name tables in lower case; a declared "Users" must match them,
     # or a declared rebuild's rows are never compared.
-    got = declared_changes(_Target(found), 2)
+    got = declared_changes(_Target(found), NO_PROJECT, 2)
     assert got == DeclaredChanges(frozenset({"users"}), frozenset({"users.name"}), ("SELECT 1",))

@@ -16,7 +16,9 @@ MAPPED = {"engine": "migproof.engine", "harness": "migproof.harness", "migproof"
 def test_every_package_folder_is_listed_in_pyproject() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
-    assert {config["package-dir"][name] for name in listed if name in config["package-dir"]} == set(MAPPED)
+    assert {config["package-dir"][name] for name in listed if name in config["package-dir"]} == set(
+        MAPPED
+    )
     found = {
         ".".join([MAPPED[init.relative_to(ROOT).parts[0]], *init.relative_to(ROOT).parts[1:-1]])
         for top in MAPPED
