@@ -154,7 +154,7 @@ def _tail(text: str) -> str:
 def _watchdog(pgid: int) -> tuple[int, int]:
     """Fork a process that kills group ``pgid`` unless told "done": (its pid, our pipe end)."""
     r, w = os.pipe()
-    pid = forked.fork()
+    pid = forked.fork(detached=True)  # it must outlive a sandbox worker killed with its group
     if pid == 0:  # pragma: no cover - the watchdog
         try:
             # Hold nothing but our pipe: a report pipe or a race's go pipe kept open here

@@ -64,9 +64,14 @@ def nest() -> None:
     _live.clear()
 
 
-def fork() -> int:
+def fork(*, detached: bool = False) -> int:
     """``os.fork()`` into a process group of its own (unless ``nest``ed), output to the routed
-    file, without the warning about forking a process that has threads."""
+    file, without the warning about forking a process that has threads.
+
+    ``detached``: a group of its own even when nested, so that killing the worker's group
+    spares it -- for a watchdog that must outlive its parent to clean up after it.
+    """
+    new_group = _new_groups or detached
     for stream in (sys.stdout, sys.stderr):
         # Text the parent has buffered must not be written twice (or into the child's log).
         with contextlib.suppress(OSError, ValueError):
@@ -81,12 +86,12 @@ def fork() -> int:
     if pid == 0:  # pragma: no cover - the child
         gc.disable()  # short-lived: a collection would walk (and copy) the parent's whole heap
         _live.clear()
-        if _new_groups:
+        if new_group:
             os.setpgid(0, 0)
         if _routed is not None:
             redirect_output(_routed)
         return 0
-    if _new_groups:
+    if new_group:
         # Also here: whichever of the two runs first, the group exists before anyone signals it.
         with contextlib.suppress(OSError):
             os.setpgid(pid, pid)

@@ -12,6 +12,8 @@ import pytest
 from migproof.engine.errors import MigproofError, SchemaTooNewError
 from migproof.engine.examples.jobqueue import STEPS
 from migproof.harness import dbfiles
+from migproof.harness.command import CommandTarget
+from migproof.harness.command_spec import parse
 from migproof.harness.engine_target import EngineTarget
 from migproof.harness.sandbox import (
     CaseTimeout,
@@ -243,3 +245,18 @@ def test_output_goes_to_the_log_not_to_our_stdout(
     assert f"progress line {misbehaving.PRINTED_LINES - 1} " in log
     for line in ("a warning on stderr", "echoed by a subprocess", "written to fd 1 last"):
         assert line in log
+
+
+def test_a_command_target_that_hangs_leaves_no_command_behind(tmp_path: Path) -> None:
+    # The command runs in a session of its own (its target kills that group itself, through a
+    # watchdog that must outlive the worker being killed here).
+    pidfile = tmp_path / "command.pid"
+    script = f'echo $$ > "{pidfile}.tmp"; mv "{pidfile}.tmp" "{pidfile}"; exec sleep 3600'
+    target = CommandTarget(parse({"migrate": ["sh", "-c", script], "head": 1}, tmp_path))
+    with pytest.raises(CaseTimeout):
+        sandboxed(target, tmp_path, timeout=DEADLINE).migrate(str(tmp_path / "db.sqlite"))
+    command = int(pidfile.read_text())
+    deadline = time.monotonic() + GONE_WITHIN
+    while alive(command) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not alive(command)
