@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .cases import CheckResult, Status
 from .errors import UsageError
+from .sandbox import GUTTER
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -43,9 +44,12 @@ _DECIMAL: Final = re.compile(r"\d+\.\d+")
 
 
 def findings(detail: str) -> tuple[str, ...]:
-    """The lines of a failure's detail that make up its findings, normalised."""
+    """The lines of a failure's detail that make up its findings, normalised. Lines in the
+    evidence gutter (``sandbox.GUTTER``: the target's traceback and output) are not findings:
+    they change with its line numbers, paths and prints."""
     lines = (_DECIMAL.sub("#", line.strip()) for line in detail.splitlines())
-    return tuple(dict.fromkeys(line for line in lines if line))
+    kept = (line for line in lines if line and not line.startswith(GUTTER.rstrip()))
+    return tuple(dict.fromkeys(kept))
 
 
 @dataclass(frozen=True, slots=True)

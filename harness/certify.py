@@ -48,7 +48,7 @@ from .cases import Case, CheckResult, RunConfig, Shard, Status, touches_since
 from .context import DEFAULT_ROWS, ReferenceError_, RunContext, safe_name
 from .errors import UsageError
 from .options import DEFAULT_CASE_TIMEOUT
-from .sandbox import CaseTimeout
+from .sandbox import CaseTimeout, evidence
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -518,8 +518,8 @@ def _output_tail(log: Path, shown: Path | None) -> str:
         lines = lines[1:]  # the first one is cut
     tail = lines[-OUTPUT_TAIL:]
     where = f"; all of it in {shown}" if shown is not None else ""
-    head = f"\nthe target's output (stdout and stderr), last {len(tail)} lines{where}:"
-    return head + "".join(f"\n  | {line[:_LINE_WIDTH]}" for line in tail)
+    head = f"--- the target's output (stdout and stderr), last {len(tail)} lines{where} ---"
+    return "\n" + evidence([head, *(line[:_LINE_WIDTH] for line in tail)])
 
 
 @contextlib.contextmanager

@@ -56,7 +56,7 @@ from . import forked
 from .race_pipe import qualified_name
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from .target import Target
 
@@ -515,12 +515,21 @@ def _drop_harness_frames(te: traceback.TracebackException, seen: set[int]) -> bo
 
 
 def describe(err: BaseException, *, with_traceback: bool = False) -> str:
-    """``Type: message``; with the user's traceback below it (indented) when asked and known."""
+    """``Type: message``; with the user's traceback below it when asked and known, in the
+    evidence gutter (``evidence``)."""
     text = f"{error_name(err)}: {_text(err)}"
     tb = user_traceback(err) if with_traceback else ""
-    if tb:
-        text += "\n" + "\n".join("  " + line for line in tb.splitlines())
-    return text
+    return f"{text}\n{evidence(tb.splitlines())}" if tb else text
+
+
+GUTTER: Final = "| "
+
+
+def evidence(lines: Iterable[str]) -> str:
+    """Lines shown with a failure that are not findings -- the target's traceback and output,
+    which change with its line numbers, paths and prints -- each behind ``GUTTER``: a
+    baseline (``baseline.findings``) does not record them."""
+    return "\n".join(GUTTER + line for line in lines)
 
 
 def _label(method: str, args: tuple[Any, ...]) -> str:

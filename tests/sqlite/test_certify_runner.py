@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from migproof.harness import certify
+from migproof.harness.baseline import findings
 from migproof.harness.cases import RunConfig, Status
 from migproof.harness.checks import select
 
@@ -168,12 +169,23 @@ def test_a_printing_target_stays_out_of_the_progress_lines(
     assert "progress line 17 " not in out + seen.err  # not interleaved with the progress lines
     detail = failure_detail(out)
     assert "RuntimeError: printed a lot, then failed" in detail
-    assert "the target's output (stdout and stderr), last 40 lines:" in detail
+    assert "| --- the target's output (stdout and stderr), last 40 lines ---" in detail
     last = misbehaving.PRINTED_LINES - 1
     assert f"  | progress line {last} of the user's migrator" in detail
     assert "  | written to fd 1 last" in detail
     assert "  | echoed by a subprocess" in detail
     assert f"progress line {last - 40} " not in detail  # only the tail
+
+
+def test_the_targets_traceback_and_output_are_not_baseline_findings(
+    markers: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A baseline records findings line by line; a traceback's line numbers and paths, and
+    # what the target printed, change without the finding changing.
+    assert certify_main("PRINTS") == 1
+    found = findings(failure_detail(capsys.readouterr().out))
+    assert any("RuntimeError: printed a lot, then failed" in f for f in found)
+    assert not [f for f in found if "Traceback" in f or "line" in f or "misbehaving.py" in f]
 
 
 def test_a_kept_failure_names_its_output_log(
@@ -182,7 +194,7 @@ def test_a_kept_failure_names_its_output_log(
     keep = tmp_path / "kept"
     assert certify_main("PRINTS", "--keep-failures", str(keep)) == 1
     log = keep / "fresh-equivalence_v2-_v3_delete" / "output.log"
-    assert f"all of it in {log}:" in failure_detail(capsys.readouterr().out)
+    assert f"all of it in {log} ---" in failure_detail(capsys.readouterr().out)
     assert "progress line 0 of" in log.read_text()  # the whole output, not the tail
 
 
