@@ -12,9 +12,9 @@ exited on its own and left something behind. A child's stdout and stderr (fd 1 a
 its subprocesses' too) go to the output file routed with ``route_output`` -- the running
 case's log -- instead of the progress lines; its stdin is /dev/null.
 
-The sandbox's worker forks the race's processes and the crash workers itself (``nest``):
-those stay in the worker's group, so killing the worker's group kills them too, and write
-where the worker writes.
+The sandbox's worker forks the race's processes itself (``nest``): those stay in the
+worker's group, so killing the worker's group kills them too, and write where the worker
+writes -- except a child forked ``detached`` (a watchdog that must outlive the worker).
 
 ``kill_all`` is for a signal handler: it kills every live child's group before the run
 unwinds, so nothing keeps writing into a folder that is being removed.
