@@ -11,7 +11,7 @@ recorded failure.
 
 Time is bounded per case (``RunConfig.case_timeout``): the target runs behind the sandbox
 (``harness/sandbox.py``), so a hung call is killed at the case's deadline and the case fails
-naming the call. The header is printed before any target code runs; a case that runs long
+naming the call. The header is printed before any migration runs; a case that runs long
 prints a heartbeat line every ``HEARTBEAT`` seconds. Whatever the target printed during a
 failing case (its stdout and stderr) is shown with the failure, its last lines at least. A
 closed output pipe (``certify | head``) silences the run instead of ending it, so the exit

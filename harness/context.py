@@ -14,10 +14,10 @@ Shared files are checkpointed (no ``-wal`` beside them) and must not be written:
 copies one (``dbfiles.copy``) before handing it to the target. Files are built under a
 temporary name and renamed into place, so processes sharing a workdir never see half a file.
 
-Target code runs only in forked children (``sandbox``): ``RunContext.target`` is the target
+Migrations run only in forked children (``sandbox``): ``RunContext.target`` is the target
 behind a ``Sandboxed`` proxy, with this context as its budget -- each call gets what is left
-of the running case's deadline (``config.case_timeout`` from ``begin_case``), and writes its
-output to the case's log. Code that forks its own children and runs the target inside them
+of the running case's deadline (``config.case_timeout`` from ``begin_case``; a reference
+build gets a whole one), and writes its output to the case's log. Code that forks its own children and runs the target inside them
 takes ``sandbox.unwrap(ctx.target)``. ``remaining(ctx)`` and ``progress(ctx, note)``
 let a check bound its own waits by the case's deadline and say what it is doing, for the
 runner's heartbeat lines; both work on any ``Context``.

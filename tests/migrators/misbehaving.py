@@ -2,7 +2,8 @@
 from deep inside their own code, or raise what does not pickle.
 
 Each misbehaves only when upgrading to head (``migrate(path)``, no target version), so the
-reference databases (``migrate(empty, v)``) build and the run reaches its cases. Process
+reference databases (``migrate(empty, v)``) build and the run reaches its cases -- but for
+``HangsAtTwo``, which hangs building the v2 reference. Process
 tests find what a target did in the folder named by ``MIGPROOF_TEST_MARKERS``: the pids a
 hung target left running (``hang.pids``), and a flag the test writes to release a waiting one.
 """
