@@ -80,7 +80,7 @@ def test_a_race_that_hangs_leaves_no_process_behind(
 ) -> None:
     # The racing processes are forked by the sandbox's worker; the first one to run migrate()
     # hangs (with a subprocess of its own) until the case's deadline.
-    only = ["--only", "race", "--case", "race[v2->v3,delete]", "--case-timeout", "5", *SMALL]
+    only = ["--only", "race", "--case", "race[v2->v3,delete]", "--case-timeout", "10", *SMALL]
     assert main(["certify", f"{MIGRATORS}:HANGS", *only]) == 1
     assert "FAIL race[v2->v3,delete]" in capsys.readouterr().out
     racer, grandchild = (int(p) for p in (markers / "hang.pids").read_text().split())
