@@ -9,7 +9,8 @@ reference and fixture databases through one cache folder (files are built under 
 name and renamed, so a worker never sees half a file). A failing item prints what was found,
 what was expected, and the one command line that replays it.
 
-Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``), ``seed``, ``journal_modes``,
+Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``, or a tool's configuration:
+``alembic``, ``yoyo``, ``sqlite_utils``), ``seed``, ``journal_modes``,
 ``rows``, ``checks``, ``crash_mode``, ``race_procs``, ``race_rounds``, ``fixtures``; each but the
 last can be overridden by its ``--migproof-*`` option (``--migproof-spec`` for ``steps``,
 ``--migproof-only`` for ``checks``, else the key's own name), and a key's value is checked as
@@ -180,13 +181,16 @@ def _read_table(pyproject: Path) -> dict[str, Any] | None:
     except (OSError, tomllib.TOMLDecodeError):
         return None
     table = data.get("tool", {}).get("migproof")
-    return (
-        table if isinstance(table, dict) and (table.get("steps") or table.get("target")) else None
-    )
+    if not isinstance(table, dict):
+        return None
+    from migproof.adapters import ADAPTERS  # imports no tool
+
+    names = table.get("steps") or table.get("target") or any(k in table for k in ADAPTERS)
+    return table if names else None
 
 
 def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) -> Settings:
-    from .spec import fixtures_dir
+    from .spec import fixtures_dir, table_spec
 
     def pick(option: str, key: str) -> Any:
         given = config.getoption(option)
@@ -205,7 +209,7 @@ def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) 
     checks = pick("--migproof-only", "checks")
     seed = pick("--migproof-seed", "seed")
     return Settings(
-        spec=config.getoption("--migproof-spec") or str(table.get("target") or table.get("steps")),
+        spec=config.getoption("--migproof-spec") or str(table_spec(table)),
         root=pyproject.parent,
         seed=_DEFAULT_SEED if seed is None else seed,
         journal_modes=modes or options.JOURNAL_MODES,
@@ -289,6 +293,8 @@ class _Session:
     """One process's view of a certification run: the target, its context and its cases."""
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        from migproof import adapters
+
         from . import certify
         from .cases import RunConfig
         from .checks import select
@@ -300,6 +306,7 @@ class _Session:
         file_part, sep, attr = spec.rpartition(":")
         if sep and (file_part.endswith(".py") or "/" in file_part) and not os.path.isabs(file_part):
             spec = f"{settings.root / file_part}:{attr}"
+        spec = adapters.rooted(spec, settings.root)  # alembic=alembic.ini beside pyproject.toml
         if str(settings.root) not in sys.path:
             # A module SPEC names the user's own package, which lives beside pyproject.toml.
             sys.path.insert(0, str(settings.root))

@@ -5,6 +5,9 @@ be loaded becomes a usage error (exit 2). Declared engine ``Steps`` become a tar
 ``engine_target.EngineTarget``; any other object must already satisfy ``Target`` (``name``,
 ``head``, ``migrate``, ``version``). With no SPEC, ``certify`` and ``freeze`` read
 ``[tool.migproof] target`` (else ``steps``) from ./pyproject.toml, as the pytest plugin does.
+A project migrated by Alembic, yoyo or sqlite-utils names its tool's configuration instead
+(``alembic = "alembic.ini"``); that SPEC reads ``alembic=alembic.ini`` and builds the
+ready-made adapter (``migproof.adapters``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 
 from migproof.engine import spec as engine_spec
 from migproof.engine.errors import InvalidDeclarationError
+
+from migproof import adapters
 
 from .engine_target import EngineTarget, is_engine_steps
 from .errors import UsageError
@@ -43,15 +48,30 @@ def project_at(start: Path = Path()) -> Project:
 
 def default_spec(start: Path = Path()) -> str:
     """``[tool.migproof] target``, else ``steps``, in ./pyproject.toml (as the pytest plugin)."""
-    table = migproof_table(start)
-    spec = table.get("target") or table.get("steps")
-    if isinstance(spec, str) and spec:
+    spec = table_spec(migproof_table(start))
+    if spec is not None:
         return spec
     raise UsageError(
         f"no SPEC given and no [tool.migproof] steps (or target) in {start / 'pyproject.toml'}; "
-        "pass SPEC (package.module:ATTR or path/to/file.py:ATTR) or add the key. "
-        "Nothing was run."
+        "pass SPEC (package.module:ATTR or path/to/file.py:ATTR) or add the key "
+        "(or alembic, yoyo, sqlite_utils for a project those tools migrate). Nothing was run."
     )
+
+
+def table_spec(table: Mapping[str, Any]) -> str | None:
+    """The SPEC a ``[tool.migproof]`` table names: ``target``, else ``steps``, else an adapter
+    key (``alembic = "alembic.ini"`` is the SPEC ``alembic=alembic.ini``); None without one."""
+    spec = table.get("target") or table.get("steps")
+    adapter = adapters.spec_in(table)
+    if adapter is not None and spec:
+        raise UsageError(
+            f"[tool.migproof] names both {'target' if table.get('target') else 'steps'} and "
+            f"{adapter.partition('=')[0]}; keep the one that migrates this project's database. "
+            "Nothing was run."
+        )
+    if isinstance(spec, str) and spec:
+        return spec
+    return adapter
 
 
 def default_fixtures(start: Path = Path()) -> Path | None:
@@ -81,7 +101,11 @@ def load_object(spec: str) -> object:
 
 
 def load_target(spec: str) -> Target:
-    """The target a SPEC names: engine steps adapted, or an object that is a target already."""
+    """The target a SPEC names: engine steps adapted, an object that is a target already, or
+    a tool's configuration (``alembic=alembic.ini``) adapted."""
+    adapted = adapters.load(spec)
+    if adapted is not None:
+        return adapted
     return as_target(load_object(spec), spec)
 
 
