@@ -21,6 +21,8 @@ lock is SQLite's, through the driver's busy timeout.
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -32,7 +34,7 @@ from migproof.harness.errors import UsageError
 from ._common import checksum, quote, read_rows
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 VERSION_TABLE: Final = "alembic_version"
 
@@ -48,7 +50,8 @@ class AlembicTarget:
         self.ini = Path(ini).resolve()
         if not self.ini.is_file():
             raise UsageError(f"[tool.migproof] alembic: no such file {self.ini}. Nothing was run.")
-        script = ScriptDirectory.from_config(Config(str(self.ini)))
+        with _sys_path_kept():
+            script = ScriptDirectory.from_config(Config(str(self.ini)))
         heads = script.get_heads()
         # walk_revisions goes from the heads down to base.
         revisions = list(reversed(list(script.walk_revisions())))
@@ -73,7 +76,8 @@ class AlembicTarget:
 
     def migrate(self, db_path: str, target: int | None = None) -> None:
         goal = self.head if target is None else target
-        command.upgrade(self._config(db_path), self.revisions[goal - 1] if goal else "base")
+        with _sys_path_kept():
+            command.upgrade(self._config(db_path), self.revisions[goal - 1] if goal else "base")
 
     def version(self, db_path: str) -> int:
         rows = read_rows(db_path, f"SELECT version_num FROM {quote(self.version_table)}")
@@ -117,3 +121,14 @@ class AlembicTarget:
         url = "sqlite:///" + os.path.abspath(db_path).replace("%", "%%")
         config.set_main_option("sqlalchemy.url", url)
         return config
+
+
+@contextmanager
+def _sys_path_kept() -> Iterator[None]:
+    """Alembic puts alembic.ini's ``prepend_sys_path`` in front of ``sys.path`` on every
+    command; thousands of upgrades in one run would grow it by as many entries."""
+    saved = list(sys.path)
+    try:
+        yield
+    finally:
+        sys.path[:] = saved

@@ -40,7 +40,8 @@ from ._common import checksum, quote, read_rows, version_of
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-DEFAULT_LOCK_TIMEOUT: Final = 10.0  # seconds: DatabaseBackend.lock()'s default, as `yoyo apply` uses it
+# Seconds: the default of yoyo's DatabaseBackend.lock(), which `yoyo apply` uses.
+DEFAULT_LOCK_TIMEOUT: Final = 10.0
 
 
 def from_config(value: str) -> YoyoTarget:
@@ -61,7 +62,9 @@ class YoyoTarget:
     ) -> None:
         self.folder = Path(folder).resolve()
         if not self.folder.is_dir():
-            raise UsageError(f"[tool.migproof] yoyo: no such folder {self.folder}. Nothing was run.")
+            raise UsageError(
+                f"[tool.migproof] yoyo: no such folder {self.folder}. Nothing was run."
+            )
         migrations = self._read()
         if not migrations:
             raise UsageError(f"{self.folder} holds no yoyo migrations. Nothing was run.")

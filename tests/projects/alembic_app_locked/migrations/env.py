@@ -11,9 +11,10 @@
 """
 
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
-from sqlalchemy import engine_from_config, event, pool
+from sqlalchemy import Connection, engine_from_config, event, pool
 
 config = context.config
 if config.config_file_name is not None:
@@ -28,11 +29,11 @@ def run_migrations_online() -> None:
     )
 
     @event.listens_for(connectable, "connect")
-    def _no_driver_transactions(dbapi_connection, _record):
+    def _no_driver_transactions(dbapi_connection: Any, _record: object) -> None:
         dbapi_connection.isolation_level = None
 
     @event.listens_for(connectable, "begin")
-    def _begin_immediate(connection):
+    def _begin_immediate(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     with connectable.connect() as connection:

@@ -8,9 +8,9 @@ MIGRATIONS = Migrations("notes_app")
 
 @MIGRATIONS()
 def initial(db: Database) -> None:
-    db["users"].create({"id": int, "email": str, "name": str}, pk="id", not_null={"email"})
-    db["users"].create_index(["email"], unique=True)
-    db["notes"].create(
+    db.table("users").create({"id": int, "email": str, "name": str}, pk="id", not_null={"email"})
+    db.table("users").create_index(["email"], unique=True)
+    db.table("notes").create(
         {"id": int, "user_id": int, "body": str},
         pk="id",
         not_null={"user_id", "body"},
@@ -20,13 +20,13 @@ def initial(db: Database) -> None:
 
 @MIGRATIONS()
 def add_columns(db: Database) -> None:
-    db["notes"].add_column("created_at", str)
-    db["users"].add_column("display_name", str)
+    db.table("notes").add_column("created_at", str)
+    db.table("users").add_column("display_name", str)
 
 
 @MIGRATIONS()
 def index_notes_user(db: Database) -> None:
-    db["notes"].create_index(["user_id"], index_name="ix_notes_user_id")
+    db.table("notes").create_index(["user_id"], index_name="ix_notes_user_id")
 
 
 @MIGRATIONS()
@@ -36,9 +36,9 @@ def backfill_display_name(db: Database) -> None:
 
 @MIGRATIONS()
 def tags(db: Database) -> None:
-    db["tags"].create({"id": int, "name": str}, pk="id", not_null={"name"})
-    db["tags"].create_index(["name"], unique=True)
-    db["note_tags"].create(
+    db.table("tags").create({"id": int, "name": str}, pk="id", not_null={"name"})
+    db.table("tags").create_index(["name"], unique=True)
+    db.table("note_tags").create(
         {"note_id": int, "tag_id": int},
         pk=("note_id", "tag_id"),
         foreign_keys=[("note_id", "notes", "id"), ("tag_id", "tags", "id")],
@@ -49,4 +49,4 @@ def tags(db: Database) -> None:
 def display_name_not_null(db: Database) -> None:
     db.execute("UPDATE users SET display_name = COALESCE(name, email) WHERE display_name IS NULL")
     # SQLite cannot ALTER a column to NOT NULL: transform() rebuilds users.
-    db["users"].transform(not_null={"display_name"})
+    db.table("users").transform(not_null={"display_name"})
