@@ -23,7 +23,7 @@ from migproof.harness.errors import UsageError
 if TYPE_CHECKING:
     from migproof.harness.target import Target
 
-__all__ = ["ADAPTERS", "load", "parse", "rooted", "spec_in"]
+__all__ = ["ADAPTERS", "load", "parse", "rooted", "source_files", "spec_in"]
 
 # [tool.migproof] key -> (adapter module, the extra that installs its tool, what VALUE is)
 ADAPTERS: Final[Mapping[str, tuple[str, str, str]]] = {
@@ -82,6 +82,17 @@ def rooted(spec: str, root: Path) -> str:
         return spec
     resolved = str(root / path)
     return f"{key}={resolved}" if key in _PATH_VALUED else f"{key}={resolved}:{attr}"
+
+
+def source_files(spec: str) -> list[Path]:
+    """The user files an adapter SPEC runs beside its revisions (hashed into the fingerprint;
+    the revisions themselves are its ``released_steps``); empty for any other SPEC."""
+    parsed = parse(spec)
+    if parsed is None:
+        return []
+    key, value = parsed
+    files: list[Path] = importlib.import_module(ADAPTERS[key][0]).source_files(value)
+    return files
 
 
 def load(spec: str) -> Target | None:

@@ -43,6 +43,15 @@ def from_config(value: str) -> AlembicTarget:
     return AlembicTarget(value)
 
 
+def source_files(value: str) -> list[Path]:
+    """alembic.ini and the env.py beside the versions: they decide how every revision runs."""
+    ini = Path(value).resolve()
+    with _sys_path_kept():
+        script = ScriptDirectory.from_config(Config(str(ini)))
+    env = Path(script.dir) / "env.py"
+    return [p for p in (ini, env) if p.is_file()]
+
+
 class AlembicTarget:
     """``Target`` over an Alembic project, built from its alembic.ini."""
 

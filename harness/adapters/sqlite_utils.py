@@ -23,6 +23,7 @@ import hashlib
 import inspect
 import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migproof.harness.errors import UsageError
@@ -43,6 +44,15 @@ def from_config(value: str) -> SqliteUtilsTarget:
             "a sqlite_utils.Migrations set. Nothing was run."
         )
     return SqliteUtilsTarget(migrations)
+
+
+def source_files(value: str) -> list[Path]:
+    """The module of the migration set and the user modules it reaches (helpers its
+    migrations call), as for any SPEC."""
+    from migproof.harness import identity
+
+    module = identity.spec_module(value)
+    return identity.source_files(module) if module is not None else []
 
 
 class SqliteUtilsTarget:

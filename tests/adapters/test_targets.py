@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from migproof.adapters import load
 from migproof.adapters._common import checksum, version_of
 from migproof.harness.contract import (
     internal_tables,
@@ -21,11 +23,12 @@ from yoyo.exceptions import LockTimeout
 from . import _projects
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from migproof.harness.target import Target
 
-BUILD = {
+BUILD: dict[str, Callable[[], Any]] = {
     "alembic": _projects.alembic,
     "yoyo": _projects.yoyo,
     "sqlite_utils": _projects.sqlite_utils,
@@ -131,3 +134,32 @@ def test_a_checkout_with_crlf_line_endings_is_the_same_step(tmp_path: Path) -> N
 )
 def test_version_of_applied_revisions(applied: list[str], version: int) -> None:
     assert version_of(applied, ("a", "b", "c")) == version
+
+
+def test_the_fingerprint_covers_what_runs_beside_the_revisions(tmp_path: Path) -> None:
+    # Alembic's env.py decides the transactions (the fix for its crash findings lives there),
+    # a sqlite-utils migration may call helpers: editing either must change the fingerprint,
+    # so a replay after the edit says the code changed.
+    from migproof.harness.cases import RunConfig
+    from migproof.harness.certify import identify
+    from migproof.harness.context import RunContext
+
+    def fingerprint(spec: str) -> tuple[str, tuple[str, ...]]:
+        config = RunConfig(spec=spec, seed=0, workdir=tmp_path / "work")
+        target = load(spec)
+        assert target is not None
+        ident = identify(RunContext(target, config))
+        return ident.fingerprint, ident.source_files
+
+    project = tmp_path / "alembic_app"
+    shutil.copytree(_projects.ALEMBIC, project, ignore=shutil.ignore_patterns("__pycache__"))
+    spec = f"alembic={project / 'alembic.ini'}"
+    before, files = fingerprint(spec)
+    assert any(f.endswith("migrations/env.py") for f in files), files
+    env = project / "migrations" / "env.py"
+    env.write_text(env.read_text() + "\n# a comment is a change of code too\n")
+    assert fingerprint(spec)[0] != before
+
+    _projects.sqlite_utils()
+    _, files = fingerprint("sqlite_utils=app.migrations:MIGRATIONS")
+    assert any(f.endswith("app/migrations.py") for f in files), files
