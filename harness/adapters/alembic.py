@@ -44,8 +44,14 @@ def from_config(value: str) -> AlembicTarget:
 
 
 def source_files(value: str) -> list[Path]:
-    """alembic.ini and the env.py beside the versions: they decide how every revision runs."""
+    """alembic.ini and the env.py beside the versions: they decide how every revision runs.
+
+    Relative to the working directory, as for a file SPEC: from another folder (pytest given
+    a project's path) it finds nothing, and the fingerprint rests on the revisions alone.
+    """
     ini = Path(value).resolve()
+    if not ini.is_file():
+        return []
     with _sys_path_kept():
         script = ScriptDirectory.from_config(Config(str(ini)))
     env = Path(script.dir) / "env.py"
