@@ -1,5 +1,5 @@
-"""What the adapters share: reading a tool's bookkeeping table without changing the file,
-mapping applied revisions to a version, and checksums of revision files.
+"""What the adapters share: reading and stamping a tool's bookkeeping table, mapping applied
+revisions to a version, and checksums of revision files.
 
 A read never creates a missing file and only runs SELECTs. It opens the file the way any
 reader would (not ``mode=ro``, which leaves ``-wal``/``-shm`` files behind in WAL mode).
@@ -13,8 +13,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from pathlib import Path
+    from collections.abc import Mapping, Sequence
 
 
 def read_rows(
@@ -52,9 +51,42 @@ def version_of(applied: Sequence[str], order: Sequence[str]) -> int:
     return version
 
 
-def checksum(path: Path) -> str:
-    """sha256 of a revision file, line endings normalised: a CRLF checkout is the same step."""
-    return hashlib.sha256(path.read_bytes().replace(b"\r\n", b"\n")).hexdigest()
+def rewrite_rows(
+    db_path: str,
+    table: str,
+    rows: Sequence[Mapping[str, object]],
+    *,
+    scope: tuple[str, object] | None = None,
+    create: str | None = None,
+) -> None:
+    """Replace the rows of a tool's bookkeeping ``table`` (those whose ``scope`` column has the
+    value, else all) by ``rows``, in one write transaction: how an adapter stamps a version."""
+    where, params = (f" WHERE {quote(scope[0])} = ?", (scope[1],)) if scope else ("", ())
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        if create is not None:
+            conn.execute(create)
+        conn.execute(f"DELETE FROM {quote(table)}{where}", params)
+        for row in rows:
+            columns = ", ".join(quote(c) for c in row)
+            marks = ", ".join("?" for _ in row)
+            conn.execute(
+                f"INSERT INTO {quote(table)} ({columns}) VALUES ({marks})", [*row.values()]
+            )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()  # without COMMIT: rolled back
+
+
+def future_id(version: int) -> str:
+    """A revision id no history has: how a newer release's migration looks to this one."""
+    return f"migproof_v{version}"
+
+
+def checksum(data: bytes) -> str:
+    """sha256 of a revision's text, line endings normalised: a CRLF checkout is the same step."""
+    return hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
 
 
 def quote(name: str) -> str:

@@ -31,7 +31,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from migproof.harness.errors import UsageError
 
-from ._common import checksum, quote, read_rows
+from ._common import checksum, future_id, quote, read_rows, rewrite_rows
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -103,30 +103,19 @@ class AlembicTarget:
         return self._index.get(str(rows[0][0]), self.head + 1)
 
     def stamp_version(self, db_path: str, version: int) -> None:
-        import sqlite3
-
-        revision = self.revisions[version - 1] if version <= self.head else f"migproof{version:04d}"
-        conn = sqlite3.connect(db_path, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            # Alembic's own definition of the table, as it creates it on first upgrade.
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {quote(self.version_table)} (version_num "
-                "VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
-            )
-            conn.execute(f"DELETE FROM {quote(self.version_table)}")
-            if version > 0:
-                conn.execute(
-                    f"INSERT INTO {quote(self.version_table)} (version_num) VALUES (?)",
-                    (revision,),
-                )
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+        revision = self.revisions[version - 1] if version <= self.head else future_id(version)
+        rewrite_rows(
+            db_path,
+            self.version_table,
+            [{"version_num": revision}] if version > 0 else [],
+            # Alembic's own definition of the table, as it creates it on the first upgrade.
+            create=f"CREATE TABLE IF NOT EXISTS {quote(self.version_table)} (version_num "
+            "VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))",
+        )
 
     def released_steps(self) -> Sequence[tuple[int, str, str]]:
         return [
-            (i + 1, rev, checksum(path))
+            (i + 1, rev, checksum(path.read_bytes()))
             for i, (rev, path) in enumerate(zip(self.revisions, self._files, strict=True))
         ]
 

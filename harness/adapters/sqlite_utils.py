@@ -19,9 +19,7 @@ sqlite-utils takes no lock of its own: its only lock is SQLite's, through Python
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +28,7 @@ from migproof.harness.errors import UsageError
 from migproof.harness.spec import load_object
 from sqlite_utils import Database, Migrations
 
-from ._common import quote, read_rows, version_of
+from ._common import checksum, future_id, quote, read_rows, rewrite_rows, version_of
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -95,24 +93,19 @@ class SqliteUtilsTarget:
     def stamp_version(self, db_path: str, version: int) -> None:
         """Record migrations 1..``version`` as applied; past head, names this set does not
         know (migrations from a newer release)."""
-        names = [*self.names, *(f"migproof_{v:04d}" for v in range(self.head + 1, version + 1))]
+        names = [*self.names, *(future_id(v) for v in range(self.head + 1, version + 1))]
         db = Database(db_path)
         try:
             self.migrations.ensure_migrations_table(db)
         finally:
             db.close()
-        conn = sqlite3.connect(db_path, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(f"DELETE FROM {quote(self.table)} WHERE migration_set = ?", (self.name,))
-            now = str(datetime.now(UTC))
-            conn.executemany(
-                f"INSERT INTO {quote(self.table)} (migration_set, name, applied_at) VALUES (?, ?, ?)",
-                [(self.name, name, now) for name in names[:version]],
-            )
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+        now = str(datetime.now(UTC))
+        rewrite_rows(
+            db_path,
+            self.table,
+            [{"migration_set": self.name, "name": n, "applied_at": now} for n in names[:version]],
+            scope=("migration_set", self.name),
+        )
 
     def released_steps(self) -> Sequence[tuple[int, str, str]]:
         return [
@@ -130,9 +123,9 @@ class SqliteUtilsTarget:
 
 
 def _source_checksum(fn: object) -> str:
-    """sha256 of a migration function's source, line endings normalised."""
+    """sha256 of a migration function's source."""
     try:
         source = inspect.getsource(fn)  # type: ignore[arg-type]
     except (OSError, TypeError):
         source = repr(fn)
-    return hashlib.sha256(source.replace("\r\n", "\n").encode()).hexdigest()
+    return checksum(source.encode())

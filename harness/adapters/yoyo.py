@@ -20,7 +20,6 @@ What it maps:
 from __future__ import annotations
 
 import os
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -35,7 +34,7 @@ from yoyo.migrations import (
     topological_sort,
 )
 
-from ._common import checksum, quote, read_rows, version_of
+from ._common import checksum, future_id, quote, read_rows, rewrite_rows, version_of
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -114,28 +113,25 @@ class YoyoTarget:
     def stamp_version(self, db_path: str, version: int) -> None:
         """Record migrations 1..``version`` as applied, as ``yoyo mark`` would; past head, an
         id this folder does not know (a migration from a newer release)."""
-        if version > self.head:
-            ids = [*self.ids, *(f"migproof_{v:04d}" for v in range(self.head + 1, version + 1))]
-        else:
-            ids = list(self.ids[:version])
+        ids = [*self.ids, *(future_id(v) for v in range(self.head + 1, version + 1))]
         get_backend(_uri(db_path), self.migration_table).connection.close()  # yoyo's tables
-        conn = sqlite3.connect(db_path, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(f"DELETE FROM {quote(self.migration_table)}")
-            now = datetime.now(UTC).replace(tzinfo=None).isoformat()
-            conn.executemany(
-                f"INSERT INTO {quote(self.migration_table)} "
-                "(migration_hash, migration_id, applied_at_utc) VALUES (?, ?, ?)",
-                [(get_migration_hash(mid), mid, now) for mid in ids],
-            )
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+        now = datetime.now(UTC).replace(tzinfo=None).isoformat()
+        rewrite_rows(
+            db_path,
+            self.migration_table,
+            [
+                {
+                    "migration_hash": get_migration_hash(mid),
+                    "migration_id": mid,
+                    "applied_at_utc": now,
+                }
+                for mid in ids[:version]
+            ],
+        )
 
     def released_steps(self) -> Sequence[tuple[int, str, str]]:
         return [
-            (i + 1, mid, checksum(path))
+            (i + 1, mid, checksum(path.read_bytes()))
             for i, (mid, path) in enumerate(zip(self.ids, self._files, strict=True))
         ]
 
