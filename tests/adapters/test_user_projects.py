@@ -113,3 +113,15 @@ def test_a_sqlite_utils_project_is_certified_by_plain_pytest_and_by_certify(
     certificate = (project / "certificate.json").read_text()
     assert '"spec": "sqlite_utils=app.migrations:MIGRATIONS"' in certificate
     assert '"target": "notes_app"' in certificate
+
+
+def test_a_file_spec_is_found_beside_its_pyproject(pytester: pytest.Pytester) -> None:
+    project = copy_project(_projects.SQLITE_UTILS, pytester.path)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace("app.migrations:MIGRATIONS", "app/migrations.py:MIGRATIONS")
+    )
+    # Collected from the folder above: the path is the project's, not the working directory's.
+    result = pytester.runpytest_subprocess("sqlite_utils_app", "--collect-only", "-q")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*pyproject.toml::newer-refused[[]v7->v6,wal[]]"])
