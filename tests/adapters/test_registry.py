@@ -26,6 +26,7 @@ def test_each_tool_key_becomes_a_key_value_spec() -> None:
         ({"yoyo": ""}, "yoyo must be the migrations folder"),
         ({"alembic": ["alembic.ini"]}, "alembic must be the path of alembic.ini"),
         ({"steps": "app.m:STEPS", "alembic": "alembic.ini"}, "names both steps and alembic"),
+        ({"command": {"migrate": "x"}, "yoyo": "migrations"}, "names both command and yoyo"),
     ],
 )
 def test_an_ambiguous_or_malformed_table_is_a_usage_error(
