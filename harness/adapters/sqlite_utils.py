@@ -64,10 +64,11 @@ class SqliteUtilsTarget:
         # pending() on an empty database lists every migration of the set, in order.
         memory = Database(memory=True)
         try:
-            self._fns: tuple[Any, ...] = tuple(m.fn for m in migrations.pending(memory))
-            self.names: tuple[str, ...] = tuple(m.name for m in migrations.pending(memory))
+            registered = migrations.pending(memory)
         finally:
             memory.close()
+        self._fns: tuple[Any, ...] = tuple(m.fn for m in registered)
+        self.names: tuple[str, ...] = tuple(m.name for m in registered)
         if not self.names:
             raise UsageError(f"the migration set {self.name!r} is empty. Nothing was run.")
         self.head: int = len(self.names)

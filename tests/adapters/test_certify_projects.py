@@ -35,7 +35,7 @@ STARTS: Final = range(6)  # v0 (empty) .. v5: every start below head
 def certify(target: Target, project: Path, tmp_path: Path) -> Report:
     table = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["migproof"]
     config = RunConfig(
-        spec=f"{project.name}",
+        spec=project.name,
         seed=0,
         workdir=tmp_path / "work",
         race_procs=4,
