@@ -15,12 +15,13 @@ in the project's folder reaches its ``pyproject.toml`` -- unless the project set
 command line are the user's choice) ``pytest_configure`` adds the rootdir's ``pyproject.toml``
 to what is collected, when it has a ``[tool.migproof]`` table.
 
-Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``, or a ``command`` table),
-``seed``, ``journal_modes``, ``rows``, ``checks``, ``crash_mode``, ``crash_at``, ``race_procs``,
-``race_rounds``, ``case_timeout``, ``fixtures``; each but the last can be overridden by its
-``--migproof-*`` option (``--migproof-spec`` for ``steps``, ``--migproof-only`` for ``checks``,
-else the key's own name), and a key's value is checked as its option's is.
-``--migproof-since`` has no key. ``--no-migproof`` turns collection off.
+Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``, a ``command`` table, or a
+tool's configuration: ``alembic``, ``yoyo``, ``sqlite_utils``), ``seed``, ``journal_modes``,
+``rows``, ``checks``, ``crash_mode``, ``crash_at``, ``race_procs``, ``race_rounds``,
+``case_timeout``, ``fixtures``; each but the last can be overridden by its ``--migproof-*``
+option (``--migproof-spec`` for ``steps``, ``--migproof-only`` for ``checks``, else the key's
+own name), and a key's value is checked as its option's is. ``--migproof-since`` has no key.
+``--no-migproof`` turns collection off.
 
 Fixtures for hand-written tests: ``migproof_target``, and ``migproof_db_at(version, ...)``,
 which returns the path of a private copy of a seeded, populated database at that version --
@@ -226,7 +227,14 @@ def _read_table(pyproject: Path) -> dict[str, Any] | None:
     table = data.get("tool", {}).get("migproof")
     if not isinstance(table, dict):
         return None
-    named = table.get("steps") or table.get("target") or isinstance(table.get("command"), dict)
+    from migproof.adapters import ADAPTERS  # imports no tool
+
+    named = (
+        table.get("steps")
+        or table.get("target")
+        or isinstance(table.get("command"), dict)
+        or any(k in table for k in ADAPTERS)
+    )
     return table if named else None
 
 
@@ -339,6 +347,8 @@ class _Session:
     """One process's view of a certification run: the target, its context and its cases."""
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        from migproof import adapters
+
         from . import certify
         from .cases import RunConfig
         from .checks import select
@@ -346,10 +356,11 @@ class _Session:
         from .project import Project
         from .spec import load_target
 
-        spec = settings.spec
+        spec = adapters.rooted(settings.spec, settings.root)  # alembic=alembic.ini beside it
         file_part, sep, attr = spec.rpartition(":")
         if (
             sep
+            and adapters.parse(spec) is None
             and (file_part.endswith((".py", ".toml")) or "/" in file_part)
             and not os.path.isabs(file_part)
         ):
