@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from filelock import FileLock, Timeout
 from migproof.engine.introspect import read_schema
 
 from . import dbfiles, forked
@@ -44,6 +45,8 @@ from .options import JOURNAL_MODES
 from .sandbox import CaseTimeout, Sandboxed, describe
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from migproof.engine.schema import Schema
 
     from .cases import Case, Context, RunConfig
@@ -162,24 +165,27 @@ class RunContext:
             known = self._unbuildable.get((version, journal_mode))
             if known is not None:
                 raise known
-            if not path.exists():
-                from .strategies import build_reference
+            with self._shared(path) as missing:
+                if missing:
+                    from .strategies import build_reference
 
-                tmp = self._tmp(path)
-                self._building_reference = True
-                try:
-                    build_reference(self._target, version, tmp, journal_mode)
-                except (Exception, SystemExit) as err:
-                    dbfiles.remove(tmp)
-                    raise ReferenceError_(self._target.name, version, journal_mode, err) from err
-                except CaseTimeout as err:
-                    dbfiles.remove(tmp)
-                    failure = ReferenceError_(self._target.name, version, journal_mode, err)
-                    self._unbuildable[(version, journal_mode)] = failure
-                    raise failure from None
-                finally:
-                    self._building_reference = False
-                _publish(tmp, path)
+                    tmp = self._tmp(path)
+                    self._building_reference = True
+                    try:
+                        build_reference(self._target, version, tmp, journal_mode)
+                    except (Exception, SystemExit) as err:
+                        dbfiles.remove(tmp)
+                        raise ReferenceError_(
+                            self._target.name, version, journal_mode, err
+                        ) from err
+                    except CaseTimeout as err:
+                        dbfiles.remove(tmp)
+                        failure = ReferenceError_(self._target.name, version, journal_mode, err)
+                        self._unbuildable[(version, journal_mode)] = failure
+                        raise failure from None
+                    finally:
+                        self._building_reference = False
+                    _publish(tmp, path)
         return path
 
     def fixture_db(self, version: int, journal_mode: str) -> Path:
@@ -187,8 +193,8 @@ class RunContext:
         path = (
             self.cache / f"fixture-s{self._config.seed}-r{self.rows}-{journal_mode}-v{version}.db"
         )
-        with self._lock:
-            if not path.exists():
+        with self._lock, self._shared(path) as missing:
+            if missing:
                 ref = self.reference_db(version, journal_mode)
                 tmp = self._tmp(path)
                 dbfiles.copy(ref, tmp)
@@ -196,6 +202,26 @@ class RunContext:
                     self.population(version).write(tmp)
                 _publish(tmp, path)
         return path
+
+    @contextlib.contextmanager
+    def _shared(self, path: Path) -> Iterator[bool]:
+        """Build ``path`` once across every process sharing this cache: yields whether it is
+        still missing, holding a lock file beside it (``filelock``) so that one process builds
+        while the others -- pytest-xdist workers, ``certify --jobs`` workers -- wait for it
+        and then find it built. A waiting process gives up after twice the case deadline:
+        the builder is bounded by its own."""
+        if path.exists():
+            yield False
+            return
+        lock = FileLock(f"{path}.lock", timeout=2 * self._config.case_timeout + 60)
+        try:
+            with lock:
+                yield not path.exists()
+        except Timeout as err:
+            raise RuntimeError(
+                f"another process sharing {self.cache} did not finish building {path.name} "
+                f"within {lock.timeout:g} s"
+            ) from err
 
     def schema_of(self, path: Path) -> Schema:
         with dbfiles.opened(path) as conn:
