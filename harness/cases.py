@@ -86,6 +86,9 @@ class RunConfig:
     project: Project = NO_PROJECT
     baseline: Path | None = None  # accepted findings (``harness.baseline``); None: none
     case_timeout: float = DEFAULT_CASE_TIMEOUT  # seconds one case may take (--case-timeout)
+    # Processes running cases at once (``certify --jobs``; harness.jobs). Not part of a case's
+    # identity: a replay line never needs it.
+    jobs: int = 1
 
 
 class Context(Protocol):

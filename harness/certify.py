@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO, cast
 
 from migproof import __version__
 
-from . import capability_gate, contract, dbfiles, identity
+from . import capability_gate, contract, dbfiles, identity, jobs
 from .baseline import Baseline
 from .cases import Case, CheckResult, RunConfig, Shard, Status, touches_since
 from .context import DEFAULT_ROWS, ReferenceError_, RunContext, safe_name
@@ -152,6 +152,7 @@ class Report:
                 "crash_at": self.config.crash_at,
                 "race_procs": self.config.race_procs,
                 "race_rounds": self.config.race_rounds,
+                "jobs": self.config.jobs,
                 "case_timeout": self.config.case_timeout,
             },
             "selection": {
@@ -389,13 +390,34 @@ def run(
                 raise UsageError(_no_such_case(ctx, selection))
         print(f"{len(planned)} cases, fingerprint {fp}", file=out, flush=True)
         width = len(str(len(planned)))
-        with _heartbeat(ctx, out, heartbeat):
-            for i, planned_case in enumerate(planned, 1):
-                result = run_case(ctx, planned_case, fp, rows=rows)
-                report.results.append(result)
-                _progress(out, i, len(planned), width, result)
-                if on_result is not None:
-                    on_result(result)
+        results: list[CheckResult | None] = [None] * len(planned)
+
+        def finished(index: int, result: CheckResult) -> None:
+            results[index] = result
+            done = sum(r is not None for r in results)
+            _progress(out, done, len(planned), width, result)
+            if on_result is not None:
+                on_result(result)
+
+        def one(job_ctx: RunContext, planned_case: Planned) -> CheckResult:
+            with _heartbeat(job_ctx, out, heartbeat):
+                return run_case(job_ctx, planned_case, fp, rows=rows)
+
+        shared = [i for i, p in enumerate(planned) if not jobs.exclusive(p)]
+        if config.jobs > 1 and len(shared) > 1:
+
+            def job_context() -> RunContext:
+                job_ctx = RunContext(target, config, rows=rows, reuse=True)
+                job_ctx.workdir_kept = workdir_kept
+                return job_ctx
+
+            jobs.run_parallel(
+                job_context, one, planned, shared, jobs=config.jobs, on_result=finished
+            )
+        for i, planned_case in enumerate(planned):
+            if results[i] is None:
+                finished(i, one(ctx, planned_case))
+        report.results.extend(r for r in results if r is not None)
     finally:
         ctx.close()
     report.duration = time.monotonic() - began

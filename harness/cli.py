@@ -113,6 +113,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     p.add_argument(
+        "-j",
+        "--jobs",
+        type=_pos_int,
+        default=None,
+        metavar="N",
+        help="processes running cases at once (default: [tool.migproof] jobs, else every core; "
+        "race cases always run alone, after the others)",
+    )
+    p.add_argument(
         "--keep-failures", type=Path, metavar="DIR", help="copy each failing case's files into DIR"
     )
     p.add_argument(
@@ -299,6 +308,7 @@ def _certify(args: argparse.Namespace) -> int:
             project=project,
             case_timeout=args.case_timeout,
             baseline=baseline,
+            jobs=args.jobs or _table_jobs(project),
         )
         selection = Selection(checks, args.case, args.expect, since=args.since, shard=args.shard)
         if args.list:
@@ -387,6 +397,19 @@ def _table_crash_at(project: Project) -> str:
         return options.crash_at(str(value))
     except ValueError as err:
         raise UsageError(f"[tool.migproof] crash_at {err}. Nothing was run.") from None
+
+
+def _table_jobs(project: Project) -> int:
+    """``[tool.migproof] jobs``, else every core this process may run on."""
+    configured = project.table.get("jobs")
+    if configured is not None:
+        try:
+            return options.whole_number(str(configured), minimum=1)
+        except ValueError as err:
+            from .errors import UsageError
+
+            raise UsageError(f"[tool.migproof] jobs: {err}") from None
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _shard(text: str) -> Shard:

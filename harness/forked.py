@@ -148,6 +148,12 @@ def reap(pid: int, *, timeout: float) -> tuple[int, bool]:
     return _collect(pid), killed
 
 
+def forget_parents_children() -> None:
+    """In a forked child that runs on as a worker of its own (a ``certify --jobs`` process):
+    the parent's children are not its to kill or reap."""
+    _live.clear()
+
+
 def kill_all() -> None:
     """SIGKILL every live child's process group and wait (briefly) for the children to die.
 
