@@ -9,28 +9,20 @@ handshake, never from ``sleep``. Each child then waits its seeded jitter (zero f
 first two, so every round has a head-on collision), calls ``target.migrate(path)`` --
 pausing a seeded fraction of a millisecond before each statement, which keeps the processes
 interleaved on a busy machine -- and sends back an ``Outcome`` (picklable: exception type
-name, message, whether it was the target's lock-timeout refusal, the statements it began)
-before leaving through ``os._exit``. An optional live writer starts first and keeps
-inserting until the migrators are done (see ``race_writer``).
+name, message, whether it was the target's declared lock-timeout refusal or SQLite's own
+"database is locked", the statement it failed on with how long it waited there and its
+connection's busy timeout, the statements it began) before leaving through ``os._exit``. An
+optional live writer starts first and keeps inserting until the migrators are done (see
+``race_writer``).
 
 Everything is bounded: one deadline covers the whole round; a child still running then is
 killed with SIGKILL and reported as hung; every child is reaped before ``run_round`` returns,
 whatever happens (``finally``; ``harness/forked.py``, shared with the crash workers). The
 children never touch the parent's state: they run the target and ``os._exit``.
 
-Optional target capabilities used here (discovered with ``getattr``; none is required):
-
-``lock_timeout_errors: tuple[type[BaseException], ...]``
-    The exceptions that mean "I waited for the write lock, gave up, and changed nothing" --
-    the target's lock-timeout refusal. A racing process that raises one of these is a
-    legitimate loser; any other exception fails the round. There is no default (see
-    ``contract.lock_timeout_errors``).
-``lock_timeout: float``
-    Seconds the target waits for the write lock before refusing. When present, a refusal
-    must come after at least half of it (it really waited) and not far beyond it.
-``ledger(db_path) -> Sequence[int]``
-    Versions applied, one entry per application: proves "exactly once" directly. Without
-    it, exactly-once is judged from the traced statements (``race_verdict``).
+Optional target capabilities used here (read through ``contract``; none is required):
+``lock_timeout_errors`` (the classes of its own lock-timeout refusal) and ``lock_timeout``
+(the seconds it promises to wait) -- how a refusal is judged is in ``race_verdict``.
 """
 
 from __future__ import annotations
@@ -40,11 +32,12 @@ import gc
 import os
 import pickle
 import random
+import re
 import select
 import sqlite3
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Final
 
 from . import contract, forked, tracing
 from .race_pipe import READY, WARM, payload, qualified_name, send, signal_ready, wait_go
@@ -171,6 +164,7 @@ def run_round(
                     go_r=writer_go_r,
                     stop_r=stop_r,
                     timeout=bounds.deadline,
+                    seed=seed,
                 ),
                 parent_only,
             )
@@ -313,11 +307,13 @@ def _migrator_main(
 ) -> None:  # pragma: no cover - runs in a forked child
     _warm_up()
     rng = random.Random(f"{seed}:{index}:pauses")
+    last = _LastStatement()
 
     def before_statement(k: int, sql: str) -> None:
-        del k, sql
+        del k
         if pause:
             time.sleep(rng.uniform(0.0, pause))
+        last.started(sql, trace.busy_timeout)
 
     # Only connections to the raced file are traced: a target building a reference schema
     # in memory would otherwise seem to apply its steps in every process.
@@ -331,22 +327,79 @@ def _migrator_main(
             # ordering comes from the barrier.
             time.sleep(delay)
         began = time.perf_counter()
-        kind, error_type, message = OutcomeKind.MIGRATED, "", ""
+        outcome = Outcome(index, OutcomeKind.MIGRATED, jitter=delay)
         try:
             target.migrate(str(db_path))
         except BaseException as err:  # every exception is a finding for the parent
-            kind = OutcomeKind.REFUSED if isinstance(err, refusals) else OutcomeKind.ERROR
-            error_type, message = qualified_name(type(err)), str(err)
+            raised = time.perf_counter()
+            kind = OutcomeKind.ERROR
+            if isinstance(err, refusals):
+                kind = OutcomeKind.REFUSED
+            elif is_busy(err):
+                kind = OutcomeKind.LOCKED
+            outcome = replace(
+                outcome,
+                kind=kind,
+                error_type=qualified_name(type(err)),
+                message=str(err),
+                **last.wait(raised),
+            )
         elapsed = time.perf_counter() - began
-    send(
-        w,
-        Outcome(
-            index,
-            kind,
-            error_type,
-            message,
-            elapsed,
-            delay,
-            tuple(sql for sql in trace.statements if is_kept(sql)),
-        ),
-    )
+    kept = tuple(sql for sql in trace.statements if is_kept(sql))
+    send(w, replace(outcome, elapsed=elapsed, statements=kept))
+
+
+_ROLLBACK: Final = re.compile(r"\s*rollback\b", re.IGNORECASE)
+
+
+class _LastStatement:  # pragma: no cover - runs in a forked child
+    """The statement a racing process was running when it gave up, and how long it waited.
+
+    The wait is measured on that statement, not from the start of ``migrate``: a refusal must
+    have waited its busy timeout *there*, where SQLite said "database is locked", and time
+    spent on earlier statements cannot excuse a statement that failed at once. A ROLLBACK run
+    after the failure (``with conn:``, an ``except`` clause) ends that wait instead of
+    starting a new one.
+    """
+
+    def __init__(self) -> None:
+        self.sql = ""
+        self.busy_timeout: float | None = None
+        self.start = 0.0
+        self.end: float | None = None  # when a cleanup ROLLBACK began after it
+
+    def started(self, sql: str, busy_timeout: float | None) -> None:
+        now = time.perf_counter()
+        if self.sql and _ROLLBACK.match(sql):
+            if self.end is None:
+                self.end = now
+            return
+        self.sql, self.busy_timeout, self.start, self.end = sql, busy_timeout, now, None
+
+    def wait(self, raised: float) -> dict[str, Any]:
+        """The ``Outcome`` fields for a raise at ``raised`` (none when nothing was traced)."""
+        if not self.sql:
+            return {}
+        end = self.end if self.end is not None else raised
+        return {
+            "failed_sql": self.sql,
+            "waited": end - self.start,
+            "busy_timeout": self.busy_timeout,
+        }
+
+
+def is_busy(err: BaseException) -> bool:
+    """Whether SQLite's SQLITE_BUSY ("database is locked") is ``err`` or one of its causes."""
+    seen: set[int] = set()
+    cur: BaseException | None = err
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        code = getattr(cur, "sqlite_errorcode", None)  # extended codes too: SQLITE_BUSY_*
+        if (
+            isinstance(cur, sqlite3.OperationalError)
+            and isinstance(code, int)
+            and code & 0xFF == sqlite3.SQLITE_BUSY
+        ):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
