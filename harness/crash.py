@@ -1,6 +1,7 @@
 """Run one crash-recovery case: build the crash images, recover them here, judge them.
 
-A case is (start version v, journal mode, optionally a crash-point group such as ``k0-39``).
+A case is (start version v, journal mode -- or at v0 a fresh start, ``harness/starts.py`` --,
+optionally a crash-point group such as ``k0-39``).
 This process never has a crash image's files open before the oracle opens them: the traced
 run and the killed runs happen in forked workers (``crash_images``), so recovery starts from
 the bytes on disk alone -- no page cache, no lock, no shared inode state -- as it would after
@@ -41,6 +42,7 @@ from .crash_images import (
 from .crash_oracle import Data, Finding, Point, Recovery, State, judge
 from .forked import WorkerTimeout
 from .options import CRASH_MODES
+from .starts import describe, start_db
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -221,6 +223,7 @@ class CaseRun:
     findings: tuple[Finding, ...]
     distinct_states: int
     error: str = ""  # the case could not be run (uninterrupted run failed, worker died)
+    unseen: str = ""  # the case cannot be judged: no statement boundary was seen (a skip)
 
 
 def crash_case(  # noqa: PLR0911 -- one early return per way a case cannot be judged
@@ -234,7 +237,7 @@ def crash_case(  # noqa: PLR0911 -- one early return per way a case cannot be ju
     if crash_mode not in CRASH_MODES:
         raise ValueError(f"crash mode {crash_mode!r} is not one of {', '.join(CRASH_MODES)}")
     target = ctx.target
-    start = ctx.fixture_db(start_version, journal_mode)
+    start = start_db(ctx, start_version, journal_mode)
     work = ctx.scratch(f"crash-v{start_version}-{journal_mode}-{crash_mode}")
     images = ImageStore(work / "images")
 
@@ -259,11 +262,13 @@ def crash_case(  # noqa: PLR0911 -- one early return per way a case cannot be ju
             recording,
         )
     if recording.statements == 0:
-        return failed(
-            "no SQL statement was traced: the target does not open its database through "
-            "sqlite3.connect (or a module-level alias of it), so its crash points cannot be found",
-            recording,
+        unseen = (
+            "not checked: no statement boundary was seen, so there is no crash point to build. "
+            "The target does not open its database through sqlite3.connect (or a module-level "
+            "alias of it): sqlite3.Connection(...), apsw, another process. Enabled by opening "
+            "the file with sqlite3.connect, which the harness traces."
         )
+        return CaseRun((), 0, {}, (), 0, unseen=unseen), images
     chosen = [p for p in recording.points if points is None or p.k in points]
     if crash_mode == "kill":
         killed: list[Point] = []
@@ -333,11 +338,13 @@ def run_case(ctx: Context, case: Case, *, crash_mode: str | None = None) -> Chec
     run, images = crash_case(
         ctx, case.from_version, case.journal_mode, crash_mode=mode, points=points
     )
-    where = f"{case.journal_mode} journal, {mode} mode, SQLite {sqlite3.sqlite_version}"
+    where = f"{describe(case.journal_mode)}, {mode} mode, SQLite {sqlite3.sqlite_version}"
     if run.error:
         return CheckResult(
             case, Status.FAIL, f"{run.error} ({where})", duration=time.perf_counter() - began
         )
+    if run.unseen:
+        return CheckResult(case, Status.SKIP, run.unseen, duration=time.perf_counter() - began)
     if not run.points:
         detail = (
             f"no crash point in {case.point}: the run has boundaries k0-{run.statements} ({where})"

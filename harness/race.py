@@ -8,7 +8,8 @@ go pipe's write end and all of them see EOF at once -- a barrier built from a pi
 handshake, never from ``sleep``. Each child then waits its seeded jitter (zero for the
 first two, so every round has a head-on collision), calls ``target.migrate(path)`` --
 pausing a seeded fraction of a millisecond before each statement, which keeps the processes
-interleaved on a busy machine -- and sends back an ``Outcome`` (picklable: exception type
+interleaved on a busy machine, and a few milliseconds around the end of each transaction,
+where the lock changes hands -- and sends back an ``Outcome`` (picklable: exception type
 name, message, whether it was the target's declared lock-timeout refusal or SQLite's own
 "database is locked", the statement it failed on with how long it waited there and its
 connection's busy timeout, the statements it began) before leaving through ``os._exit``. An
@@ -66,6 +67,14 @@ JITTER_MAX: Final = 0.0005
 # 100 us catches as well as 300 us and costs less (engine example, 8 processes: 189 ms per
 # round without pauses, 276 ms with 100 us, 378 ms with 300 us).
 PAUSE_MAX: Final = 0.0001
+# At a lock hand-off the pause is longer: before a process ends a transaction (COMMIT, END,
+# ROLLBACK) and before its first statement after one. Other processes' lock attempts then land
+# while it still holds the lock and between two of its transactions -- where a migration that
+# does more after committing meets them: a WAL switch after the migration, a second
+# transaction that trusts what the first one read. Per-round catch rate of an unguarded WAL
+# switch (tests/migrators/wal_unguarded.py, v0 starts, 8 processes, load ~10): 10-35% without,
+# 50-70% with 5 ms (docs/benchmarks.md); 10 ms caught no more. Cost: a few ms per process.
+HANDOFF_PAUSE_MAX: Final = 0.005
 _REAP_GRACE: Final = 5.0  # seconds a child that has reported may take to exit
 
 
@@ -108,13 +117,14 @@ def run_round(
     lock_timeout_errors: tuple[type[BaseException], ...] | None = None,
     jitter: float = JITTER_MAX,
     pause: float = PAUSE_MAX,
+    handoff: float = HANDOFF_PAUSE_MAX,
     writer: WriterPlan | None = None,
 ) -> RoundResult:
     """Race ``procs`` processes migrating ``db_path`` (and the optional writer); judge nothing.
 
-    ``seed`` fixes each process's jitter and pauses (``pause=0`` turns pauses off). The
-    result lists one outcome per process, in index order; the caller judges it
-    (``race_verdict``).
+    ``seed`` fixes each process's jitter and pauses (``pause`` before each statement,
+    ``handoff`` around the end of a transaction; 0 turns them off). The result lists one
+    outcome per process, in index order; the caller judges it (``race_verdict``).
     """
     bounds = bounds or Bounds()
     refusals = (
@@ -149,7 +159,7 @@ def run_round(
                         timeout=bounds.deadline,
                         refusals=refusals,
                         seed=seed,
-                        pause=pause,
+                        pauses=(pause, handoff),
                     ),
                     parent_only,
                 )
@@ -303,16 +313,22 @@ def _migrator_main(
     timeout: float,
     refusals: tuple[type[BaseException], ...],
     seed: str,
-    pause: float,
+    pauses: tuple[float, float],
 ) -> None:  # pragma: no cover - runs in a forked child
     _warm_up()
     rng = random.Random(f"{seed}:{index}:pauses")
+    pause, handoff = pauses
     last = _LastStatement()
+    after_end = False
 
     def before_statement(k: int, sql: str) -> None:
+        nonlocal after_end
         del k
-        if pause:
-            time.sleep(rng.uniform(0.0, pause))
+        ends = bool(_ENDS.match(sql))
+        limit = handoff if ends or after_end else pause
+        after_end = ends
+        if limit:
+            time.sleep(rng.uniform(0.0, limit))
         last.started(sql, trace.busy_timeout)
 
     # Only connections to the raced file are traced: a target building a reference schema
@@ -350,6 +366,7 @@ def _migrator_main(
 
 
 _ROLLBACK: Final = re.compile(r"\s*rollback\b", re.IGNORECASE)
+_ENDS: Final = re.compile(r"\s*(commit|end|rollback)\b", re.IGNORECASE)
 
 
 class _LastStatement:  # pragma: no cover - runs in a forked child

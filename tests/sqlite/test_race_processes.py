@@ -311,3 +311,30 @@ def test_database_is_locked_without_a_busy_timeout_fails_the_round(tmp_path: Pat
     assert {(o.kind, o.busy_timeout) for o in result.outcomes} == {(OutcomeKind.LOCKED, 0.0)}
     (finding,) = judge_outcomes(result.outcomes, Bounds())
     assert "no busy timeout" in finding.message
+
+
+def test_the_trace_follows_each_connections_busy_timeout(tmp_path: Path) -> None:
+    from migproof.harness import tracing
+
+    db = tmp_path / "x.db"
+    seen: list[tuple[str, float | None]] = []
+    with tracing.traced(lambda _k, sql: seen.append((sql, trace.busy_timeout)), watch=db) as trace:
+        a = sqlite3.connect(db, 2.5)
+        b = sqlite3.connect(db, timeout=0)
+        c = sqlite3.connect(db)  # sqlite3's default: 5 s
+        a.execute("SELECT 1")
+        b.execute("PRAGMA busy_timeout(120)")
+        b.execute("SELECT 2")
+        c.execute("SELECT 3")
+        a.execute("pragma busy_timeout = -5")  # SQLite: no waiting at all
+        a.execute("SELECT 4")
+        for conn in (a, b, c):
+            conn.close()
+    assert seen == [
+        ("SELECT 1", 2.5),
+        ("PRAGMA busy_timeout(120)", 0.12),
+        ("SELECT 2", 0.12),
+        ("SELECT 3", 5.0),
+        ("pragma busy_timeout = -5", 0.0),
+        ("SELECT 4", 0.0),
+    ]
