@@ -86,6 +86,8 @@ class WriterOutcome:
     kind: OutcomeKind  # MIGRATED here means "wrote until told to stop, without error"
     committed: tuple[object, ...] = ()  # marker values of the rows whose COMMIT returned
     longest_wait: float = 0.0  # seconds, the longest wait for the lock (BEGIN IMMEDIATE + COMMIT)
+    held: float = 0.0  # seconds it held the write lock in all, from the migrators' release
+    span: float = 0.0  # seconds from the migrators' release to its last commit (duty = held/span)
     error_type: str = ""
     message: str = ""
     exitcode: int | None = None

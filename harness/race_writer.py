@@ -242,7 +242,9 @@ def writer_main(
         return
     end = time.monotonic() + timeout
     committed: list[object] = []
-    longest = 0.0
+    longest = held = 0.0
+    released: float | None = None  # when the migrators were let go
+    done = 0.0
     kind, error_type, message = OutcomeKind.MIGRATED, "", ""
     try:
         for i in range(WRITER_MAX_ROWS):
@@ -255,6 +257,7 @@ def writer_main(
                 cur = conn.execute(plan.sql, params)
                 if i + 1 == WRITER_MIN_ROWS:
                     signal_warm(w)  # the parent releases the migrators now
+                    released = time.perf_counter()
                     hold = rng.uniform(*WRITER_HOLD)
                     time.sleep(hold)
                 committing = time.perf_counter()
@@ -266,6 +269,8 @@ def writer_main(
             done = time.perf_counter()
             # Waiting for the lock and, in rollback mode, for readers to let the commit through.
             longest = max(longest, (got - asked) + (done - committing))
+            if released is not None:
+                held += done - max(got, released)
             committed.append(marker if marker is not None else cur.lastrowid)
             gap = max(WRITER_GAP_MIN, WRITER_GAP_FACTOR * (done - got - hold))
             gap *= rng.uniform(0.5, 1.5)
@@ -275,4 +280,13 @@ def writer_main(
                 break
     except Exception as err:  # the parent judges every error
         kind, error_type, message = OutcomeKind.ERROR, qualified_name(type(err)), str(err)
-    send(w, WriterOutcome(kind, tuple(committed), longest, error_type, message))
+    outcome = WriterOutcome(
+        kind,
+        tuple(committed),
+        longest_wait=longest,
+        held=held,
+        span=done - released if released is not None else 0.0,
+        error_type=error_type,
+        message=message,
+    )
+    send(w, outcome)
