@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import statistics
 import subprocess
 import sys
@@ -65,17 +66,29 @@ BROKEN: tuple[tuple[str, str, frozenset[str] | None], ...] = (
 )
 
 
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @contextlib.contextmanager
 def cpu_hogs(n: int) -> Iterator[list[int]]:
-    """``n`` busy loops pinning the CPUs for the block; always killed and reaped."""
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    """``n`` busy loops pinning the CPUs for the block; always killed and reaped.
+
+    SIGTERM and SIGINT end the block like an exception, so the loops die with the script even
+    when it runs in the background (where a shell starts it with SIGINT ignored).
+    """
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    hogs: list[subprocess.Popen[bytes]] = []
     try:
+        hogs += [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
         yield [h.pid for h in hogs]
     finally:
         for h in hogs:
             h.kill()
         for h in hogs:
             h.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def stress(args: argparse.Namespace) -> None:

@@ -87,7 +87,7 @@ class WriterOutcome:
     committed: tuple[object, ...] = ()  # marker values of the rows whose COMMIT returned
     longest_wait: float = 0.0  # seconds, the longest wait for the lock (BEGIN IMMEDIATE + COMMIT)
     held: float = 0.0  # seconds it held the write lock in all, from the migrators' release
-    span: float = 0.0  # seconds from the migrators' release to its last commit (duty = held/span)
+    span: float = 0.0  # seconds from the migrators' release to its stop (duty = held / span)
     error_type: str = ""
     message: str = ""
     exitcode: int | None = None
@@ -236,7 +236,7 @@ def judge_outcomes(outcomes: Sequence[Outcome], bounds: Bounds) -> list[Finding]
     return found
 
 
-def waited_out(o: Outcome) -> bool:
+def _waited_out(o: Outcome) -> bool:
     """Whether the failing statement waited at least its connection's (non-zero) busy timeout."""
     return (
         o.busy_timeout is not None
@@ -250,7 +250,7 @@ def _locked_problem(o: Outcome) -> str | None:
     """SQLite's own lock error: clean after a full busy wait on the failing statement."""
     if o.busy_timeout is None:
         return "locked-unseen"
-    return None if waited_out(o) else "locked-early"
+    return None if _waited_out(o) else "locked-early"
 
 
 def _refusal_problem(o: Outcome, bounds: Bounds) -> str | None:
@@ -260,7 +260,7 @@ def _refusal_problem(o: Outcome, bounds: Bounds) -> str | None:
         early = wait < bound * EARLY_REFUSAL_SHARE
     elif o.busy_timeout is not None and o.waited is not None:
         wait, bound = o.waited, o.busy_timeout
-        early = not waited_out(o)
+        early = not _waited_out(o)
     else:
         return None  # nothing traced and nothing declared to measure it against
     if early:
@@ -328,20 +328,21 @@ def _locked_text(what: str, group: Sequence[Outcome]) -> str:
             "starting together fails instead of waiting. Set the busy timeout when the "
             "connection is opened: sqlite3.connect(path, timeout=5)."
         )
-    text += f" -- sooner than the {timeout:g} s busy timeout of that connection: SQLite never ran "
+    text += (
+        f" -- immediately, without waiting: sooner than the {timeout:g} s busy timeout of that "
+        "connection, so SQLite never ran its busy handler."
+    )
     if _JOURNAL_MODE.match(first.failed_sql):
         return (
-            f"{text}the busy handler. Switching the journal mode takes the write lock inside "
-            "one statement that already reads, and SQLite skips the busy handler there to "
-            "avoid a deadlock: processes starting together on a new file fail at once. "
-            "Retry the switch while it fails with SQLITE_BUSY (within a bound), or make it "
-            "under a lock every starting process takes first."
+            f"{text} Switching the journal mode takes the write lock inside a statement that "
+            "has already read, and SQLite skips the busy handler there to avoid a deadlock: "
+            "processes starting together on a file that is not WAL yet fail at once. Retry "
+            "the switch while it fails with SQLITE_BUSY (within a bound)."
         )
     return (
-        f"{text}the busy handler -- immediately, without waiting: a transaction that read "
-        "before it wrote (a deferred BEGIN) asked for the write lock, and SQLite refuses that "
-        "at once to avoid a deadlock. Take the write lock first: BEGIN IMMEDIATE, then read "
-        "the version."
+        f"{text} A transaction that read before it wrote (a deferred BEGIN) asked for the "
+        "write lock, and SQLite refuses that at once to avoid a deadlock. Take the write lock "
+        "first: BEGIN IMMEDIATE, then read the version."
     )
 
 

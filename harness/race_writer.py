@@ -244,7 +244,6 @@ def writer_main(
     committed: list[object] = []
     longest = held = 0.0
     released: float | None = None  # when the migrators were let go
-    done = 0.0
     kind, error_type, message = OutcomeKind.MIGRATED, "", ""
     try:
         for i in range(WRITER_MAX_ROWS):
@@ -285,7 +284,7 @@ def writer_main(
         tuple(committed),
         longest_wait=longest,
         held=held,
-        span=done - released if released is not None else 0.0,
+        span=time.perf_counter() - released if released is not None else 0.0,
         error_type=error_type,
         message=message,
     )

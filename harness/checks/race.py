@@ -77,10 +77,11 @@ class RaceCheck:
     name = "race"
     description = (
         "P processes (--race-procs) start migrating the same file at the same instant, R "
-        "rounds (--race-rounds), from every start version and in each journal mode, plus a "
-        "live writer: each step is applied exactly once, every other process waits and finds "
-        "the file current or refuses on its lock timeout, nothing else fails, no committed "
-        "row is lost, and the file ends at head, intact, equal to an uncontended upgrade."
+        "rounds (--race-rounds), from every start version in each journal mode and from a "
+        "missing and a zero-length file, plus a live writer: each step is applied exactly "
+        "once, every other process waits and finds the file current or gives up only after "
+        "its busy timeout, nothing else fails, no committed row is lost, and the file ends "
+        "at head, intact, equal to an uncontended upgrade."
     )
 
     def cases(self, ctx: Context) -> Iterator[Case]:
@@ -165,8 +166,9 @@ class CaseRace:
         if first.kind is not OutcomeKind.MIGRATED:
             return NotRaced(
                 Status.FAIL,
-                f"the uncontended migration from v{case.from_version} ({describe(run.mode)}) already "
-                f"fails ({first.kind.value}: {first.error_type} {first.message}); the other "
+                f"the uncontended migration from v{case.from_version} "
+                f"({describe(run.mode)}) already fails ({first.kind.value}: "
+                f"{first.error_type} {first.message}); the other "
                 "checks say more -- the race needs a migration that works alone first",
             )
         expected = _expected(run, solo_path, first.statements)
@@ -179,8 +181,8 @@ class CaseRace:
                 Status.SKIP,
                 f"not raced: cannot tell whether a step ran more than once. The uncontended "
                 f"migration from v{case.from_version} ({describe(run.mode)}) reached "
-                f"v{run.target.head}, "
-                "but the target has no ledger and none of the statements traced from it "
+                f"v{run.target.head}, but the target has no ledger and none of the statements "
+                "traced from it "
                 f"({len(first.statements)}) changed the schema or stamped a version (its "
                 "connections do not come from sqlite3.connect: sqlite3.Connection(...), apsw, "
                 "...). Enabled by the capability ledger(db_path) -> the versions applied, in "
