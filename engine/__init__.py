@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-from .core import (
-    INTERNAL_TABLES,
-    LEDGER_TABLE,
-    META_TABLE,
-    Decision,
-    LedgerEntry,
-    Plan,
-    Verdict,
-    render_plan,
-)
+from .bookkeeping import INTERNAL_TABLES, LEDGER_TABLE, META_TABLE, LedgerEntry
+from .core import Decision, Plan, Verdict
 from .errors import (
     BackupError,
     DriftError,
@@ -24,10 +16,13 @@ from .errors import (
     SchemaTooOldError,
     StepFailedError,
     StorageError,
+    UnsupportedFormatError,
 )
+from .script import Script, Statement, render
 from .shell import (
     SYSTEM_CLOCK,
     Clock,
+    Inspection,
     MigrationReport,
     inspect,
     migrate,
@@ -64,6 +59,7 @@ __all__ = [
     "DataChange",
     "Decision",
     "DriftError",
+    "Inspection",
     "IntegrityFailureError",
     "InvalidDeclarationError",
     "LedgerEntry",
@@ -76,10 +72,13 @@ __all__ = [
     "RebuildTable",
     "SchemaTooNewError",
     "SchemaTooOldError",
+    "Script",
+    "Statement",
     "Step",
     "StepFailedError",
     "Steps",
     "StorageError",
+    "UnsupportedFormatError",
     "Verdict",
     "default_spec",
     "inspect",
@@ -89,5 +88,5 @@ __all__ = [
     "open_state_db",
     "read_ledger",
     "read_version",
-    "render_plan",
+    "render",
 ]

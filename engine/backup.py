@@ -12,6 +12,7 @@ descriptors while another connection in the process holds locks, so a second con
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import sqlite3
@@ -22,12 +23,22 @@ from .errors import BackupError
 
 BACKUP_SUFFIX: Final = ".bak"
 _PAGES_PER_STEP: Final = 4096  # ~16 MiB per backup step at the default page size
+_SIDECARS: Final = ("-journal", "-wal", "-shm")  # what SQLite may leave beside a file
+_TEMPORARY: Final = tuple(f"{BACKUP_SUFFIX}.tmp{s}" for s in ("", *_SIDECARS))
+
+
+def backup_prefix(db_path: str) -> str:
+    """``state.db.3f9a2c1b``: the file's name, and 8 hex digits of a hash of its full path,
+    so two state files of the same name sharing a backup folder never prune each other's."""
+    where = os.path.realpath(db_path).encode("utf-8", "surrogateescape")
+    return f"{os.path.basename(db_path)}.{hashlib.sha256(where).hexdigest()[:8]}"
 
 
 def backup_name(db_path: str, from_version: int, now: datetime) -> str:
-    """``state.db.v7.20240131T120000123456Z.bak``: the version it restores to, and when."""
+    """``state.db.3f9a2c1b.v7.20240131T120000123456Z.bak``: whose, the version it restores
+    to, and when."""
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{os.path.basename(db_path)}.v{from_version}.{stamp}{BACKUP_SUFFIX}"
+    return f"{backup_prefix(db_path)}.v{from_version}.{stamp}{BACKUP_SUFFIX}"
 
 
 def take_backup(
@@ -42,9 +53,11 @@ def take_backup(
     """Copy the committed state of ``db_path`` into ``backup_dir``; return the backup's path.
 
     The file is created mode 0600 (it holds the same data as the state file, which may be
-    private), fsynced, verified with ``quick_check``, then renamed into place and the folder
-    fsynced, so a crash leaves either no backup or a complete one. The last ``keep`` backups
-    of this file are kept.
+    private), switched to a rollback journal (a copy of a WAL file would otherwise be a WAL
+    file, which leaves ``-wal``/``-shm`` beside it whenever it is opened), fsynced, verified
+    with ``quick_check``, then renamed into place and the folder fsynced, so a crash leaves
+    either no backup or a complete one: one file. The last ``keep`` backups of this file are
+    kept; pruning removes whatever an older backup of it left beside it.
     """
     final = os.path.join(backup_dir, backup_name(db_path, from_version, datetime.now(UTC)))
     tmp = final + ".tmp"
@@ -56,6 +69,7 @@ def take_backup(
             dst = sqlite3.connect(tmp)
             try:
                 src.backup(dst, pages=_PAGES_PER_STEP)
+                dst.execute("PRAGMA journal_mode = DELETE")
             finally:
                 dst.close()
         finally:
@@ -65,16 +79,17 @@ def take_backup(
         os.chmod(tmp, 0o600)
         os.replace(tmp, final)
         _fsync_path(backup_dir)
-        _prune(backup_dir, os.path.basename(db_path), keep)
+        _prune(backup_dir, db_path, keep)
     except (OSError, sqlite3.Error) as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _remove(tmp)
         raise BackupError(path=db_path, backup_dir=backup_dir, reason=str(err)) from err
     return final
 
 
 def _verify(path: str) -> None:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    # immutable: a read-only open of a file nothing else can see needs no locks, and creates
+    # no -shm beside it.
+    conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
     try:
         rows = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
     finally:
@@ -91,10 +106,14 @@ def _fsync_path(path: str) -> None:
         os.close(fd)
 
 
-def list_backups(backup_dir: str, db_name: str) -> list[str]:
-    """Backups of ``db_name`` in ``backup_dir``, oldest first (by the timestamp in the name)."""
+def list_backups(backup_dir: str, db_path: str) -> list[str]:
+    """Backups of the state file at ``db_path`` in ``backup_dir``, oldest first (by the
+    timestamp in the name)."""
     pattern = re.compile(
-        re.escape(db_name) + r"\.v\d+\.(\d{8}T\d{12}Z)" + re.escape(BACKUP_SUFFIX) + "$"
+        re.escape(backup_prefix(db_path))
+        + r"\.v\d+\.(\d{8}T\d{12}Z)"
+        + re.escape(BACKUP_SUFFIX)
+        + "$"
     )
     found = []
     for entry in os.listdir(backup_dir):
@@ -104,7 +123,22 @@ def list_backups(backup_dir: str, db_name: str) -> list[str]:
     return [os.path.join(backup_dir, name) for _, name in sorted(found)]
 
 
-def _prune(backup_dir: str, db_name: str, keep: int) -> None:
-    backups = list_backups(backup_dir, db_name)
+def _prune(backup_dir: str, db_path: str, keep: int) -> None:
+    backups = list_backups(backup_dir, db_path)
     for old in backups[: max(0, len(backups) - keep)]:
-        os.unlink(old)
+        _remove(old)
+    # A crash between creating the temporary file and renaming it leaves it (and what SQLite
+    # left beside it). Its name says it is this file's, and no other backup of this file is
+    # under way: one is taken only under the write lock, which this process holds.
+    prefix = backup_prefix(db_path) + ".v"
+    for entry in os.listdir(backup_dir):
+        if entry.startswith(prefix) and entry.endswith(_TEMPORARY):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(backup_dir, entry))
+
+
+def _remove(path: str) -> None:
+    """A backup and what SQLite may have left beside it."""
+    for suffix in ("", *_SIDECARS):
+        with contextlib.suppress(OSError):
+            os.unlink(path + suffix)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
-from .core import render_plan
-from .shell import CHECKS, JOURNAL_MODES, inspect, migrate, refusal
+from .errors import MigproofError
+from .script import CHECKS, render
+from .shell import JOURNAL_MODES, Inspection, inspect, migrate, refusal
 from .spec import load_steps
+
+if TYPE_CHECKING:
+    from .steps import Steps
 
 _SPEC_HELP = (
     "the declared steps, as package.module:ATTR or path/to/file.py:ATTR "
@@ -34,20 +39,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="how long to wait for another writer's lock (default 5)",
     )
     p.add_argument(
-        "--check",
-        choices=CHECKS,
-        default="quick",
-        help="preflight check before migrating: quick_check, integrity_check or none "
-        "(default quick)",
-    )
-    p.add_argument(
-        "--check-timeout",
-        type=_seconds,
-        default=60.0,
-        metavar="SECONDS",
-        help="deadline for the preflight check (default 60)",
-    )
-    p.add_argument(
         "--backup-dir",
         metavar="DIR",
         help="copy the file here (verified, mode 0600) before changing it",
@@ -70,8 +61,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "status",
         help="show the file's version and what migrate would do (read-only)",
         description="Read-only: the stored version, the head, the decision migrate would take "
-        "and the pending steps. Never writes to the file. Exits with the code migrate would "
-        "exit with: 0 when it would proceed, the refusal's code otherwise (see docs/runbook.md).",
+        "and the pending steps. Runs migrate's own sequence with the same options on a private "
+        "copy of the file (in $TMPDIR) and rolls it back; a current file is recognised from its "
+        "header, without a copy. Never writes to the file or beside it. Exits with the code "
+        "migrate would: 0 when it would proceed, the refusal's code otherwise (see "
+        "docs/runbook.md). It cannot foresee a lock, a full disk or the backup.",
     )
     _common(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -80,14 +74,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser(
         "plan",
         help="print the exact SQL migrate would run (read-only dry run)",
-        description="Read-only dry run: print, as an SQL script, exactly what migrate would run "
-        "on this file now. Never writes to the file.",
+        description="Read-only dry run: print, as an SQL script, every statement migrate would "
+        "run on this file now with the same options, in order. Never writes to the file; "
+        "exits like status.",
     )
     _common(p)
     p.set_defaults(handler=_plan)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    """Options every engine command takes, so status and plan see what migrate would."""
     p.add_argument("db", metavar="DB", help="path of the SQLite state file")
     p.add_argument("--steps", metavar="SPEC", help=_SPEC_HELP)
     p.add_argument(
@@ -96,6 +92,21 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="VERSION",
         dest="to_version",
         help="target version (default: the head)",
+    )
+    p.add_argument(
+        "--check",
+        choices=CHECKS,
+        help="quick: quick_check, plus integrity_check of the tables a migration writes that "
+        "have indexes; full: integrity_check; none: no check. Given, it runs even on a current "
+        "file. Default: quick, and only when migrating (a current file takes the fast path, "
+        "which reads three header fields and checks nothing else)",
+    )
+    p.add_argument(
+        "--check-timeout",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="deadline for each round of checks (default 60)",
     )
 
 
@@ -150,23 +161,47 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(args: argparse.Namespace) -> int:
+def _inspect(args: argparse.Namespace) -> tuple[Steps, Inspection, int]:
+    """What migrate would do with these options, and the exit code it would give."""
     steps = load_steps(args.steps)
-    decision = inspect(args.db, steps, to_version=args.to_version)
+    found = inspect(
+        args.db,
+        steps,
+        to_version=args.to_version,
+        check=args.check,
+        check_timeout=args.check_timeout,
+    )
+    d = found.decision
+    return steps, found, refusal(d, args.db).exit_code if d.verdict.refused else 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    try:
+        steps, found, code = _inspect(args)
+    except MigproofError as err:
+        if not args.json:
+            raise
+        # A script reading --json gets an object whatever happened; the message goes to stderr.
+        print(
+            json.dumps({"path": args.db, "error": type(err).__name__, "exit_code": err.exit_code})
+        )
+        print(f"migproof: {err}", file=sys.stderr)
+        return err.exit_code
+    decision = found.decision
     pending = [{"version": s.version, "name": s.name} for s in decision.plan.steps]
-    # The exit code `migrate` would give, so a rollout script can branch on `status` alone.
-    code = refusal(decision, args.db).exit_code if decision.verdict.refused else 0
     if args.json:
         print(
             json.dumps(
                 {
                     "path": args.db,
+                    "exists": found.exists,
                     "steps": steps.name,
                     "version": decision.version,
                     "head": decision.head,
                     "target": decision.target,
                     "min_supported": decision.min_supported,
                     "decision": decision.verdict.value,
+                    "fast_path": found.fast_path,
                     "pending": pending,
                     "repairs": [op.description for op in decision.plan.repairs],
                     "reasons": list(decision.reasons),
@@ -175,8 +210,15 @@ def _status(args: argparse.Namespace) -> int:
             )
         )
         return code
-    print(f"{args.db}: version {decision.version}, head {decision.head} ({steps.name})")
-    print(f"decision: {decision.verdict.value}")
+    if not found.exists:
+        print(
+            f"{args.db}: no such file; migrate would create a new database at version "
+            f"{decision.target} ({steps.name}). Check the path if you expected an existing file."
+        )
+    else:
+        print(f"{args.db}: version {decision.version}, head {decision.head} ({steps.name})")
+    fast = " (fast path: the header shows no change since the last migration)"
+    print(f"decision: {decision.verdict.value}{fast if found.fast_path else ''}")
     for op in decision.plan.repairs:
         print(f"  repair: {op.description}")
     for step in pending:
@@ -187,6 +229,6 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    steps = load_steps(args.steps)
-    print(render_plan(inspect(args.db, steps, to_version=args.to_version)), end="")
-    return 0
+    _, found, code = _inspect(args)
+    print(render(found.decision, found.script, fast_path=found.fast_path), end="")
+    return code

@@ -2,10 +2,12 @@
 
 Theory of operation
 -------------------
-The shell takes the write lock, reads a ``Snapshot`` (stored version, user schema, ledger,
-schema cookie) and asks ``decide``. The answer is frozen data: a ``Verdict`` and, when the
-file must change, a ``Plan`` -- the exact statements, in order, that the shell runs inside the
-one transaction it already holds. ``render_plan`` prints that same plan for ``migproof plan``.
+The shell takes the write lock, reads a ``Snapshot`` (stored version, user schema, the
+bookkeeping tables as ``bookkeeping.read_bookkeeping`` judged them, schema cookie, header tag)
+and asks ``decide``. The answer is frozen data: a ``Verdict`` and, when the file must change, a
+``Plan`` -- what changes, which tables it writes, the cookie to record. ``script.build`` orders
+it into the statements the shell runs and ``migproof plan`` prints. ``status`` runs the same
+sequence on a private copy of the file, so the two never disagree about a decision.
 
 The compatibility table (first matching row wins):
 
@@ -19,12 +21,15 @@ The compatibility table (first matching row wins):
   TOO_OLD         0 < version < min_supported              refuse: the steps from there were
                                                            retired; an intermediate release
                                                            must migrate it first
-  DRIFTED         the ledger's checksum of an applied      refuse (DriftError): the objects or
-                  step differs from its declaration; or    the history are not what the version
-                  an object differs from what the          claims, and guessing would make it
-                  version (or a pending step) expects,     worse; every difference is named
-                  is unexpected, or is missing and cannot
-                  be recreated by re-running its step
+  DRIFTED         a bookkeeping table has another shape    refuse (DriftError): the objects or
+                  or a value of the wrong type; the ledger the history are not what the version
+                  records a step beyond the version, or    claims, and guessing would make it
+                  an applied step's checksum differs from  worse; every difference is named
+                  its declaration; or an object differs
+                  from what the version (or a pending
+                  step) expects, is unexpected, or is
+                  missing and cannot be recreated by
+                  re-running its step
   REPAIR          only additive objects (tables, columns,  recreate them by re-running the op
                   indexes, triggers, views) that an        that created them, then continue
                   applied step created are missing         forward: a daemon must not start on
@@ -52,7 +57,8 @@ reference schema at the target, column order included (SQLite appends added colu
 upgraded file that differs from a fresh one in order breaks ``SELECT *`` and positional
 INSERTs).
 
-Pure: imports only ``schema``, ``sqltext``, ``steps`` and ``errors``; a test walks the imports.
+Pure: imports only ``bookkeeping``, ``schema``, ``sqltext``, ``steps`` and ``errors``; a test
+walks the imports.
 """
 
 from __future__ import annotations
@@ -61,38 +67,22 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Final
 
+from .bookkeeping import (
+    INTERNAL_DDL,
+    INTERNAL_TABLES,
+    Bookkeeping,
+    LedgerEntry,
+    app_id_tag,
+    owns_app_id,
+)
 from .schema import Column, ForeignKey, Index, Schema, Table, Trigger, View, describe_column, diff
-from .steps import AddColumn, OpKind, RebuildTable
+from .sqltext import Kind, tokenize
+from .steps import AddColumn, CreateIndex, CreateTable, DataChange, OpKind, RebuildTable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .steps import Operation, Steps
-
-LEDGER_TABLE: Final = "_migproof_ledger"
-META_TABLE: Final = "_migproof_meta"
-INTERNAL_TABLES: Final = frozenset({LEDGER_TABLE, META_TABLE})
-
-# Bookkeeping DDL. IF NOT EXISTS: a file stamped by an older migproof, or by hand, may lack them.
-INTERNAL_DDL: Final = (
-    f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} ("
-    "seq INTEGER PRIMARY KEY, version INTEGER NOT NULL, name TEXT NOT NULL, "
-    "checksum TEXT NOT NULL, applied_at TEXT NOT NULL, duration_ms REAL NOT NULL)",
-    # One row: the schema cookie (PRAGMA schema_version) as it stood when the last migration
-    # committed. Equal cookie + version at head = nothing changed the schema since: fast path.
-    f"CREATE TABLE IF NOT EXISTS {META_TABLE} ("
-    "id INTEGER PRIMARY KEY CHECK (id = 1), schema_cookie INTEGER NOT NULL, "
-    "steps TEXT NOT NULL, fingerprint TEXT NOT NULL)",
-)
-LEDGER_INSERT: Final = (
-    f"INSERT INTO {LEDGER_TABLE} (version, name, checksum, applied_at, duration_ms) "
-    "VALUES (?, ?, ?, ?, ?)"
-)
-META_UPSERT: Final = (
-    f"INSERT INTO {META_TABLE} (id, schema_cookie, steps, fingerprint) VALUES (1, ?, ?, ?) "
-    "ON CONFLICT (id) DO UPDATE SET schema_cookie = excluded.schema_cookie, "
-    "steps = excluded.steps, fingerprint = excluded.fingerprint"
-)
 
 _ADDITIVE: Final = frozenset(
     {
@@ -121,26 +111,14 @@ class Verdict(Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One applied step, as recorded in the ledger table (one row per application)."""
-
-    version: int
-    name: str
-    checksum: str
-    applied_at: str  # ISO 8601, UTC
-    duration_ms: float
-
-
-@dataclass(frozen=True, slots=True)
 class Snapshot:
     """What the shell read from the file, under the write lock."""
 
     version: int
-    schema: Schema  # user objects only: INTERNAL_TABLES left out
-    ledger: tuple[LedgerEntry, ...] = ()
-    has_internal: bool = False  # both bookkeeping tables exist
+    schema: Schema  # user objects only: the bookkeeping tables left out
+    bookkeeping: Bookkeeping = field(default_factory=Bookkeeping)
     cookie: int = 0  # PRAGMA schema_version now
-    recorded_cookie: int | None = None  # as recorded at the last migration
+    app_id: int = 0  # PRAGMA application_id now
     unreadable: str | None = None  # why the header could not be read, when it could not
 
 
@@ -156,6 +134,7 @@ class Reference:
 
     versions: tuple[Schema, ...]  # versions[v] = schema at version v; versions[0] is empty
     effects: tuple[tuple[OpEffect, ...], ...]  # effects[v - 1][i] = op i of step v
+    internal: Schema = field(default_factory=Schema)  # the bookkeeping tables, as created
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +145,10 @@ class PlannedOp:
     kind: OpKind
     statements: tuple[str, ...]
     skip_reason: str | None = None  # set when the op's objects already exist identically
-    fk_check_table: str | None = None  # a rebuilt table: foreign_key_check it afterwards
+    # A rebuild: the rebuilt table and the tables whose keys point at it, whose foreign-key
+    # violations are counted before and after (more after is a failure).
+    fk_scope: tuple[str, ...] = ()
+    writes: frozenset[str] = frozenset()  # tables whose rows or indexes it changes
 
     @property
     def skipped(self) -> bool:
@@ -184,13 +166,17 @@ class PlannedStep:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What the shell runs inside its transaction, in this order."""
+    """What changes inside the transaction; ``script.build`` orders it into statements."""
 
-    create_internal: bool = False
+    create_internal: tuple[str, ...] = ()  # DDL of the bookkeeping tables the file lacks
     repairs: tuple[PlannedOp, ...] = ()
     steps: tuple[PlannedStep, ...] = ()
     target: int = 0
-    record_cookie: bool = False  # write the schema cookie (and the version stamp)
+    record_cookie: bool = False  # write the meta row (and the header tag, when ours)
+    cookie: int = 0  # the schema cookie once this plan's DDL has run: the one recorded
+    app_id: int | None = None  # the header tag to write; None: application_id is not ours
+    verify_before: tuple[str, ...] = ()  # tables it writes that have indexes: checked first
+    touched: tuple[str, ...] = ()  # every table it writes: checked before COMMIT
 
     @property
     def writes(self) -> bool:
@@ -222,21 +208,12 @@ class Decision:
         return tuple(s.version for s in self.plan.steps)
 
 
-def fast_path_ok(version: int, cookie: int, recorded_cookie: int | None, target: int) -> bool:
-    """The file is at the target and nothing changed its schema since we recorded the cookie.
-
-    The cookie is bumped by every DDL statement and by VACUUM (not by data writes or
-    ``user_version``), so an equal cookie means the structure verified at the last migration
-    is still the structure: no introspection needed.
-    """
-    return version == target and recorded_cookie is not None and cookie == recorded_cookie
-
-
 def decide(  # noqa: PLR0911, PLR0912 - one return per row of the compatibility table
     snapshot: Snapshot, steps: Steps, reference: Reference, *, to_version: int | None = None
 ) -> Decision:
     target = steps.head if to_version is None else to_version
     v = snapshot.version
+    books = snapshot.bookkeeping
 
     def verdict(kind: Verdict, reasons: Sequence[str] = (), plan: Plan | None = None) -> Decision:
         return Decision(
@@ -253,18 +230,14 @@ def decide(  # noqa: PLR0911, PLR0912 - one return per row of the compatibility 
         return verdict(Verdict.INVALID, [snapshot.unreadable])
     if v < 0:
         return verdict(Verdict.INVALID, [f"user_version is {v}; versions are never negative"])
+    # Before the bookkeeping is judged: a newer release may keep it differently.
     if v > target:
         return verdict(Verdict.TOO_NEW)
     if 0 < v < steps.min_supported:
         return verdict(Verdict.TOO_OLD)
-    changed = [
-        f"step {e.version} ({e.name}) was applied with checksum {e.checksum[:12]}, but its "
-        f"declaration now has {steps.step(e.version).checksum[:12]}: an applied step was edited"
-        for e in snapshot.ledger
-        if 1 <= e.version <= v and e.checksum != steps.step(e.version).checksum
-    ]
-    if changed:
-        return verdict(Verdict.DRIFTED, changed)
+    history = books.damage or _history_problems(books.ledger, steps, v)
+    if history:
+        return verdict(Verdict.DRIFTED, history)
 
     sim = _Sim(snapshot.schema)
     repairs, problems = _repairs(sim, steps, reference, v)
@@ -280,7 +253,7 @@ def decide(  # noqa: PLR0911, PLR0912 - one return per row of the compatibility 
             touched = _touched(effect)
             applied = bool(touched) and all(sim.get(k) == _get(effect.after, k) for k in touched)
             pending = all(sim.get(k) == _get(effect.before, k) for k in touched)
-            planned = _planned(rop.version, rop.index, rop.op, rop.statements)
+            planned = _planned(rop.version, rop.index, rop.op, rop.statements, effect)
             if applied:
                 planned = _skip(planned, touched)
             elif pending:
@@ -297,13 +270,6 @@ def decide(  # noqa: PLR0911, PLR0912 - one return per row of the compatibility 
     if final:
         return verdict(Verdict.DRIFTED, [str(d) for d in final])
 
-    plan = Plan(
-        create_internal=not snapshot.has_internal,
-        repairs=tuple(repairs),
-        steps=tuple(planned_steps),
-        target=target,
-        record_cookie=bool(repairs or planned_steps) or snapshot.recorded_cookie != snapshot.cookie,
-    )
     if repairs:
         kind = Verdict.REPAIR
     elif v == 0 and snapshot.schema.is_empty:
@@ -312,60 +278,100 @@ def decide(  # noqa: PLR0911, PLR0912 - one return per row of the compatibility 
         kind = Verdict.OLDER
     else:
         kind = Verdict.CURRENT
+    plan = _plan(
+        snapshot, steps, reference, target=target, repairs=repairs, planned_steps=planned_steps
+    )
     return verdict(kind, plan=plan)
 
 
-def render_plan(decision: Decision) -> str:
-    """The SQL the shell would run for this decision, as a script (``migproof plan``)."""
-    plan = decision.plan
-    lines = [
-        f"-- {decision.verdict.value}: version {decision.version} -> {plan.target} "
-        f"(head {decision.head})"
-    ]
-    if decision.verdict.refused:
-        lines.append("-- refused: nothing would run")
-        lines.extend(f"--   {r}" for r in decision.reasons)
-        return "\n".join(lines) + "\n"
-    if not plan.writes:
-        lines.append("-- nothing to do")
-        return "\n".join(lines) + "\n"
-    lines.append("PRAGMA foreign_keys = OFF;  -- restored after COMMIT")
-    lines.append("PRAGMA synchronous = EXTRA;  -- restored after COMMIT")
-    lines.append("BEGIN IMMEDIATE;")
-    if plan.create_internal:
-        lines.extend(f"{s};" for s in INTERNAL_DDL)
-    for op in plan.repairs:
-        lines.append(f"-- repair: {op.description} (missing; created by step {op.version})")
-        lines.extend(f"{s};" for s in op.statements)
-    for step in plan.steps:
-        lines.append(f"-- step {step.version}: {step.name}")
-        for op in step.ops:
-            if op.skipped:
-                lines.append(f"-- skip {op.description}: {op.skip_reason}")
-                continue
-            lines.extend(f"{s};" for s in op.statements)
-            if op.fk_check_table:
-                lines.append(
-                    f"PRAGMA foreign_key_check({_lit(op.fk_check_table)});  -- no new violations"
-                )
-        lines.extend(f"{p};  -- postcondition: must return no rows" for p in step.postconditions)
-        lines.append(
-            f"INSERT INTO {LEDGER_TABLE} (version, name, checksum, applied_at, duration_ms) "
-            f"VALUES ({step.version}, {_lit(step.name)}, {_lit(step.checksum)}, <now>, <ms>);"
-        )
-    if plan.record_cookie:
-        if plan.migrates:
-            lines.append(f"PRAGMA user_version = {plan.target};")
-        lines.append(
-            "PRAGMA application_id = <0x6D000000 | ((schema_version ^ fingerprint) & 0xFFFFFF)>;"
-            "  -- unless the application set its own"
-        )
-        lines.append(
-            f"INSERT INTO {META_TABLE} (id, schema_cookie, steps, fingerprint) "
-            "VALUES (1, <PRAGMA schema_version>, ...) ON CONFLICT (id) DO UPDATE ...;"
-        )
-    lines.append("COMMIT;")
-    return "\n".join(lines) + "\n"
+def _history_problems(ledger: Sequence[LedgerEntry], steps: Steps, v: int) -> list[str]:
+    """The ledger against the declarations: a step recorded beyond the version, or edited."""
+    out: list[str] = []
+    for e in ledger:
+        if not 1 <= e.version <= v:
+            out.append(
+                f"the ledger records step {e.version} ({e.name}) as applied, but the file is at "
+                f"version {v}"
+                + ("" if e.version <= steps.head else f" and the head is {steps.head}")
+            )
+        elif e.checksum != steps.step(e.version).checksum:
+            out.append(
+                f"step {e.version} ({e.name}) was applied with checksum {e.checksum[:12]}, but "
+                f"its declaration now has {steps.step(e.version).checksum[:12]}: an applied step "
+                "was edited"
+            )
+    return out
+
+
+def _plan(
+    snapshot: Snapshot,
+    steps: Steps,
+    reference: Reference,
+    *,
+    target: int,
+    repairs: Sequence[PlannedOp],
+    planned_steps: Sequence[PlannedStep],
+) -> Plan:
+    books = snapshot.bookkeeping
+    create = tuple(INTERNAL_DDL[t] for t in INTERNAL_DDL if t not in books.tables)
+    ops = [*repairs, *(op for s in planned_steps for op in s.ops if not op.skipped)]
+    # Each DDL statement moves SQLite's schema cookie by exactly one (3.40, every operation
+    # kind; tests/sqlite/test_engine_damage.py checks the example's every start version).
+    # Should a future SQLite differ, the recorded cookie misses once: the next start takes the
+    # slow path and records the cookie it finds, with no DDL in between.
+    ddl = len(create) + sum(1 for op in ops for sql in op.statements if _is_ddl(sql))
+    cookie = _int32(snapshot.cookie + ddl)
+    migrates = bool(repairs or planned_steps)
+    writes = frozenset(t for op in ops for t in op.writes)
+    tag = app_id_tag(cookie, steps.fingerprint)
+    owned = owns_app_id(snapshot.app_id, books)
+    record = (
+        migrates
+        or bool(create)
+        or books.recorded_cookie != snapshot.cookie
+        or books.recorded_fingerprint != steps.fingerprint
+        or (owned and snapshot.app_id != tag)
+    )
+    after = reference.versions[target]
+    return Plan(
+        create_internal=create,
+        repairs=tuple(repairs),
+        steps=tuple(planned_steps),
+        target=target,
+        record_cookie=record,
+        cookie=cookie,
+        app_id=tag if record and owned else None,
+        verify_before=tuple(sorted(t for t in writes if _has_index(snapshot.schema, t))),
+        touched=tuple(
+            sorted(t for t in writes if after.table(t) is not None)
+            + (sorted(INTERNAL_TABLES) if migrates else [])
+        ),
+    )
+
+
+def _is_ddl(sql: str) -> bool:
+    words = [t.text for t in tokenize(sql)[:2]]
+    temp = words[1:2] in (["temp"], ["temporary"])  # the temp schema has its own cookie
+    return bool(words) and words[0] in ("create", "drop", "alter") and not temp
+
+
+def _int32(n: int) -> int:
+    """``n`` as SQLite stores a 32-bit header field: wrapped, signed."""
+    return (n + 2**31) % 2**32 - 2**31
+
+
+def _has_index(schema: Schema, name: str) -> bool:
+    """Whether the table exists and has an index, declared or automatic (UNIQUE, a PRIMARY
+    KEY that is not the rowid): what ``integrity_check`` compares with the table's rows and
+    ``quick_check`` does not."""
+    t = schema.table(name)
+    if t is None:
+        return False
+    pk = [c for c in t.columns if c.pk]
+    rowid_alias = len(pk) == 1 and pk[0].type == "integer" and not t.without_rowid
+    return bool(
+        t.uniques or (pk and not rowid_alias) or any(i.table == t.name for i in schema.indexes)
+    )
 
 
 # --- the simulation ---------------------------------------------------------------------------
@@ -530,25 +536,71 @@ def _repairs(
         rop = steps.resolved(version)[i]
         effect = reference.effects[version - 1][i]
         sim.apply(effect, touched_by[(version, i)], rop.op)
-        repairs.append(_planned(version, i, rop.op, rop.statements))
+        repairs.append(_planned(version, i, rop.op, rop.statements, effect))
     return repairs, []
 
 
-def _planned(version: int, index: int, op: Operation, statements: tuple[str, ...]) -> PlannedOp:
+def _planned(
+    version: int, index: int, op: Operation, statements: tuple[str, ...], effect: OpEffect
+) -> PlannedOp:
+    scope: tuple[str, ...] = ()
+    if isinstance(op, RebuildTable):
+        # Scoped to the rebuilt table and its children, compared with the count before: one
+        # old orphan row must not turn every start into a failure (CONTEXT.md section 1.6).
+        children = sorted(
+            t.name
+            for t in effect.after.tables
+            if t.name != op.table and any(fk.ref_table == op.table for fk in t.foreign_keys)
+        )
+        scope = (op.table, *children)
     return PlannedOp(
         version=version,
         index=index,
         description=op.describe(),
         kind=op.kind,
         statements=statements,
-        fk_check_table=op.table if isinstance(op, RebuildTable) else None,
+        fk_scope=scope,
+        writes=_writes(op, statements, effect),
     )
+
+
+def _writes(op: Operation, statements: Sequence[str], effect: OpEffect) -> frozenset[str]:
+    """Tables whose rows or indexes the operation changes (a trigger or a view changes none).
+
+    A data statement writes the tables it names, and whatever the triggers on those tables
+    name in turn; naming is an over-approximation (a table only read is checked too), which
+    costs a check, never a miss.
+    """
+    if isinstance(op, CreateTable):
+        return frozenset({op.name})
+    if isinstance(op, AddColumn | CreateIndex | RebuildTable):
+        return frozenset({op.table.lower()})
+    if not isinstance(op, DataChange):
+        return frozenset()
+    tables = {t.name for t in (*effect.before.tables, *effect.after.tables)}
+
+    def named(sql: str) -> set[str]:
+        return {t.text for t in tokenize(sql) if t.kind is Kind.WORD and t.text in tables}
+
+    out = {n for sql in statements for n in named(sql)} | {t.split(".")[0] for t in op.transforms}
+    todo = list(out)
+    while todo:
+        table = todo.pop()
+        for trigger in effect.before.triggers:
+            if trigger.table == table:
+                new = named(trigger.sql) - out
+                out |= new
+                todo.extend(new)
+    return frozenset(out)
 
 
 def _skip(op: PlannedOp, touched: Sequence[_Key]) -> PlannedOp:
     objects = ", ".join(_describe_key(k) for k in touched if k[0] != "table" or len(touched) == 1)
     return replace(
-        op, skip_reason=f"already present and identical ({objects})", fk_check_table=None
+        op,
+        skip_reason=f"already present and identical ({objects})",
+        fk_scope=(),
+        writes=frozenset(),
     )
 
 
@@ -593,7 +645,3 @@ def _show(value: object) -> str:
     if isinstance(sql, str):
         return sql
     return repr(value)
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

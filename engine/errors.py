@@ -120,10 +120,14 @@ class LockTimeoutError(MigproofError):
 
 
 class IntegrityFailureError(MigproofError):
-    """The preflight integrity check found damage, or did not finish within its deadline."""
+    """An integrity check found damage, or did not finish within its deadline.
+
+    ``stage`` is "preflight" (before anything changed) or "after the steps" (the check of
+    the tables the migration wrote, inside its transaction, before COMMIT: rolled back).
+    """
 
     exit_code = 6
-    _fields = ("path", "check", "problems", "timed_out", "deadline")
+    _fields = ("path", "check", "problems", "timed_out", "deadline", "stage")
 
     def __init__(
         self,
@@ -133,26 +137,31 @@ class IntegrityFailureError(MigproofError):
         problems: Sequence[str] = (),
         timed_out: bool = False,
         deadline: float | None = None,
+        stage: str = "preflight",
     ) -> None:
         self.path, self.check = path, check
         self.problems = tuple(problems)
-        self.timed_out, self.deadline = timed_out, deadline
+        self.timed_out, self.deadline, self.stage = timed_out, deadline, stage
         super().__init__(self._message())
 
     def _message(self) -> str:
+        if self.stage == "preflight":
+            what = f"the preflight {self.check} of {self.path}"
+            consequence = "so nothing was migrated"
+        else:
+            what = f"the {self.check} of {self.path} after the steps ran"
+            consequence = "so the migration was rolled back and the file is at its old version"
         if self.timed_out:
             return (
-                f"the preflight {self.check} of {self.path} did not finish within "
-                f"{self.deadline:g} s, so the migration did not start. Run it in a maintenance "
-                f"window with a longer --check-timeout, or with --check none if the file was "
-                f"checked recently. {NO_CHANGES}"
+                f"{what} did not finish within {self.deadline:g} s, {consequence}. Run it in a "
+                f"maintenance window with a longer --check-timeout, or with --check none if the "
+                f"file was checked recently. {NO_CHANGES}"
             )
         shown = "; ".join(self.problems[:5]) + ("; ..." if len(self.problems) > 5 else "")
         return (
-            f"the preflight {self.check} of {self.path} failed: {shown}. Migrating a damaged "
-            f"file can spread the damage, so nothing was migrated. Keep a copy of the file, "
-            f"restore the latest backup, or recover it with the sqlite3 shell's .recover "
-            f"command. {NO_CHANGES}"
+            f"{what} failed: {shown}. Migrating a damaged file can spread the damage, "
+            f"{consequence}. Keep a copy of the file, restore the latest backup, or recover it "
+            f"with the sqlite3 shell's .recover command. {NO_CHANGES}"
         )
 
 
@@ -171,8 +180,9 @@ class DriftError(MigproofError):
         shown = "\n  - ".join(self.differences[:10])
         more = f"\n  (and {len(self.differences) - 10} more)" if len(self.differences) > 10 else ""
         return (
-            f"{self.path} says schema version {self.version}, but its structure differs from "
-            f"that version in ways migproof does not repair automatically:\n  - {shown}{more}\n"
+            f"{self.path} says schema version {self.version}, but its structure or its recorded "
+            f"history differs from that version in ways migproof does not repair "
+            f"automatically:\n  - {shown}{more}\n"
             f"Something changed the schema outside the declared steps (a manual edit, another "
             f"tool, or an edited step). Compare with `migproof status`, fix the objects named "
             f"above by hand or restore a backup, then retry. {NO_CHANGES}"
@@ -197,6 +207,28 @@ class NotADatabaseError(MigproofError):
         )
 
 
+class UnsupportedFormatError(MigproofError):
+    """The file's header asks for a format this SQLite cannot read (schema format above 4).
+
+    Written by a newer SQLite than the one migproof runs on, or a damaged header: not a
+    decision about the schema, so neither "too new" nor "corrupt" fits.
+    """
+
+    exit_code = 13
+    _fields = ("path", "reason", "sqlite_version")
+
+    def __init__(self, *, path: str, reason: str, sqlite_version: str) -> None:
+        self.path, self.reason, self.sqlite_version = path, reason, sqlite_version
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (
+            f"{self.path} uses a file format that SQLite {self.sqlite_version} cannot read "
+            f"({self.reason}). It was written by a newer SQLite, or its header is damaged. "
+            f"Run this program with a newer SQLite, or restore the latest backup. {NO_CHANGES}"
+        )
+
+
 class InvalidDeclarationError(MigproofError):
     """The declared steps are not valid (not a ``Steps`` object, bad versions, bad SQL)."""
 
@@ -209,8 +241,8 @@ class InvalidDeclarationError(MigproofError):
 
     def _message(self) -> str:
         return (
-            f"invalid step declaration in {self.source}: {self.reason}. Fix the declaration; "
-            f"no database was opened."
+            f"the step declaration ({self.source}) cannot be used: {self.reason}. Fix it; no "
+            f"database was opened."
         )
 
 
@@ -300,4 +332,5 @@ ALL_ERRORS: Final[tuple[type[MigproofError], ...]] = (
     StorageError,
     BackupError,
     StepFailedError,
+    UnsupportedFormatError,
 )

@@ -8,9 +8,11 @@ cached; a declaration whose SQL does not run fails here, before any file is open
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from weakref import WeakKeyDictionary
 
+from .bookkeeping import INTERNAL_DDL
 from .core import OpEffect, Reference
 from .errors import InvalidDeclarationError
 from .introspect import read_schema
@@ -56,6 +58,18 @@ def _build(steps: Steps) -> Reference:
                 before = after
             versions.append(before)
             effects.append(tuple(per_op))
-        return Reference(tuple(versions), tuple(effects))
+    finally:
+        conn.close()
+    return Reference(tuple(versions), tuple(effects), internal_schema())
+
+
+@functools.cache
+def internal_schema() -> Schema:
+    """The bookkeeping tables as ``INTERNAL_DDL`` creates them (the shape files must have)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        for sql in INTERNAL_DDL.values():
+            conn.execute(sql)
+        return read_schema(conn)
     finally:
         conn.close()

@@ -101,7 +101,10 @@ def default_spec(start_dir: str | os.PathLike[str] = ".") -> str:
             data = tomllib.load(f)
     except FileNotFoundError as err:
         raise InvalidDeclarationError(
-            source=path, reason="no pyproject.toml here; pass --steps package.module:ATTR"
+            source="--steps",
+            reason=f"none was given, and there is no pyproject.toml in "
+            f"{os.path.abspath(start_dir)} to take [tool.migproof] steps from; pass --steps "
+            "package.module:ATTR, or run from the project's folder",
         ) from err
     except tomllib.TOMLDecodeError as err:
         raise InvalidDeclarationError(source=path, reason=f"invalid TOML: {err}") from err

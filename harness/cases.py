@@ -30,6 +30,7 @@ class Status(Enum):
     PASS = "pass"
     FAIL = "fail"
     SKIP = "skip"
+    WAIVED = "waived"  # failed, but every finding is recorded in the project's baseline
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +76,14 @@ class RunConfig:
     workdir: Path
     journal_modes: tuple[str, ...] = ("delete", "wal")
     crash_mode: str = "snapshot"  # "snapshot" | "kill"
+    crash_at: str = "statements"  # "statements" | "writes" (recorded with strace)
     race_procs: int = 8
     race_rounds: int = 2
     keep_failures: Path | None = None
     fixtures_dir: Path | None = None  # frozen fixtures and the lock file (``migproof freeze``)
     # The [tool.migproof] table the run was configured from (declarations beside the SPEC).
     project: Project = NO_PROJECT
+    baseline: Path | None = None  # accepted findings (``harness.baseline``); None: none
 
 
 class Context(Protocol):

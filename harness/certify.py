@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from migproof import __version__
 
-from . import contract, dbfiles, identity
+from . import capability_gate, contract, dbfiles, identity
+from .baseline import Baseline
 from .cases import Case, CheckResult, RunConfig, Shard, Status, touches_since
 from .context import DEFAULT_ROWS, ReferenceError_, RunContext, safe_name
 from .errors import UsageError
@@ -85,7 +86,7 @@ class Report:
         """``fail`` if any case failed; ``skipped`` if none ran (nothing was certified)."""
         if self.failed:
             return "fail"
-        if all(r.status is Status.SKIP for r in self.results):
+        if not any(r.status in (Status.PASS, Status.WAIVED) for r in self.results):
             return "skipped"
         return "pass"
 
@@ -128,6 +129,7 @@ class Report:
                 "rows": self.rows,
                 "journal_modes": list(self.config.journal_modes),
                 "crash_mode": self.config.crash_mode,
+                "crash_at": self.config.crash_at,
                 "race_procs": self.config.race_procs,
                 "race_rounds": self.config.race_rounds,
             },
@@ -163,7 +165,8 @@ def _per_check(results: Sequence[CheckResult]) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for r in results:
         row = rows.setdefault(
-            r.case.check, {"check": r.case.check, "pass": 0, "fail": 0, "skip": 0, "time": 0.0}
+            r.case.check,
+            {"check": r.case.check, "pass": 0, "fail": 0, "skip": 0, "waived": 0, "time": 0.0},
         )
         row[r.status.value] += 1
         row["time"] = round(row["time"] + r.duration, 3)
@@ -203,9 +206,16 @@ def identify(ctx: Context) -> Identity:
     """
     target = ctx.target
     digest, files = identity.source_digest(ctx.config.spec)
+    extra = contract.fingerprint_files(target)  # a command's scripts, hashed as its source is
+    if extra:
+        digest = hashlib.sha256(
+            digest.encode() + b"".join(hashlib.sha256(f.read_bytes()).digest() for f in extra)
+        ).hexdigest()
+        files = [*files, *extra]
     steps = contract.released_steps(target) or ()
     declarations = {
-        key: _plain(ctx.config.project.section(key)) for key in ("changes", "columns", "examples")
+        key: _plain(ctx.config.project.section(key))
+        for key in ("changes", "columns", "examples", "command")
     }
     text = "\n".join(
         [
@@ -257,6 +267,8 @@ def reproduce_line(config: RunConfig, case: Case, fp: str, *, rows: int = DEFAUL
         parts.append(f"--journal-modes {','.join(config.journal_modes)}")
     if case.check == "crash-recovery" and config.crash_mode != defaults.crash_mode:
         parts.append(f"--crash-mode {config.crash_mode}")
+    if case.check == "crash-recovery" and config.crash_at != defaults.crash_at:
+        parts.append(f"--crash-at {config.crash_at}")
     if case.check == "race":
         if config.race_procs != defaults.race_procs:
             parts.append(f"--race-procs {config.race_procs}")
@@ -277,6 +289,10 @@ def enumerate_cases(ctx: Context, checks: Sequence[Check]) -> list[Planned]:
     """Each check's cases; a check whose enumeration fails yields one failed result instead."""
     out: list[Planned] = []
     for check in checks:
+        cannot = capability_gate.check_skip(ctx, check)
+        if cannot is not None:  # a check that cannot look at this target: one skip, named
+            out.append((check, None, CheckResult(Case(check.name), Status.SKIP, cannot)))
+            continue
         try:
             cases = list(check.cases(ctx))
         except ReferenceError_ as err:
@@ -312,6 +328,7 @@ def run(
 ) -> Report:
     began = time.monotonic()
     contract.check(target, config.project)
+    load_baseline(config, rows, target.name)
     ctx = RunContext(target, config, rows=rows)
     ident = identify(ctx)
     fp = ident.fingerprint
@@ -366,7 +383,7 @@ def run_case(
     ctx.begin_case(case)
     started = time.perf_counter()
     try:
-        result = check.run(ctx, case)
+        result = capability_gate.run(ctx, check, case)
     except ReferenceError_ as err:
         result = CheckResult(case, Status.FAIL, str(err))
     except Exception as err:
@@ -374,11 +391,31 @@ def run_case(
         result = CheckResult(
             case, Status.FAIL, f"the check itself raised {type(err).__name__}: {err}\n{''.join(tb)}"
         )
-    return dataclasses.replace(
+    result = dataclasses.replace(
         result,
         reproduce=result.reproduce or reproduce_line(ctx.config, case, fp, rows=rows),
         duration=result.duration or (time.perf_counter() - started),
     )
+    accepted = load_baseline(ctx.config, rows, ctx.target.name)
+    return result if accepted is None else accepted.judge(result)
+
+
+_BASELINES: dict[tuple[Path, int, int], Baseline] = {}
+
+
+def load_baseline(config: RunConfig, rows: int, target: str) -> Baseline | None:
+    """The run's baseline (read once per process), checked to apply to this target, seed and
+    row count: a usage error before any case runs otherwise."""
+    path = config.baseline
+    if path is None:
+        return None
+    key = (path, config.seed, rows)
+    found = _BASELINES.get(key)
+    if found is None:
+        found = Baseline.load(path)
+        found.check_applies(target, config.seed, rows, path)
+        _BASELINES[key] = found
+    return found
 
 
 def _progress(out: TextIO, i: int, n: int, width: int, r: CheckResult) -> None:
@@ -392,12 +429,15 @@ def print_summary(report: Report, out: TextIO) -> None:
     rows = _per_check(report.results)
     name_w = max([len("check"), *(len(r["check"]) for r in rows)])
     print("", file=out)
-    print(f"{'check':<{name_w}}  {'pass':>5} {'fail':>5} {'skip':>5} {'time':>8}", file=out)
+    print(
+        f"{'check':<{name_w}}  {'pass':>5} {'fail':>5} {'skip':>5} {'waived':>6} {'time':>8}",
+        file=out,
+    )
     for row in rows:
         mark = "  <-- FAIL" if row["fail"] else ("  (not run)" if not row["pass"] else "")
         print(
             f"{row['check']:<{name_w}}  {row['pass']:>5} {row['fail']:>5} {row['skip']:>5} "
-            f"{row['time']:>7.2f}s{mark}",
+            f"{row['waived']:>6} {row['time']:>7.2f}s{mark}",
             file=out,
         )
     skipped = _skip_reasons(report.results)
@@ -405,6 +445,21 @@ def print_summary(report: Report, out: TextIO) -> None:
         print("\nSKIPPED (not checked, and not counted as passing):", file=out)
         for (check, reason), n in skipped.items():
             print(f"  {check} ({n} case{'s' if n != 1 else ''}): {reason}", file=out)
+    accepted = load_baseline(report.config, report.rows, report.target.name)
+    if accepted is not None:
+        stale = [
+            r.case.id
+            for r in report.results
+            if r.status is Status.PASS and r.case.id in accepted.waived
+        ]
+        if stale:
+            print(
+                f"\nSTALE baseline entries (these cases pass now; rewrite {report.config.baseline} "
+                "with --write-baseline):",
+                file=out,
+            )
+            for case_id in stale:
+                print(f"  {case_id}", file=out)
     for r in report.failed:
         print(f"\nFAIL {r.case.id}\n{_indent(r.detail)}\n  reproduce: {r.reproduce}", file=out)
     if report.expect_mismatch:
@@ -426,6 +481,8 @@ def verdict_line(report: Report) -> str:
     line = f"PASS: {name} -- {counts['pass']} of {counts['cases']} cases passed"
     if counts["skip"]:
         line += f", {counts['skip']} skipped"
+    if counts["waived"]:
+        line += f", {counts['waived']} waived by the baseline"
     partial = report.partial_because()
     if partial:
         line += f" (partial: {'; '.join(partial)})"

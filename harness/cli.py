@@ -18,6 +18,7 @@ from . import options
 
 if TYPE_CHECKING:
     from .cases import Shard
+    from .project import Project
 
 T = TypeVar("T")
 
@@ -62,6 +63,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         choices=options.CRASH_MODES,
         default=defaults.crash_mode,
         help=f"how crash-recovery crashes (default {defaults.crash_mode})",
+    )
+    p.add_argument(
+        "--crash-at",
+        choices=options.CRASH_LEVELS,
+        default=None,
+        help=(
+            "crash-recovery's crash points: every SQL statement, or every write to the "
+            "database's files (recorded with strace; any process, any language) (default: "
+            f"[tool.migproof] crash_at, else {defaults.crash_at})"
+        ),
     )
     p.add_argument(
         "--race-procs",
@@ -118,6 +129,19 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="DIR",
         help="frozen fixtures and lock file (default: [tool.migproof] fixtures, else ./fixtures)",
     )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="FILE",
+        help="accepted findings to report as waived (default: [tool.migproof] baseline, else "
+        "./migproof-baseline.json if it exists)",
+    )
+    p.add_argument(
+        "--write-baseline",
+        type=Path,
+        metavar="FILE",
+        help="run without a baseline and record every finding in FILE (accept them all)",
+    )
     p.set_defaults(handler=certify_command)
 
     f = sub.add_parser(
@@ -160,12 +184,15 @@ def certify_command(args: argparse.Namespace) -> int:
     from .cases import RunConfig
     from .certify import Selection, run, write_certificate
     from .checks import select
-    from .spec import default_fixtures, default_spec, load_target, project_at
+    from .spec import baseline_file, default_fixtures, default_spec, load_target, project_at
 
     spec = args.spec or default_spec()
     target = load_target(spec)
     project = project_at()
     checks = select(args.only)
+    baseline = (
+        None if args.write_baseline else args.baseline or baseline_file(Path(), project.table)
+    )
     workdir = args.workdir
     temporary = workdir is None
     if temporary:
@@ -177,11 +204,13 @@ def certify_command(args: argparse.Namespace) -> int:
             workdir=workdir,
             journal_modes=args.journal_modes,
             crash_mode=args.crash_mode,
+            crash_at=args.crash_at or _table_crash_at(project),
             race_procs=args.race_procs,
             race_rounds=args.race_rounds,
             keep_failures=args.keep_failures,
             fixtures_dir=args.fixtures or default_fixtures(),
             project=project,
+            baseline=baseline,
         )
         selection = Selection(checks, args.case, args.expect, since=args.since, shard=args.shard)
         if args.list:
@@ -194,6 +223,18 @@ def certify_command(args: argparse.Namespace) -> int:
                 print(case_of(planned).id + (" (cannot enumerate)" if failed else ""))
             return 0
         report = run(target, config, selection, rows=args.rows, out=sys.stdout)
+        if args.write_baseline is not None:
+            from .baseline import Baseline
+
+            recorded = Baseline.of(target.name, args.seed, args.rows, report.results)
+            recorded.save(args.write_baseline)
+            n = sum(len(v) for v in recorded.waived.values())
+            print(
+                f"baseline written to {args.write_baseline}: {n} findings of "
+                f"{len(recorded.waived)} cases accepted; later runs report them as waived and "
+                "fail on anything new. Commit the file."
+            )
+            return 0
         if args.json is not None:
             write_certificate(report, args.json)
             print(f"certificate written to {args.json}")
@@ -242,6 +283,17 @@ def freeze_command(args: argparse.Namespace) -> int:
         f"{target.name}: froze fixtures {dumped} and locked steps {locked} in {folder}. Commit that folder."
     )
     return 0
+
+
+def _table_crash_at(project: Project) -> str:
+    """``[tool.migproof] crash_at``, checked as ``--crash-at`` is; else the default."""
+    from .errors import UsageError
+
+    value = project.table.get("crash_at", "statements")
+    try:
+        return options.crash_at(str(value))
+    except ValueError as err:
+        raise UsageError(f"[tool.migproof] crash_at {err}. Nothing was run.") from None
 
 
 def _shard(text: str) -> Shard:

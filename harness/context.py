@@ -14,6 +14,7 @@ temporary name and renamed into place, so processes sharing a workdir never see 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from migproof.engine.schema import Schema
 
     from .cases import Case, RunConfig
-    from .strategies import Population
+    from .population import Population
     from .target import Target
 
 DEFAULT_ROWS: Final = 24
@@ -92,6 +93,14 @@ class RunContext:
         self._scratch_count = 0
         self._case_scratch: list[Path] = []
         self._case_shared: list[Path] = []  # memoised upgrades the case read (evidence too)
+        # The project's domain data (harness.domain), checked here -- before any case runs --
+        # against the clean schema of every version; pools drawn once from the seed.
+        from .domain import domain_of
+
+        self.domain = domain_of(target, config.project)
+        self._pools: dict[str, tuple[object, ...]] = {}
+        if self.domain:
+            self._check_domain()
 
     # --- the Context protocol ---------------------------------------------------------------
 
@@ -155,22 +164,51 @@ class RunContext:
         with self._lock:
             found = self._populations.get(version)
             if found is None:
-                from . import seeded
-                from .strategies import populations_of
+                from .population import template_of
+                from .seeded import derive_seed, populate
 
                 ref = self.reference_db(version, self._config.journal_modes[0])
-                strategy = populations_of(
-                    ref,
-                    exclude=self.internal_tables,
+                found = populate(
+                    template_of(ref, exclude=self.internal_tables),
+                    derive_seed(self._config.seed, "fixture", version),
                     min_rows=1,  # every table populated: empty tables are what reference DBs are
                     max_rows=self.rows,
                     edge_values=self.edge_values,
-                )
-                found = seeded.draw(
-                    strategy, seeded.derive_seed(self._config.seed, "fixture", version)
+                    pools=self._pools,
+                    examples=self.domain.examples_at(version),
                 )
                 self._populations[version] = found
         return found
+
+    def _check_domain(self) -> None:
+        """Names against every version's clean schema, each example row against its version's
+        clean database; then the pools. Any problem is a ``UsageError`` (exit 2)."""
+        from .errors import UsageError
+        from .population import template_of
+        from .seeded import ExampleRejected, insert_examples
+
+        mode = self._config.journal_modes[0]
+        refs: dict[int, Path] = {}
+        for v in range(1, self._target.head + 1):
+            with contextlib.suppress(ReferenceError_):  # the checks report an unbuildable one
+                refs[v] = self.reference_db(v, mode)
+        schemas = {v: self.schema_of(path) for v, path in refs.items()}
+        self.domain.check(schemas, target=self._target.name, internal=self.internal_tables)
+        for v in sorted({e.version for e in self.domain.examples} & set(refs)):
+            template = template_of(refs[v], exclude=self.internal_tables)
+            conn = template.open()
+            try:
+                insert_examples(conn, template, self.domain.examples_at(v))
+            except ExampleRejected as err:
+                raise UsageError(
+                    f"{self.domain.origin_of(v, err.table, err.index)} = {err.row!r} is refused "
+                    f"by the clean database at version {v}: {err.reason}. Example rows are "
+                    "inserted as given; fix the row (or add the parent rows it needs, earlier "
+                    "in the list). Nothing was run."
+                ) from err
+            finally:
+                conn.close()
+        self._pools = self.domain.pools(self._config.seed)
 
     def upgraded(self, version: int, journal_mode: str) -> Outcome:
         """The fixture at ``version`` migrated to head by one ``migrate`` call (shared; copy it)."""

@@ -27,6 +27,17 @@ stamp_version(p, v)    write version v into its version store          PRAGMA us
                                                                        not read it)
 released_steps()      (version, name, checksum) of each step's code   a hash of each version's
                        (fingerprint, lock file of released steps)      reference schema
+column_values          "table.column" -> a strategy or values: what    generated values only
+                       the domain's values look like (``domain``)      (and [tool.migproof.columns])
+example_rows(v)        {table: [row, ...]} to insert at version v      none (and [tool.migproof.
+                                                                       examples.N])
+can_migrate_to         whether migrate(db, N) works for any N (False:  True: the Target protocol
+                       a command that only migrates to its head)       promises it
+clean_versions         versions it can build from an empty file when   every version
+                       it cannot migrate to any (dumps of old releases)
+command_line(p, v)     the argv that migrates p: it runs outside this  statements are traced in
+                       process (statement tracing cannot see it)       this process
+fingerprint_files()    files of its code to hash into the fingerprint  the SPEC's Python modules
 =====================  ==============================================  ===========================
 
 Declarations in ``pyproject.toml`` need no code: ``[tool.migproof.changes.N]`` with the keys
@@ -40,7 +51,8 @@ A capability present with the wrong type is a usage error naming it, not silentl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .declared import NOTHING_DECLARED, DeclaredChanges, coerce, project_changes
@@ -97,6 +109,26 @@ class StampsVersion(Protocol):
 @runtime_checkable
 class HasReleasedSteps(Protocol):
     def released_steps(self) -> Sequence[tuple[int, str, str]]: ...
+
+
+@runtime_checkable
+class MigratesTo(Protocol):
+    can_migrate_to: bool
+
+
+@runtime_checkable
+class HasCleanVersions(Protocol):
+    clean_versions: frozenset[int] | None
+
+
+@runtime_checkable
+class RunsAsCommand(Protocol):
+    def command_line(self, db_path: str, version: int | None = None) -> Sequence[str]: ...
+
+
+@runtime_checkable
+class HasFingerprintFiles(Protocol):
+    def fingerprint_files(self) -> Sequence[Path]: ...
 
 
 # --- one accessor each -----------------------------------------------------------------------
@@ -201,12 +233,83 @@ def released_steps(target: Target) -> tuple[tuple[int, str, str], ...] | None:
     if found is None:
         return None
     if not callable(found):
-        raise _bad("released_steps", "a method released_steps() -> (version, name, checksum)", found)
+        raise _bad(
+            "released_steps", "a method released_steps() -> (version, name, checksum)", found
+        )
     steps = found()
     try:
         return tuple((int(v), str(name), str(checksum)) for v, name, checksum in steps)
     except (TypeError, ValueError):
         raise _bad("released_steps()", "a sequence of (version, name, checksum)", steps) from None
+
+
+def column_values(target: Target) -> Mapping[object, object] | None:
+    """The target's ``column_values`` (an attribute or a method returning the mapping)."""
+    found = _attr(target, "column_values")
+    if found is None:
+        return None
+    found = found() if callable(found) else found
+    if not isinstance(found, Mapping):
+        raise _bad(
+            "column_values",
+            "a mapping of 'table.column' to a Hypothesis strategy or a list of values",
+            found,
+        )
+    return found
+
+
+def example_rows(target: Target) -> Callable[[int], object] | None:
+    found = _attr(target, "example_rows")
+    if found is None:
+        return None
+    if not callable(found):
+        raise _bad("example_rows", "a method example_rows(version) -> {table: [row, ...]}", found)
+    fn: Callable[[int], object] = found
+    return fn
+
+
+def can_migrate_to(target: Target) -> bool:
+    """Whether ``migrate(db, N)`` takes a populated file to any version N (the protocol's
+    promise); a command without ``migrate_to`` says False."""
+    found = _attr(target, "can_migrate_to")
+    if found is None:
+        return True
+    if not isinstance(found, bool):
+        raise _bad("can_migrate_to", "a bool", found)
+    return found
+
+
+def clean_versions(target: Target) -> frozenset[int] | None:
+    """The versions ``migrate(empty, N)`` can build; None: every one."""
+    found = _attr(target, "clean_versions")
+    if found is None:
+        return None
+    if isinstance(found, str) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in found
+    ):
+        raise _bad("clean_versions", "a set of version numbers", found)
+    return frozenset(found)
+
+
+def command_line(target: Target) -> Callable[..., Sequence[str]] | None:
+    """``command_line(db_path, version=None)`` of a target that runs as a command."""
+    found = _attr(target, "command_line")
+    if found is None:
+        return None
+    if not callable(found):
+        raise _bad("command_line", "a method command_line(db_path, version=None)", found)
+    fn: Callable[..., Sequence[str]] = found
+    return fn
+
+
+def fingerprint_files(target: Target) -> tuple[Path, ...]:
+    """Files of the target's code beyond the SPEC's Python modules (a command's scripts)."""
+    found = _attr(target, "fingerprint_files")
+    if found is None:
+        return ()
+    if not callable(found):
+        raise _bad("fingerprint_files", "a method fingerprint_files() -> paths", found)
+    return tuple(Path(p) for p in found())
 
 
 def declared_changes(target: Target, project: Project, version: int) -> DeclaredChanges:
@@ -239,6 +342,12 @@ def check(target: Target, project: Project) -> None:
     lock_timeout_errors(target)
     version_stamper(target)
     released_steps(target)
+    column_values(target)
+    example_rows(target)
+    can_migrate_to(target)
+    clean_versions(target)
+    command_line(target)
+    fingerprint_files(target)
     changes = project_changes(project)
     beyond = sorted(v for v in changes if not 1 <= v <= target.head)
     if beyond:

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
     from .cases import Case, Context
     from .target import Target
+    from .write_crash import ReplayedImages
 
 TRACE_TIMEOUT: Final = 600.0  # seconds for one traced run, copies included
 KILL_TIMEOUT: Final = 120.0  # seconds for one worker to reach its crash point
@@ -223,7 +224,8 @@ class CaseRun:
     findings: tuple[Finding, ...]
     distinct_states: int
     error: str = ""  # the case could not be run (uninterrupted run failed, worker died)
-    unseen: str = ""  # the case cannot be judged: no statement boundary was seen (a skip)
+    skip: str = ""  # the target cannot be looked at this way (nothing traced), and why
+    note: str = ""  # what was not judged, for the result's detail
 
 
 def crash_case(  # noqa: PLR0911 -- one early return per way a case cannot be judged
@@ -262,13 +264,12 @@ def crash_case(  # noqa: PLR0911 -- one early return per way a case cannot be ju
             recording,
         )
     if recording.statements == 0:
-        unseen = (
-            "not checked: no statement boundary was seen, so there is no crash point to build. "
-            "The target does not open its database through sqlite3.connect (or a module-level "
-            "alias of it): sqlite3.Connection(...), apsw, another process. Enabled by opening "
-            "the file with sqlite3.connect, which the harness traces."
+        skip = (
+            "no SQL statement was traced: the target does not open its database through "
+            "sqlite3.connect (or a module-level alias of it), so its statement boundaries cannot "
+            "be found; --crash-at writes crashes it at every write to the database's files"
         )
-        return CaseRun((), 0, {}, (), 0, unseen=unseen), images
+        return CaseRun((), 0, {}, (), 0, skip=skip), images
     chosen = [p for p in recording.points if points is None or p.k in points]
     if crash_mode == "kill":
         killed: list[Point] = []
@@ -319,6 +320,7 @@ def crash_case(  # noqa: PLR0911 -- one early return per way a case cannot be ju
         recoveries=recoveries,
         references=references,
         final=final,
+        internal=internal_tables(target),
     )
     run = CaseRun(
         tuple(chosen), recording.statements, recoveries, findings, recoverer.distinct_states
@@ -335,16 +337,28 @@ def run_case(ctx: Context, case: Case, *, crash_mode: str | None = None) -> Chec
             f"{case.id}: a crash-recovery case names a start version and a journal mode"
         )
     points = parse_points(case.point)
-    run, images = crash_case(
-        ctx, case.from_version, case.journal_mode, crash_mode=mode, points=points
-    )
-    where = f"{describe(case.journal_mode)}, {mode} mode, SQLite {sqlite3.sqlite_version}"
+    images: ImageStore | ReplayedImages | None
+    if ctx.config.crash_at == "writes":
+        from .write_crash import crash_case as crash_case_writes
+
+        run, images = crash_case_writes(ctx, case.from_version, case.journal_mode, points=points)
+        where = (
+            f"{describe(case.journal_mode)}, at every write (strace), "
+            f"SQLite {sqlite3.sqlite_version}"
+        )
+    else:
+        run, images = crash_case(
+            ctx, case.from_version, case.journal_mode, crash_mode=mode, points=points
+        )
+        where = f"{describe(case.journal_mode)}, {mode} mode, SQLite {sqlite3.sqlite_version}"
+    if run.skip:
+        return CheckResult(
+            case, Status.SKIP, f"{run.skip} ({where})", duration=time.perf_counter() - began
+        )
     if run.error:
         return CheckResult(
             case, Status.FAIL, f"{run.error} ({where})", duration=time.perf_counter() - began
         )
-    if run.unseen:
-        return CheckResult(case, Status.SKIP, run.unseen, duration=time.perf_counter() - began)
     if not run.points:
         detail = (
             f"no crash point in {case.point}: the run has boundaries k0-{run.statements} ({where})"
@@ -358,6 +372,7 @@ def run_case(ctx: Context, case: Case, *, crash_mode: str | None = None) -> Chec
             f"{len(run.recoveries)} distinct images, "
             f"{run.distinct_states} distinct recovered states; "
             "every one recovers to a clean state and converges"
+            + (f"; {run.note}" if run.note else "")
         )
         return CheckResult(case, Status.PASS, detail, duration=time.perf_counter() - began)
     failing = sorted({f.k for f in run.findings})
@@ -369,7 +384,7 @@ def run_case(ctx: Context, case: Case, *, crash_mode: str | None = None) -> Chec
         lines.append(f"  ... and {len(run.findings) - _FINDINGS_SHOWN} more findings")
     lines.append(f"  crash point k{failing[0]} alone is case '{_point_case_id(case, failing[0])}'")
     keep = ctx.config.keep_failures
-    if keep is not None:
+    if keep is not None and images is not None:
         kept = keep_images(keep, case, run.findings, images, case.from_version)
         lines.append(f"  crash images (before recovery) kept in {kept}")
     return CheckResult(case, Status.FAIL, "\n".join(lines), duration=time.perf_counter() - began)
@@ -380,7 +395,11 @@ def _point_case_id(case: Case, k: int) -> str:
 
 
 def keep_images(
-    keep: Path, case: Case, findings: tuple[Finding, ...], images: ImageStore, start: int
+    keep: Path,
+    case: Case,
+    findings: tuple[Finding, ...],
+    images: ImageStore | ReplayedImages,
+    start: int,
 ) -> Path:
     """Copy the first few distinct failing images, each with a note of what failed there."""
     root = keep / safe_name(case.id)

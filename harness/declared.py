@@ -12,9 +12,12 @@ with no code, from the project::
     [tool.migproof.changes.4]
     transforms = ["jobs.priority"]          # table.column whose values step 4 changes
     rebuilds = ["jobs"]                     # tables step 4 rebuilds
+    deletes = ["jobs"]                      # tables step 4 removes rows from (a dedup)
     postconditions = ["SELECT id FROM jobs WHERE priority NOT BETWEEN 0 AND 9"]
 
-Both are merged when a target has both.
+Both are merged when a target has both. ``deletes`` goes beyond the engine's own
+declarations: a data migration that removes duplicates loses rows on purpose, and the rows
+it keeps are still compared.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 
     from .project import Project
 
-CHANGE_KEYS: Final = ("transforms", "rebuilds", "postconditions")
+CHANGE_KEYS: Final = ("transforms", "rebuilds", "deletes", "postconditions")
 _COLUMN_NAME: Final = re.compile(r"[^.\s]+\.[^.\s]+")
 
 
@@ -43,6 +46,7 @@ class DeclaredChanges:
     rebuilds: frozenset[str] = frozenset()
     transforms: frozenset[str] = frozenset()  # "table.column" whose values the step changes
     postconditions: tuple[str, ...] = ()  # SELECTs that must return no rows after the step
+    deletes: frozenset[str] = frozenset()  # tables the step removes rows from on purpose
 
     def __or__(self, other: DeclaredChanges) -> DeclaredChanges:
         return DeclaredChanges(
@@ -50,10 +54,11 @@ class DeclaredChanges:
             self.transforms | other.transforms,
             self.postconditions
             + tuple(p for p in other.postconditions if p not in self.postconditions),
+            self.deletes | other.deletes,
         )
 
     def __bool__(self) -> bool:
-        return bool(self.rebuilds or self.transforms or self.postconditions)
+        return bool(self.rebuilds or self.transforms or self.postconditions or self.deletes)
 
 
 NOTHING_DECLARED: Final = DeclaredChanges()
@@ -73,6 +78,7 @@ def coerce(obj: object) -> DeclaredChanges:
         frozenset(names(getattr(obj, "rebuilds", ()))),
         frozenset(names(getattr(obj, "transforms", ()))),
         tuple(str(p) for p in (getattr(obj, "postconditions", ()) or ())),
+        frozenset(names(getattr(obj, "deletes", ()))),
     )
 
 
@@ -99,6 +105,7 @@ def project_changes(project: Project) -> dict[int, DeclaredChanges]:
             frozenset(t.lower() for t in lists["rebuilds"]),
             frozenset(t.lower() for t in lists["transforms"]),
             tuple(lists["postconditions"]),
+            frozenset(t.lower() for t in lists["deletes"]),
         )
     return out
 
@@ -112,7 +119,11 @@ def _strings(where: str, key: str, value: object) -> list[str]:
 def toml_lines(version: int, changes: DeclaredChanges) -> str:
     """The pyproject.toml lines that declare ``changes`` for step ``version``."""
     lines = [f"[tool.migproof.changes.{version}]"]
-    for key, names in (("transforms", changes.transforms), ("rebuilds", changes.rebuilds)):
+    for key, names in (
+        ("transforms", changes.transforms),
+        ("rebuilds", changes.rebuilds),
+        ("deletes", changes.deletes),
+    ):
         if names:
             lines.append(f"{key} = [{', '.join(_toml_str(n) for n in sorted(names))}]")
     if changes.postconditions:

@@ -34,10 +34,11 @@ def render_certificate(cert: Mapping[str, Any]) -> str:
         lines += [f"**Partial run**: {'; '.join(map(str, partial))}.", ""]
     lines += [
         f"{counts.get('cases', 0)} cases: {counts.get('pass', 0)} passed, "
-        f"{counts.get('fail', 0)} failed, {counts.get('skip', 0)} skipped",
+        f"{counts.get('fail', 0)} failed, {counts.get('skip', 0)} skipped"
+        + (f", {counts['waived']} waived by the baseline" if counts.get("waived") else ""),
         "",
-        "| check | pass | fail | skip | time |",
-        "|---|---:|---:|---:|---:|",
+        "| check | pass | fail | skip | waived | time |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for row in per_check:
         name = _cell(row.get("check"))
@@ -45,7 +46,7 @@ def render_certificate(cert: Mapping[str, Any]) -> str:
             name = f"**{name}**"
         lines.append(
             f"| {name} | {row.get('pass', 0)} | {row.get('fail', 0)} | {row.get('skip', 0)} "
-            f"| {float(row.get('time', 0.0)):.1f} s |"
+            f"| {row.get('waived', 0)} | {float(row.get('time', 0.0)):.1f} s |"
         )
     skipped = [c for c in cases if c.get("status") == "skip"]
     if skipped:
@@ -55,7 +56,9 @@ def render_certificate(cert: Mapping[str, Any]) -> str:
             key = (str(c.get("check")), reason)
             reasons[key] = reasons.get(key, 0) + 1
         lines += ["", "### Skipped (not checked)", ""]
-        lines += [f"- **{_cell(check)}** ({n}): {_cell(why)}" for (check, why), n in reasons.items()]
+        lines += [
+            f"- **{_cell(check)}** ({n}): {_cell(why)}" for (check, why), n in reasons.items()
+        ]
     failed = [c for c in cases if c.get("status") == "fail"]
     if failed:
         lines += ["", "### Failures", ""]

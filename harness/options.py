@@ -14,6 +14,7 @@ from typing import Final
 
 JOURNAL_MODES: Final = ("delete", "wal")
 CRASH_MODES: Final = ("snapshot", "kill")
+CRASH_LEVELS: Final = ("statements", "writes")  # --crash-at
 MIN_RACE_PROCS: Final = 2  # one process racing itself proves nothing
 
 
@@ -47,4 +48,10 @@ def check_names(text: str) -> tuple[str, ...]:
 def crash_mode(text: str) -> str:
     if text not in CRASH_MODES:
         raise ValueError(f"takes {' or '.join(CRASH_MODES)}, got {text!r}")
+    return text
+
+
+def crash_at(text: str) -> str:
+    if text not in CRASH_LEVELS:
+        raise ValueError(f"takes {' or '.join(CRASH_LEVELS)}, got {text!r}")
     return text

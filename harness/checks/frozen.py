@@ -20,7 +20,7 @@ from ..context import run_migrate
 from ..contract import declared_between, internal_tables
 from ..frozen import FrozenSet, released_steps, restore
 from ._common import failed, listing, passed, raised, schema_problems, skipped, user_schema
-from .data_preservation import postcondition_problems
+from .data_preservation import postcondition_problems, undeclared_changes
 
 if TYPE_CHECKING:
     from ..cases import Context
@@ -69,10 +69,7 @@ class FrozenFixtures:
         )
         declared = declared_between(ctx.target, ctx.config.project, v, head)
         after = data.snapshot(path, exclude=internal)
-        problems += [
-            str(d)
-            for d in data.compare(before, after, subset=True, skip_columns=declared.transforms)
-        ]
+        problems += [str(d) for d in undeclared_changes(before, after, declared)]
         problems += postcondition_problems(path, declared.postconditions)
         if problems:
             return failed(

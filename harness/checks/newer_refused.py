@@ -1,7 +1,9 @@
 """``newer-refused``: a DB stamped head+1 is refused with an exception and stays byte-identical.
 
-The DB is a populated fixture at head stamped through ``PRAGMA user_version``; a target whose
-``version()`` does not read that stamp cannot be tested this way and the case is skipped.
+The DB is a populated fixture at head stamped head+1 through the target's own
+``stamp_version(db_path, version)`` when it has one (a version kept in a ``meta`` table, say),
+else through ``PRAGMA user_version``. A target whose ``version()`` then does not read head+1
+cannot be tested this way: the case is skipped, naming the capability that would enable it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING
 from .. import dbfiles
 from ..cases import Case, CheckResult
 from ..context import run_migrate
+from ..contract import version_stamper
 from ._common import failed, judge_refusal, modes, skipped, version_problem, working_copy
 
 if TYPE_CHECKING:
@@ -32,13 +35,21 @@ class NewerRefused:
         assert case.journal_mode is not None
         head = ctx.target.head
         path = working_copy(ctx, ctx.fixture_db(head, case.journal_mode), case.id)
-        dbfiles.set_user_version(path, head + 1)
+        stamp = version_stamper(ctx.target)
+        if stamp is not None:
+            stamp(str(path), head + 1)
+        else:
+            dbfiles.set_user_version(path, head + 1)
         unstamped = version_problem(ctx, path, head + 1)
         if unstamped is not None:
+            how = (
+                "its stamp_version(db_path, version)"
+                if stamp is not None
+                else "PRAGMA user_version; give the target stamp_version(db_path, version) to "
+                "write its own version store"
+            )
             return skipped(
-                case,
-                f"cannot stamp head+1: the target's version() does not follow PRAGMA user_version "
-                f"({unstamped})",
+                case, f"cannot make a DB at v{head + 1}: stamped through {how}, but {unstamped}"
             )
         before = dbfiles.FileImage.of(path)
         out = run_migrate(ctx.target, path)

@@ -284,7 +284,9 @@ def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[str]) -> _Exp
         schema,
         data.snapshot(solo_path, exclude=run.internal),
         _journal_mode(solo_path),
-        declared_between(run.target, run.ctx.config.project, run.case.from_version, run.target.head).transforms,
+        declared_between(
+            run.target, run.ctx.config.project, run.case.from_version, run.target.head
+        ).transforms,
         tuple(notes),
     )
 

@@ -68,24 +68,6 @@ def test_status_and_plan_of_a_missing_file_create_nothing(tmp_path: Path) -> Non
     assert list(tmp_path.iterdir()) == []
 
 
-def test_plan_prints_the_exact_sql_that_migrate_runs(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    db = tmp_path / "s.db"
-    migrate(db, STEPS, to_version=8)
-    assert main(["plan", str(db), "--steps", SPEC]) == 0
-    text = capsys.readouterr().out
-    ran: list[str] = []
-    migrate(db, STEPS, on_statement=ran.append)
-    for step in (9, 10):
-        for rop in STEPS.resolved(step):
-            for sql in rop.statements:
-                assert f"{sql};" in text
-                assert sql in ran
-    assert "BEGIN IMMEDIATE;" in text
-    assert f"PRAGMA user_version = {STEPS.head};" in text
-
-
 def test_refusal_exit_codes_and_messages(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -104,6 +86,10 @@ def test_refusal_exit_codes_and_messages(
     junk.write_bytes(b"not sqlite" * 500)
     assert main(["migrate", str(junk), "--steps", SPEC]) == 8
     assert main(["status", str(junk), "--steps", SPEC]) == 8
+    capsys.readouterr()
+    assert main(["status", str(junk), "--steps", SPEC, "--json"]) == 8
+    report = json.loads(capsys.readouterr().out)
+    assert report == {"path": str(junk), "error": "NotADatabaseError", "exit_code": 8}
 
 
 def test_invalid_spec_exits_9(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -29,6 +29,7 @@ from migproof.engine import (
     read_ledger,
     read_version,
 )
+from migproof.engine.backup import backup_prefix
 from migproof.engine.examples.jobqueue import STEPS
 from migproof.engine.introspect import read_schema
 from migproof.engine.reference import reference_for
@@ -242,7 +243,8 @@ def test_backup_is_private_verified_named_and_restores_the_old_state(tmp_path: P
     report = migrate(db, STEPS, backup_dir=backups)
     assert report.backup is not None
     backup = backups / os.path.basename(report.backup)
-    assert backup.name.startswith("s.db.v5.")
+    assert backup.name.startswith(f"{backup_prefix(str(db))}.v5.")
+    assert sorted(p.name for p in backups.iterdir()) == [backup.name]
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
     assert rows(backup, "PRAGMA quick_check") == [("ok",)]
     # Restore: the backup replaces the file, and the file is the pre-migration state again.
@@ -259,7 +261,7 @@ def test_only_the_last_k_backups_are_kept(tmp_path: Path) -> None:
         migrate(db, STEPS, to_version=version, backup_dir=backups, keep_backups=2)
     kept = sorted(p.name for p in backups.iterdir())
     assert len(kept) == 2
-    assert [name.split(".")[2] for name in kept] == ["v3", "v4"]
+    assert [name.split(".")[3] for name in kept] == ["v3", "v4"]
 
 
 _TRY_LOCK = """

@@ -55,8 +55,10 @@ def test_pass_exits_0_and_writes_a_certificate_that_says_what_it_certified(
     assert doc["partial"] is True
     assert doc["selection"]["only"] == only.split(",")
     assert any(f.endswith("correct_per_step.py") for f in doc["source_files"])
-    assert doc["counts"]["cases"] == len(doc["cases"]) == sum(
-        c["pass"] + c["fail"] + c["skip"] for c in doc["checks"]
+    assert (
+        doc["counts"]["cases"]
+        == len(doc["cases"])
+        == sum(c["pass"] + c["fail"] + c["skip"] for c in doc["checks"])
     )
     for entry in doc["cases"]:
         assert entry["reproduce"].startswith("migproof certify ")

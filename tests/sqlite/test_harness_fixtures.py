@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from migproof.harness import data, dbfiles, seeded
+from migproof.harness import data, dbfiles
 from migproof.harness.cases import RunConfig
 from migproof.harness.checks.integrity import integrity_problems
 from migproof.harness.context import RunContext
-from migproof.harness.strategies import check_literals, populations_of
+from migproof.harness.population import template_of
+from migproof.harness.seeded import populate
+from migproof.harness.values import check_literals
 
 from tests.migrators.correct_per_step import TARGET
 
@@ -83,7 +85,7 @@ def test_check_literals_make_checks_satisfiable(tmp_path: Path) -> None:
         table = read_schema(conn).table("jobs")
     assert table is not None
     assert check_literals(table) == {"state": ("queued", "done"), "prio": (-3, 3)}
-    population = seeded.draw(populations_of(path, min_rows=10, max_rows=10, many_rows=10), seed=1)
+    population = populate(template_of(path), 1, min_rows=10, max_rows=10, many_rows=10)
     rows = population.rows("jobs")
     assert len(rows) >= 9  # generate-and-filter found valid rows nearly every time
     assert {r["state"] for r in rows if "state" in r} <= {"queued", "done"}
@@ -91,8 +93,8 @@ def test_check_literals_make_checks_satisfiable(tmp_path: Path) -> None:
 
 def test_population_is_plain_data_and_replays(tmp_path: Path) -> None:
     ref = context(tmp_path, seed=5).reference_db(3, "delete")
-    pop = seeded.draw(populations_of(ref, max_rows=5), seed=9)
-    assert pop == seeded.draw(populations_of(ref, max_rows=5), seed=9)
+    pop = populate(template_of(ref), 9, max_rows=5)
+    assert pop == populate(template_of(ref), 9, max_rows=5)
     one, two = tmp_path / "one.db", tmp_path / "two.db"
     for dst in (one, two):
         dbfiles.copy(ref, dst)

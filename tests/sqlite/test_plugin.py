@@ -283,3 +283,27 @@ def test_each_pyproject_is_certified_with_its_own_table(pytester: pytest.Pyteste
     result.stdout.no_fnmatch_line("b/pyproject.toml::step-by-step[[]v1->v2*")
     # And each runs against its own reference databases (the cache is per project).
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=3)
+
+
+def test_a_finding_recorded_in_the_baseline_is_an_xfail_under_pytest(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(
+        pytester, "myapp/broken.py:TARGET", 'checks = ["newer-refused"]\njournal_modes = ["delete"]'
+    )
+    written = subprocess.run(
+        [
+            *(sys.executable, "-m", "migproof", "certify", "--seed", "5", "--rows", "6"),
+            *("--journal-modes", "delete", "--only", "newer-refused"),
+            *("--write-baseline", "migproof-baseline.json"),
+        ],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert written.returncode == 0, written.stdout + written.stderr
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rx")
+    result.assert_outcomes(xfailed=1)
+    result.stdout.fnmatch_lines(["*waived by the baseline*"])

@@ -20,6 +20,7 @@ from migproof.engine.errors import (
     SchemaTooOldError,
     StepFailedError,
     StorageError,
+    UnsupportedFormatError,
 )
 
 EXAMPLES: list[MigproofError] = [
@@ -37,6 +38,10 @@ EXAMPLES: list[MigproofError] = [
     BackupError(path="s.db", backup_dir="/b", reason="No space left on device"),
     StepFailedError(
         path="s.db", version=3, step="x", statement="UPDATE t SET a = 1", reason="boom"
+    ),
+    UnsupportedFormatError(path="s.db", reason="unsupported file format", sqlite_version="3.40.1"),
+    IntegrityFailureError(
+        path="s.db", check="quick_check('jobs')", problems=["x"], stage="after the steps"
     ),
 ]
 
@@ -79,3 +84,23 @@ def test_messages_name_the_bound_and_the_versions() -> None:
 
 def test_module_exports_the_no_changes_sentence() -> None:
     assert errors.NO_CHANGES == "No changes were made."
+
+
+def test_a_check_after_the_steps_says_the_migration_was_rolled_back() -> None:
+    for err in (
+        IntegrityFailureError(
+            path="s.db", check="quick_check('t')", problems=["x"], stage="after the steps"
+        ),
+        IntegrityFailureError(
+            path="s.db",
+            check="quick_check('t')",
+            timed_out=True,
+            deadline=2.0,
+            stage="after the steps",
+        ),
+    ):
+        text = str(err)
+        assert "after the steps ran" in text
+        assert "rolled back" in text
+        assert "did not start" not in text
+        assert text.endswith(NO_CHANGES)

@@ -58,8 +58,10 @@ def test_default_spec_reads_pyproject(tmp_path: Path) -> None:
 
 
 def test_default_spec_without_entry_is_a_typed_error(tmp_path: Path) -> None:
-    with pytest.raises(InvalidDeclarationError, match=r"no pyproject\.toml"):
+    with pytest.raises(InvalidDeclarationError, match=r"no pyproject\.toml in /") as info:
         default_spec(tmp_path)
+    assert str(tmp_path) in str(info.value)
+    assert "./pyproject.toml" not in str(info.value)
     (tmp_path / "pyproject.toml").write_text("[tool.other]\n")
     with pytest.raises(InvalidDeclarationError, match=r"no \[tool.migproof\] steps"):
         default_spec(tmp_path)

@@ -21,7 +21,11 @@ def _cert(**over: Any) -> dict[str, Any]:
             {"check": "race", "pass": 0, "fail": 0, "skip": 1, "time": 0.0},
         ],
         "cases": [
-            {"id": "fresh-equivalence[v1->v3,delete]", "check": "fresh-equivalence", "status": "pass"},
+            {
+                "id": "fresh-equivalence[v1->v3,delete]",
+                "check": "fresh-equivalence",
+                "status": "pass",
+            },
             {
                 "id": "drift[v2->v3]",
                 "check": "drift",
@@ -45,8 +49,8 @@ def test_markdown_counts_cases_per_check_as_the_command_line_does() -> None:
     md = render_certificate(_cert())
     assert "FAIL" in md
     assert "3 cases: 1 passed, 1 failed, 1 skipped" in md
-    assert "| fresh-equivalence | 1 | 0 | 0 | 0.5 s |" in md
-    assert "| **drift** | 0 | 1 | 0 | 0.2 s |" in md
+    assert "| fresh-equivalence | 1 | 0 | 0 | 0 | 0.5 s |" in md
+    assert "| **drift** | 0 | 1 | 0 | 0 | 0.2 s |" in md
     assert "column jobs.prio kept type TEXT" in md
     assert "--case 'drift[v2->v3]'" in md
 

@@ -1,0 +1,124 @@
+"""The ``race`` check for a command target: P copies of the command on one file, no trace.
+
+The race machinery is the same (``race.run_round``: forked children behind a pipe barrier,
+each calling ``target.migrate``, which starts the command in a process group of its own and
+kills the group with the child). What differs is the judgement: a command's statements run
+in its own SQLite, in its own process, so "each step applied exactly once" cannot be read
+from a trace. It is judged by what the processes did and what they left:
+
+* every process exits 0, or with its declared lock-timeout refusal (``refusals`` /
+  ``refusal_patterns`` kind ``lock-timeout``) -- a duplicate-column error or an immediate
+  "database is locked" is a failure (``race_verdict.judge_outcomes``);
+* the file afterwards equals one uncontended run from the same start: version, schema,
+  integrity and *every row* (a data step applied twice shows in the data; a DDL step applied
+  twice fails with an error, which is the first point).
+
+Fairness: each runtime's start-up (bun ~0.05-0.1 s here, P of them on two cores spread over
+tens of milliseconds) would otherwise decide who reaches the file first; so every round's
+processes meet at their first open of the file (``command_barrier``, when strace is there),
+and a lock-timeout refusal is timed from there (``command.EarlyLockTimeout``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import TYPE_CHECKING
+
+from .cases import CheckResult, Status
+from .checks import race as race_check
+from .command import CommandTarget
+from .command_barrier import Barrier
+from .contract import internal_tables
+from .race import run_round
+from .race_verdict import OutcomeKind
+from .race_writer import choose_plan
+from .starts import describe, start_db
+
+if TYPE_CHECKING:
+    from .cases import Case, Context
+    from .race import RoundResult
+    from .race_verdict import Finding
+
+BARRIER = True  # meet at the first open of the file (the bench turns it off to compare)
+NOTE = (
+    "judged without a trace (the command's statements run in its own process): exits and "
+    "the final state, data included, against an uncontended run"
+)
+
+
+def prepare(ctx: Context, case: Case) -> race_check.CaseRace | str:
+    """``CaseRace.prepare`` less its demand for traced statements."""
+    if case.from_version is None or case.journal_mode is None or case.to_version is None:
+        raise ValueError(f"{case.id}: a race case names its start, head and journal mode")
+    run = race_check._CaseRun(
+        ctx,
+        case,
+        case.journal_mode,
+        race_check.bounds_of(ctx.target),
+        internal_tables(ctx.target),
+        start_db(ctx, case.from_version, case.journal_mode),
+        ctx.scratch(f"race-v{case.from_version}-{case.journal_mode}"),
+    )
+    solo_path = race_check._copy(run.fixture, run.work / "uncontended.db")
+    seed = f"{ctx.config.seed}:{case.id}:solo"
+    solo = run_round(run.target, solo_path, procs=1, seed=seed, bounds=run.bounds)
+    first = solo.outcomes[0]
+    if first.kind is not OutcomeKind.MIGRATED:
+        return (
+            f"the uncontended migration from v{case.from_version} ({describe(run.mode)}) already "
+            f"fails ({first.kind.value}: {first.error_type} {first.message}); the other "
+            "checks say more -- the race needs a migration that works alone first"
+        )
+    expected = race_check._expected(run, solo_path, ())
+    notes = [*expected.notes, NOTE]
+    plan = None
+    if case.from_version > 0:
+        probe = race_check._copy(run.fixture, run.work / "probe.db")
+        plan = choose_plan(probe, ctx.schema_of(run.fixture), exclude=run.internal)
+    return race_check.CaseRace(run, expected, plan, notes)
+
+
+def _round(race: race_check.CaseRace, label: str, procs: int) -> tuple[RoundResult, list[Finding]]:
+    """One round, the processes meeting at their first lock (``command_barrier``)."""
+    target = race.run.target
+    if not (BARRIER and isinstance(target, CommandTarget) and shutil.which("strace")):
+        return race.round(label, procs=procs)
+    target.barrier = Barrier(race.run.work / f"barrier-{label}", procs)
+    try:
+        return race.round(label, procs=procs)
+    finally:
+        target.barrier = None
+
+
+def run_case(ctx: Context, case: Case) -> CheckResult:
+    began = time.monotonic()
+    config = ctx.config
+    race = prepare(ctx, case)
+    if isinstance(race, str):
+        return CheckResult(case, Status.FAIL, race, duration=time.monotonic() - began)
+    labels = race.labels(config.race_rounds)
+    totals: dict[str, int] = {}
+    wall = 0.0
+    for label in labels:
+        result, findings = _round(race, label, config.race_procs)
+        wall += result.wall
+        for o in result.outcomes:
+            totals[o.kind.value] = totals.get(o.kind.value, 0) + 1
+        if findings:
+            kind = "mixed round (with a live writer)" if label.startswith("m") else "round"
+            lines = [
+                f"{kind} {label} of {len(labels)}, {config.race_procs} command processes, from "
+                f"v{case.from_version}, {describe(race.run.mode)} (jitter seed "
+                f"{race.seed(label)!r}); a replay repeats the rounds, not the OS's interleaving:",
+                *(f"  - {f.message}" for f in findings),
+                *race.notes,
+            ]
+            return CheckResult(
+                case, Status.FAIL, "\n".join(lines), duration=time.monotonic() - began
+            )
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(totals.items()))
+    summary = f"{len(labels)} rounds x {config.race_procs} processes in {wall:.2f} s: {counts}"
+    return CheckResult(
+        case, Status.PASS, "; ".join([summary, *race.notes]), duration=time.monotonic() - began
+    )

@@ -1,0 +1,102 @@
+"""Crash points at every write (``--crash-at writes``): recorded once under strace, built
+offline, judged by the same oracle as statement boundaries."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from migproof.harness import crash, write_crash
+from migproof.harness.cases import RunConfig, Status
+from migproof.harness.certify import Selection, run
+from migproof.harness.checks import by_name
+from migproof.harness.context import RunContext
+from migproof.harness.spec import as_target, load_target
+from migproof.harness.syscall_record import OpKind
+
+from tests.migrators import commands, correct_per_step, mmap_writer
+
+pytestmark = commands.needs("strace")
+JOBQUEUE = "migproof.engine.examples.jobqueue:STEPS"
+
+
+def context(
+    tmp_path: Path, spec: str, target: object | None = None, **config: object
+) -> RunContext:
+    resolved = load_target(spec) if target is None else as_target(target)
+    return RunContext(resolved, RunConfig(spec=spec, seed=0, workdir=tmp_path, **config), rows=6)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["delete", "wal"])
+def test_a_python_target_is_recorded_and_the_record_replays_to_its_end(
+    tmp_path: Path, mode: str
+) -> None:
+    ctx = context(tmp_path, "tests/migrators/correct_per_step.py:TARGET", correct_per_step.TARGET)
+    recorded = write_crash.record_run(ctx.target, ctx.fixture_db(1, mode), tmp_path / "rec")
+    record = recorded.record
+    assert recorded.error == ""
+    assert record.problem() is None
+    kinds = {op.kind for op in record.ops}
+    assert {OpKind.WRITE, OpKind.SYNC} <= kinds  # the syncs stay, for power-loss images
+    assert record.start != record.end
+    assert len(record.mutating()) > 2
+
+
+@pytest.mark.parametrize(("start", "mode"), [(0, "delete"), (9, "delete"), (9, "wal")])
+def test_every_statement_level_recovery_is_among_the_write_level_ones(
+    tmp_path: Path, start: int, mode: str
+) -> None:
+    ctx = context(tmp_path, JOBQUEUE, journal_modes=("delete", "wal"))
+    statements, _ = crash.crash_case(ctx, start, mode)
+    writes, _ = write_crash.crash_case(ctx, start, mode)
+    assert (statements.error, writes.error, writes.skip) == ("", "", "")
+    assert statements.findings == ()
+    assert writes.findings == ()
+    # Finer boundaries: more distinct crash images (a journal's bytes differ run to run -- its
+    # header holds a random nonce -- so images are compared by what they recover to).
+    assert len({p.image for p in writes.points}) > len({p.image for p in statements.points})
+    recovered = [r.seen for r in writes.recoveries.values()]
+    for r in statements.recoveries.values():
+        assert r.seen in recovered
+
+
+def test_the_bundled_example_passes_crash_recovery_at_writes(tmp_path: Path) -> None:
+    config = RunConfig(spec=JOBQUEUE, seed=0, workdir=tmp_path, crash_at="writes")
+    out = io.StringIO()
+    selection = Selection((by_name()["crash-recovery"],), "crash-recovery[v10->v12,wal]")
+    report = run(load_target(JOBQUEUE), config, selection, rows=6, out=out)
+    [result] = report.results
+    assert result.status is Status.PASS, result.detail
+    assert "at every write (strace)" in result.detail
+    assert "--crash-at writes" in result.reproduce
+    assert report.certificate()["settings"]["crash_at"] == "writes"
+
+
+def test_a_write_the_record_cannot_see_makes_the_case_a_skip(tmp_path: Path) -> None:
+    ctx = context(
+        tmp_path, "tests/migrators/mmap_writer.py:TARGET", mmap_writer.TARGET, crash_at="writes"
+    )
+    [case] = [
+        c
+        for c in by_name()["crash-recovery"].cases(ctx)
+        if c.from_version == 2 and c.journal_mode == "delete"
+    ]
+    result = crash.run_case(ctx, case)
+    assert result.status is Status.SKIP
+    assert "the write record cannot be trusted" in result.detail
+    assert "a write the record did not see" in result.detail
+
+
+@commands.needs("bash", "sqlite3")
+def test_the_shell_migrator_passes_and_its_crash_flaws_are_caught(tmp_path: Path) -> None:
+    results = {}
+    for flaw in (None, "stamp-after", "rm-journal"):
+        target = commands.target(tmp_path / str(flaw), "cmd_shell", flaw=flaw)
+        ctx = context(tmp_path / f"w-{flaw}", "pyproject.toml:command", target, crash_at="writes")
+        run_, _ = write_crash.crash_case(ctx, 1, "delete")
+        assert (run_.error, run_.skip) == ("", "")
+        results[flaw] = {f.oracle.value for f in run_.findings}
+    assert results[None] == set()
+    assert "convergence" in results["stamp-after"]  # the DDL committed, the version not yet
+    assert "convergence" in results["rm-journal"]  # a half-written file left without its journal

@@ -1,0 +1,107 @@
+"""The write record: strace output in, ops out; replaying them rebuilds the files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from migproof.harness.syscall_record import (
+    DIRECTORY,
+    Op,
+    OpKind,
+    Record,
+    parse_strace,
+    replay,
+)
+
+DB = Path("/w/run/state.db")
+
+
+def hx(text: str | bytes) -> str:
+    raw = text.encode() if isinstance(text, str) else text
+    return "".join(f"\\x{b:02x}" for b in raw)
+
+
+def fd(n: int, path: str) -> str:
+    return f"{n}<{hx(path)}>"
+
+
+J = "/w/run/state.db-journal"
+TRACE = "\n".join(
+    [
+        f'7 openat(AT_FDCWD<{hx("/w")}>, "{hx(J)}", O_RDWR|O_CREAT|O_CLOEXEC, 0644) = {fd(4, J)}',
+        f'7 pwrite64({fd(4, J)}, "{hx("HDR")}", 3, 0) = 3',
+        f"7 fdatasync({fd(4, J)}) = 0",
+        f'7 openat(AT_FDCWD, "{hx("/w/run")}", O_RDONLY|O_CLOEXEC) = {fd(5, "/w/run")}',
+        f"7 fsync({fd(5, '/w/run')}) = 0",
+        f'7 pwrite64({fd(3, "/w/run/state.db")}, "{hx("page")}", 4, 8 <unfinished ...>',
+        f'8 write({fd(9, "/w/other")}, "{hx("x")}", 1) = 1',
+        "7 <... pwrite64 resumed>) = 4",
+        f"7 lseek({fd(4, J)}, 1, SEEK_SET) = 1",
+        f'7 write({fd(4, J)}, "{hx("ab")}", 2) = 2',
+        f'7 write({fd(4, J)}, "{hx("c")}", 1) = 1',
+        f'7 writev({fd(3, "/w/run/state.db")}, [{{iov_base="{hx("xy")}", iov_len=2}}, {{iov_base="{hx("z")}", iov_len=1}}], 2) = 3',
+        f'7 unlink("{hx("/w/run/missing")}") = -1 ENOENT (No such file or directory)',
+        f"7 ftruncate({fd(3, '/w/run/state.db')}, 10) = 0",
+        f"7 close({fd(4, J)}) = 0",
+        f'7 unlink("{hx(J)}") = 0',
+        "7 +++ exited with 0 +++",
+    ]
+)
+
+
+def test_parse_keeps_every_op_on_the_files_in_order() -> None:
+    ops, problems = parse_strace(TRACE, DB)
+    assert problems == [
+        "pid 7 writev to db through a descriptor the record did not see opened (its offset is unknown)"
+    ]
+    assert [(o.kind, o.file) for o in ops] == [
+        (OpKind.CREATE, "-journal"),
+        (OpKind.WRITE, "-journal"),
+        (OpKind.SYNC, "-journal"),
+        (OpKind.SYNC, DIRECTORY),
+        (OpKind.WRITE, ""),
+        (OpKind.WRITE, "-journal"),
+        (OpKind.WRITE, "-journal"),
+        (OpKind.TRUNCATE, ""),
+        (OpKind.UNLINK, "-journal"),
+    ]
+    assert ops[2].data_only
+    assert not ops[3].data_only
+    assert (ops[4].offset, ops[4].data) == (8, b"page")  # joined across <unfinished ...>
+    assert [(o.offset, o.data) for o in ops[5:7]] == [(1, b"ab"), (3, b"c")]  # lseek, then on
+
+
+def test_replay_applies_writes_holes_truncation_and_unlink() -> None:
+    ops, _ = parse_strace(TRACE, DB)
+    files = replay({"": b"0123456789AB"}, ops)
+    assert files == {"": b"01234567pa"}
+    assert replay({}, ops[:2]) == {"-journal": b"HDR"}
+    assert replay({}, [Op(OpKind.WRITE, "", offset=2, data=b"x")]) == {"": b"\0\0x"}
+
+
+def test_a_record_that_does_not_replay_to_its_end_state_says_where() -> None:
+    ops = (Op(OpKind.WRITE, "", offset=0, data=b"new"),)
+    assert Record({"": b"old!"}, ops, {"": b"new!"}).problem() is None
+    problem = Record({"": b"old!"}, ops, {"": b"neW!"}).problem()
+    assert problem is not None
+    assert "differs from byte 2" in problem
+
+
+def test_truncated_data_makes_the_record_unusable() -> None:
+    text = f'7 pwrite64({fd(3, "/w/run/state.db")}, "{hx("ab")}"..., 4096, 0) = 4096'
+    ops, problems = parse_strace(text, DB)
+    assert ops == []
+    assert "longer than strace's string limit" in problems[0]
+
+
+def test_writes_to_a_deleted_file_change_nothing_visible() -> None:
+    gone = f"3<{hx('/w/run/state.db-journal')} (deleted)>"
+    ops, problems = parse_strace(f'7 pwrite64({gone}, "{hx("x")}", 1, 0) = 1', DB)
+    assert (ops, problems) == ([], [])
+
+
+def test_a_record_saves_and_loads(tmp_path: Path) -> None:
+    ops, _ = parse_strace(TRACE, DB)
+    record = Record({"": b"0123456789AB"}, tuple(ops), {"": b"01234567pa"}, ("a problem",))
+    record.save(tmp_path / "rec")
+    assert Record.load(tmp_path / "rec") == record
