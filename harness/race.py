@@ -72,8 +72,9 @@ PAUSE_MAX: Final = 0.0001
 # while it still holds the lock and between two of its transactions -- where a migration that
 # does more after committing meets them: a WAL switch after the migration, a second
 # transaction that trusts what the first one read. Per-round catch rate of an unguarded WAL
-# switch (tests/migrators/wal_unguarded.py, v0 starts, 8 processes, load ~10): 10-35% without,
-# 50-70% with 5 ms (docs/benchmarks.md); 10 ms caught no more. Cost: a few ms per process.
+# switch (tests/migrators/wal_unguarded.py, v0 starts, 8 processes, loaded machine): 0-35%
+# without, 40-90% with 5 ms (docs/benchmarks.md); 10 ms caught no more. Cost: ~10 ms per round
+# from v0, ~55 ms where eight short transactions hand the lock on (bundled example, from v11).
 HANDOFF_PAUSE_MAX: Final = 0.005
 _REAP_GRACE: Final = 5.0  # seconds a child that has reported may take to exit
 

@@ -57,8 +57,9 @@ WRITER_MAX_ROWS: Final = 100_000  # a bound, never reached in a sane round
 # WRITER_GAP_FACTOR times as long as it held the lock, at least WRITER_GAP_MIN, times a seeded
 # factor in [0.5, 1.5] that keeps the gaps out of step with a waiter's sleeps: it holds the
 # lock at most a third of any cycle, a fifth on average. It used to wait a fixed 0.5 ms; with
-# commits of 0.3-30 ms on this machine's disk it then held the lock 64-86% of the time, and a
-# correct migrator waited up to 5.1 s for it with both cores busy (docs/benchmarks.md).
+# commits of 0.3-30 ms on this machine's disk it then held the lock 68-87% of the time, and a
+# correct migrator with a 5 s busy timeout waited past it (p90 5.2 s) with both cores busy;
+# paced, 20-24% and at most 0.8 s (bench_race.py --fairness, docs/benchmarks.md).
 WRITER_GAP_MIN: Final = 0.002
 WRITER_GAP_FACTOR: Final = 4.0
 # Seconds the row in flight at the release stays uncommitted (seeded within this range): long

@@ -183,4 +183,3 @@ def test_a_target_whose_writes_cannot_be_seen_is_skipped_naming_the_capability(
         assert r.status is Status.SKIP, r.detail
         assert "cannot tell whether a step ran more than once" in r.detail
         assert "capability ledger(db_path)" in r.detail
-
