@@ -33,6 +33,7 @@ from migproof.harness.crash_images import ImageStore, kill_at, record
 from migproof.harness.crash_pool import run_parallel
 from migproof.harness.engine_target import EngineTarget
 from migproof.harness.spec import load_target
+from migproof.harness.starts import FRESH
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -165,9 +166,10 @@ def matrix(work: Path) -> None:
     config = RunConfig(spec=SPEC, seed=0, workdir=work / "matrix")
     cases = list(CHECK.cases(RunContext(load_target(SPEC), config)))
     for c in cases:  # build every fixture first: we time the crash matrix, not Hypothesis
-        RunContext(load_target(SPEC), config, reuse=True).fixture_db(
-            c.from_version or 0, c.journal_mode or "delete"
-        )
+        if c.journal_mode not in FRESH:  # a fresh start needs none
+            RunContext(load_target(SPEC), config, reuse=True).fixture_db(
+                c.from_version or 0, c.journal_mode or "delete"
+            )
     for jobs in (1, 2):
         dt, results = timed(partial(run_parallel, config, cases, jobs=jobs))
         points = sum(int(r.detail.split(" crash points")[0]) for r in results)

@@ -33,6 +33,7 @@ from .contract import internal_tables
 from .race import run_round
 from .race_verdict import OutcomeKind
 from .race_writer import choose_plan
+from .starts import describe, start_db
 
 if TYPE_CHECKING:
     from .cases import Case, Context
@@ -56,7 +57,7 @@ def prepare(ctx: Context, case: Case) -> race_check.CaseRace | str:
         case.journal_mode,
         race_check.bounds_of(ctx.target),
         internal_tables(ctx.target),
-        ctx.fixture_db(case.from_version, case.journal_mode),
+        start_db(ctx, case.from_version, case.journal_mode),
         ctx.scratch(f"race-v{case.from_version}-{case.journal_mode}"),
     )
     solo_path = race_check._copy(run.fixture, run.work / "uncontended.db")
@@ -65,7 +66,7 @@ def prepare(ctx: Context, case: Case) -> race_check.CaseRace | str:
     first = solo.outcomes[0]
     if first.kind is not OutcomeKind.MIGRATED:
         return (
-            f"the uncontended migration from v{case.from_version} ({run.mode}) already "
+            f"the uncontended migration from v{case.from_version} ({describe(run.mode)}) already "
             f"fails ({first.kind.value}: {first.error_type} {first.message}); the other "
             "checks say more -- the race needs a migration that works alone first"
         )
@@ -108,7 +109,7 @@ def run_case(ctx: Context, case: Case) -> CheckResult:
             kind = "mixed round (with a live writer)" if label.startswith("m") else "round"
             lines = [
                 f"{kind} {label} of {len(labels)}, {config.race_procs} command processes, from "
-                f"v{case.from_version} in {case.journal_mode} mode (jitter seed "
+                f"v{case.from_version}, {describe(race.run.mode)} (jitter seed "
                 f"{race.seed(label)!r}); a replay repeats the rounds, not the OS's interleaving:",
                 *(f"  - {f.message}" for f in findings),
                 *race.notes,

@@ -1,6 +1,7 @@
 """Run one crash-recovery case: build the crash images, recover them here, judge them.
 
-A case is (start version v, journal mode, optionally a crash-point group such as ``k0-39``).
+A case is (start version v, journal mode -- or at v0 a fresh start, ``harness/starts.py`` --,
+optionally a crash-point group such as ``k0-39``).
 This process never has a crash image's files open before the oracle opens them: the traced
 run and the killed runs happen in forked workers (``crash_images``), so recovery starts from
 the bytes on disk alone -- no page cache, no lock, no shared inode state -- as it would after
@@ -42,6 +43,8 @@ from .crash_oracle import Data, Finding, Point, Recovery, State, judge
 from .forked import WorkerTimeout
 from .options import CRASH_MODES
 from .sandbox import describe
+from .starts import describe as describe_start
+from .starts import start_db
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -238,7 +241,7 @@ def crash_case(  # noqa: PLR0911 -- one early return per way a case cannot be ju
     if crash_mode not in CRASH_MODES:
         raise ValueError(f"crash mode {crash_mode!r} is not one of {', '.join(CRASH_MODES)}")
     target = ctx.target
-    start = ctx.fixture_db(start_version, journal_mode)
+    start = start_db(ctx, start_version, journal_mode)
     work = ctx.scratch(f"crash-v{start_version}-{journal_mode}-{crash_mode}")
     images = ImageStore(work / "images")
 
@@ -343,13 +346,14 @@ def run_case(ctx: Context, case: Case, *, crash_mode: str | None = None) -> Chec
 
         run, images = crash_case_writes(ctx, case.from_version, case.journal_mode, points=points)
         where = (
-            f"{case.journal_mode} journal, at every write (strace), SQLite {sqlite3.sqlite_version}"
+            f"{describe_start(case.journal_mode)}, at every write (strace), "
+            f"SQLite {sqlite3.sqlite_version}"
         )
     else:
         run, images = crash_case(
             ctx, case.from_version, case.journal_mode, crash_mode=mode, points=points
         )
-        where = f"{case.journal_mode} journal, {mode} mode, SQLite {sqlite3.sqlite_version}"
+        where = f"{describe_start(case.journal_mode)}, {mode} mode, SQLite {sqlite3.sqlite_version}"
     if run.skip:
         return CheckResult(
             case, Status.SKIP, f"{run.skip} ({where})", duration=time.perf_counter() - began

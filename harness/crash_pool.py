@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from .context import DEFAULT_ROWS, RunContext
 from .crash import run_case
 from .spec import load_target
+from .starts import FRESH
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -48,7 +49,7 @@ def run_parallel(
     """
     parent = RunContext(load_target(config.spec), config, rows=rows, reuse=True)
     for case in cases:
-        if case.from_version is not None and case.journal_mode is not None:
+        if case.from_version is not None and case.journal_mode not in (None, *FRESH):
             parent.fixture_db(case.from_version, case.journal_mode)
     if jobs <= 1:
         _start(config.spec, config, rows)

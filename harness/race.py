@@ -8,29 +8,22 @@ go pipe's write end and all of them see EOF at once -- a barrier built from a pi
 handshake, never from ``sleep``. Each child then waits its seeded jitter (zero for the
 first two, so every round has a head-on collision), calls ``target.migrate(path)`` --
 pausing a seeded fraction of a millisecond before each statement, which keeps the processes
-interleaved on a busy machine -- and sends back an ``Outcome`` (picklable: exception type
-name, message, whether it was the target's lock-timeout refusal, the statements it began)
-before leaving through ``os._exit``. An optional live writer starts first and keeps
-inserting until the migrators are done (see ``race_writer``).
+interleaved on a busy machine, and a few milliseconds around the end of each transaction,
+where the lock changes hands -- and sends back an ``Outcome`` (picklable: exception type
+name, message, whether it was the target's declared lock-timeout refusal or SQLite's own
+"database is locked", the statement it failed on with how long it waited there and its
+connection's busy timeout, the statements it began) before leaving through ``os._exit``. An
+optional live writer starts first and keeps inserting until the migrators are done (see
+``race_writer``).
 
 Everything is bounded: one deadline covers the whole round; a child still running then is
 killed with SIGKILL and reported as hung; every child is reaped before ``run_round`` returns,
 whatever happens (``finally``; ``harness/forked.py``, shared with the crash workers). The
 children never touch the parent's state: they run the target and ``os._exit``.
 
-Optional target capabilities used here (discovered with ``getattr``; none is required):
-
-``lock_timeout_errors: tuple[type[BaseException], ...]``
-    The exceptions that mean "I waited for the write lock, gave up, and changed nothing" --
-    the target's lock-timeout refusal. A racing process that raises one of these is a
-    legitimate loser; any other exception fails the round. There is no default (see
-    ``contract.lock_timeout_errors``).
-``lock_timeout: float``
-    Seconds the target waits for the write lock before refusing. When present, a refusal
-    must come after at least half of it (it really waited) and not far beyond it.
-``ledger(db_path) -> Sequence[int]``
-    Versions applied, one entry per application: proves "exactly once" directly. Without
-    it, exactly-once is judged from the traced statements (``race_verdict``).
+Optional target capabilities used here (read through ``contract``; none is required):
+``lock_timeout_errors`` (the classes of its own lock-timeout refusal) and ``lock_timeout``
+(the seconds it promises to wait) -- how a refusal is judged is in ``race_verdict``.
 """
 
 from __future__ import annotations
@@ -40,11 +33,12 @@ import gc
 import os
 import pickle
 import random
+import re
 import select
 import sqlite3
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Final
 
 from . import contract, forked, sandbox, tracing
 from .race_pipe import READY, WARM, payload, qualified_name, send, signal_ready, wait_go
@@ -73,6 +67,15 @@ JITTER_MAX: Final = 0.0005
 # 100 us catches as well as 300 us and costs less (engine example, 8 processes: 189 ms per
 # round without pauses, 276 ms with 100 us, 378 ms with 300 us).
 PAUSE_MAX: Final = 0.0001
+# At a lock hand-off the pause is longer: before a process ends a transaction (COMMIT, END,
+# ROLLBACK) and before its first statement after one. Other processes' lock attempts then land
+# while it still holds the lock and between two of its transactions -- where a migration that
+# does more after committing meets them: a WAL switch after the migration, a second
+# transaction that trusts what the first one read. Per-round catch rate of an unguarded WAL
+# switch (tests/migrators/wal_unguarded.py, v0 starts, 8 processes, loaded machine): 0-35%
+# without, 40-90% with 5 ms (docs/benchmarks.md); 10 ms caught no more. Cost: ~10 ms per round
+# from v0, ~55 ms where eight short transactions hand the lock on (bundled example, from v11).
+HANDOFF_PAUSE_MAX: Final = 0.005
 _REAP_GRACE: Final = 5.0  # seconds a child that has reported may take to exit
 
 
@@ -115,13 +118,14 @@ def run_round(
     lock_timeout_errors: tuple[type[BaseException], ...] | None = None,
     jitter: float = JITTER_MAX,
     pause: float = PAUSE_MAX,
+    handoff: float = HANDOFF_PAUSE_MAX,
     writer: WriterPlan | None = None,
 ) -> RoundResult:
     """Race ``procs`` processes migrating ``db_path`` (and the optional writer); judge nothing.
 
-    ``seed`` fixes each process's jitter and pauses (``pause=0`` turns pauses off). The
-    result lists one outcome per process, in index order; the caller judges it
-    (``race_verdict``).
+    ``seed`` fixes each process's jitter and pauses (``pause`` before each statement,
+    ``handoff`` around the end of a transaction; 0 turns them off). The result lists one
+    outcome per process, in index order; the caller judges it (``race_verdict``).
     """
     target = sandbox.unwrap(target)  # each racing process runs it itself, traced
     bounds = bounds or Bounds()
@@ -157,7 +161,7 @@ def run_round(
                         timeout=bounds.deadline,
                         refusals=refusals,
                         seed=seed,
-                        pause=pause,
+                        pauses=(pause, handoff),
                     ),
                     parent_only,
                 )
@@ -172,6 +176,7 @@ def run_round(
                     go_r=writer_go_r,
                     stop_r=stop_r,
                     timeout=bounds.deadline,
+                    seed=seed,
                 ),
                 parent_only,
             )
@@ -310,15 +315,23 @@ def _migrator_main(
     timeout: float,
     refusals: tuple[type[BaseException], ...],
     seed: str,
-    pause: float,
+    pauses: tuple[float, float],
 ) -> None:  # pragma: no cover - runs in a forked child
     _warm_up()
     rng = random.Random(f"{seed}:{index}:pauses")
+    pause, handoff = pauses
+    last = _LastStatement()
+    after_end = False
 
     def before_statement(k: int, sql: str) -> None:
-        del k, sql
-        if pause:
-            time.sleep(rng.uniform(0.0, pause))
+        nonlocal after_end
+        del k
+        ends = bool(_ENDS.match(sql))
+        limit = handoff if ends or after_end else pause
+        after_end = ends
+        if limit:
+            time.sleep(rng.uniform(0.0, limit))
+        last.started(sql, trace.busy_timeout)
 
     # Only connections to the raced file are traced: a target building a reference schema
     # in memory would otherwise seem to apply its steps in every process.
@@ -332,22 +345,80 @@ def _migrator_main(
             # ordering comes from the barrier.
             time.sleep(delay)
         began = time.perf_counter()
-        kind, error_type, message = OutcomeKind.MIGRATED, "", ""
+        outcome = Outcome(index, OutcomeKind.MIGRATED, jitter=delay)
         try:
             target.migrate(str(db_path))
         except BaseException as err:  # every exception is a finding for the parent
-            kind = OutcomeKind.REFUSED if isinstance(err, refusals) else OutcomeKind.ERROR
-            error_type, message = qualified_name(type(err)), str(err)
+            raised = time.perf_counter()
+            kind = OutcomeKind.ERROR
+            if isinstance(err, refusals):
+                kind = OutcomeKind.REFUSED
+            elif is_busy(err):
+                kind = OutcomeKind.LOCKED
+            outcome = replace(
+                outcome,
+                kind=kind,
+                error_type=qualified_name(type(err)),
+                message=str(err),
+                **last.wait(raised),
+            )
         elapsed = time.perf_counter() - began
-    send(
-        w,
-        Outcome(
-            index,
-            kind,
-            error_type,
-            message,
-            elapsed,
-            delay,
-            tuple(sql for sql in trace.statements if is_kept(sql)),
-        ),
-    )
+    kept = tuple(sql for sql in trace.statements if is_kept(sql))
+    send(w, replace(outcome, elapsed=elapsed, statements=kept))
+
+
+_ROLLBACK: Final = re.compile(r"\s*rollback\b", re.IGNORECASE)
+_ENDS: Final = re.compile(r"\s*(commit|end|rollback)\b", re.IGNORECASE)
+
+
+class _LastStatement:  # pragma: no cover - runs in a forked child
+    """The statement a racing process was running when it gave up, and how long it waited.
+
+    The wait is measured on that statement, not from the start of ``migrate``: a refusal must
+    have waited its busy timeout *there*, where SQLite said "database is locked", and time
+    spent on earlier statements cannot excuse a statement that failed at once. A ROLLBACK run
+    after the failure (``with conn:``, an ``except`` clause) ends that wait instead of
+    starting a new one.
+    """
+
+    def __init__(self) -> None:
+        self.sql = ""
+        self.busy_timeout: float | None = None
+        self.start = 0.0
+        self.end: float | None = None  # when a cleanup ROLLBACK began after it
+
+    def started(self, sql: str, busy_timeout: float | None) -> None:
+        now = time.perf_counter()
+        if self.sql and _ROLLBACK.match(sql):
+            if self.end is None:
+                self.end = now
+            return
+        self.sql, self.busy_timeout, self.start, self.end = sql, busy_timeout, now, None
+
+    def wait(self, raised: float) -> dict[str, Any]:
+        """The ``Outcome`` fields for a raise at ``raised`` (none when nothing was traced)."""
+        if not self.sql:
+            return {}
+        end = self.end if self.end is not None else raised
+        return {
+            "failed_sql": self.sql,
+            "waited": end - self.start,
+            "busy_timeout": self.busy_timeout,
+        }
+
+
+def is_busy(err: BaseException) -> bool:
+    """Whether SQLite's SQLITE_BUSY ("database is locked") is ``err`` or one of its causes."""
+    seen: set[int] = set()
+    cur: BaseException | None = err
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        code = getattr(cur, "sqlite_errorcode", None)  # extended codes too: SQLITE_BUSY_*
+        if (
+            isinstance(cur, sqlite3.OperationalError)
+            and isinstance(code, int)
+            and code & 0xFF == sqlite3.SQLITE_BUSY
+        ):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False

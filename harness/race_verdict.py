@@ -6,14 +6,27 @@ pending steps; every other one either waits for the lock and then finds the file
 (and changes nothing), or gives up after its bounded wait with the target's *lock-timeout
 refusal*. So a round is judged on four things:
 
-1. Outcomes. Every process returned normally or raised the declared lock-timeout refusal.
-   Anything else fails the round: a duplicate-column error (the step ran twice because the
-   version was read before the lock was taken), an immediate ``database is locked`` (a
-   deferred ``BEGIN`` upgraded to a write lock: SQLite skips the busy handler to avoid a
-   deadlock, https://sqlite.org/lang_transaction.html), a hang, a crash.
-2. Refusals stay within their bound. When the target declares how long it waits
-   (``lock_timeout``), a refusal much earlier than that did not really wait, and one much
-   later did not honour the bound.
+1. Outcomes. Every process returned normally or gave up cleanly on the lock. Anything else
+   fails the round: a duplicate-column error (the step ran twice because the version was
+   read before the lock was taken), a hang, a crash.
+2. Giving up is clean only after a real wait. Two ways, neither needs a declaration of an
+   exception class, and neither excuses a whole class:
+
+   * SQLite's own "database is locked" (SQLITE_BUSY, raised or the cause of what was
+     raised), after the process waited on the statement that failed at least the busy
+     timeout that statement's connection had (traced: the ``timeout`` it was opened with,
+     or a later ``PRAGMA busy_timeout``). SQLite's busy handler sleeps the whole timeout
+     before it gives up, so a shorter wait means it never ran: a deferred ``BEGIN`` upgraded
+     to a write lock or a ``journal_mode`` switch (SQLite skips the handler where waiting
+     could deadlock, https://sqlite.org/lang_transaction.html), or no busy timeout at all.
+     The wait is measured from the start of that statement, not of ``migrate``: waiting
+     elsewhere does not excuse a statement that failed at once.
+   * An exception of a class the target declares (``lock_timeout_errors``), after at least
+     half its declared ``lock_timeout`` since ``migrate`` began (its own wait may span many
+     statements), or -- declaring no ``lock_timeout`` -- after the traced busy timeout on the
+     failing statement; and not far beyond the bound either.
+
+   A refusal that changed something is still caught by 3 and 4.
 3. Exactly once. With a ledger (the target's ``ledger(path)``) the race's ledger equals the
    ledger of one uncontended run from the same start. Without one, the schema-changing
    statements the processes actually committed (traced from outside) equal, as a multiset,
@@ -39,7 +52,8 @@ if TYPE_CHECKING:
 
 class OutcomeKind(Enum):
     MIGRATED = "migrated"  # migrate() returned
-    REFUSED = "refused"  # raised the target's lock-timeout refusal
+    REFUSED = "refused"  # raised a class the target declares as its lock-timeout refusal
+    LOCKED = "locked"  # raised SQLite's "database is locked" (or an error caused by it)
     ERROR = "error"  # raised anything else
     HUNG = "hung"  # still running at the round's deadline; killed
     DIED = "died"  # exited without reporting (a crash, a signal, os._exit)
@@ -58,6 +72,11 @@ class Outcome:
     jitter: float = 0.0  # seconds the process slept after the release, before migrating
     statements: tuple[str, ...] = ()  # transaction control and counted changes it began
     exitcode: int | None = None
+    # For a process that raised, the statement it was running (none traced: empty), how long
+    # it had been running it, and the busy timeout of that statement's connection.
+    failed_sql: str = ""
+    waited: float | None = None
+    busy_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +85,9 @@ class WriterOutcome:
 
     kind: OutcomeKind  # MIGRATED here means "wrote until told to stop, without error"
     committed: tuple[object, ...] = ()  # marker values of the rows whose COMMIT returned
-    longest_wait: float = 0.0  # seconds, the slowest BEGIN IMMEDIATE..COMMIT
+    longest_wait: float = 0.0  # seconds, the longest wait for the lock (BEGIN IMMEDIATE + COMMIT)
+    held: float = 0.0  # seconds it held the write lock in all, from the migrators' release
+    span: float = 0.0  # seconds from the migrators' release to its stop (duty = held / span)
     error_type: str = ""
     message: str = ""
     exitcode: int | None = None
@@ -80,14 +101,15 @@ class Bounds:
     deadline: float = 60.0  # seconds a whole round may take before its processes are killed
 
 
-# A refusal earlier than this share of the declared wait did not really wait: the busy
-# handler sleeps for the whole timeout before SQLite returns SQLITE_BUSY.
+# A refusal earlier than this share of the declared lock_timeout did not really wait (a
+# target's own wait loop may stop one retry short of its bound, hence not the whole of it)...
 EARLY_REFUSAL_SHARE: Final = 0.5
 # ...and one later than timeout * this + slack did not honour the bound (generous: CI is slow).
 LATE_REFUSAL_FACTOR: Final = 2.0
 LATE_REFUSAL_SLACK: Final = 5.0
-# An OperationalError "database is locked" faster than this never ran the busy handler.
-IMMEDIATE_BUSY: Final = 0.05
+# SQLite's busy handler sleeps the whole busy timeout before giving up, so a statement that
+# waited it out took at least that long; the 2% absorb timer rounding, nothing more.
+BUSY_WAIT_SHARE: Final = 0.98
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,21 +183,21 @@ def _canonical(sql: str) -> str:
 
 
 def judge_outcomes(outcomes: Sequence[Outcome], bounds: Bounds) -> list[Finding]:
-    """Findings 1 and 2: every process migrated or refused within its bound.
+    """Findings 1 and 2: every process migrated or gave up on the lock after a real wait.
 
     Processes that failed the same way are reported once, with every index: eight copies
     of "duplicate column name" say no more than one.
     """
     found: list[Finding] = []
-    groups: dict[tuple[str, str, str], list[Outcome]] = {}
+    groups: dict[tuple[str, str, str, str], list[Outcome]] = {}
     for o in outcomes:
+        what: str | None = None
         if o.kind is OutcomeKind.ERROR:
-            groups.setdefault(("error", o.error_type, o.message), []).append(o)
-        elif o.kind is OutcomeKind.REFUSED and bounds.lock_timeout is not None:
-            if o.elapsed < bounds.lock_timeout * EARLY_REFUSAL_SHARE:
-                groups.setdefault(("early", o.error_type, o.message), []).append(o)
-            elif o.elapsed > bounds.lock_timeout * LATE_REFUSAL_FACTOR + LATE_REFUSAL_SLACK:
-                groups.setdefault(("late", o.error_type, o.message), []).append(o)
+            what = "error"
+        elif o.kind is OutcomeKind.LOCKED:
+            what = _locked_problem(o)
+        elif o.kind is OutcomeKind.REFUSED:
+            what = _refusal_problem(o, bounds)
         elif o.kind is OutcomeKind.HUNG:
             found.append(
                 Finding(
@@ -200,36 +222,127 @@ def judge_outcomes(outcomes: Sequence[Outcome], bounds: Bounds) -> list[Finding]
                     (o.index,),
                 )
             )
-    for (what, _, _), group in groups.items():
+        if what is not None:
+            groups.setdefault((what, o.error_type, o.message, o.failed_sql), []).append(o)
+    for (what, _, _, _), group in groups.items():
         indexes = tuple(o.index for o in group)
         if what == "error":
-            found.append(Finding(_error_text(group), indexes))
+            text = _error_text(group)
+        elif what.startswith("locked"):
+            text = _locked_text(what, group)
         else:
-            found.append(Finding(_refusal_text(what, group, bounds.lock_timeout or 0.0), indexes))
+            text = _refusal_text(what, group, bounds)
+        found.append(Finding(text, indexes))
     return found
 
 
-def _who(group: Sequence[Outcome]) -> tuple[str, str]:
-    """("processes 1, 4", "0.001-0.008 s") for a group of outcomes."""
-    fastest = min(o.elapsed for o in group)
-    slowest = max(o.elapsed for o in group)
+def _waited_out(o: Outcome) -> bool:
+    """Whether the failing statement waited at least its connection's (non-zero) busy timeout."""
+    return (
+        o.busy_timeout is not None
+        and o.waited is not None
+        and o.busy_timeout > 0
+        and o.waited >= o.busy_timeout * BUSY_WAIT_SHARE
+    )
+
+
+def _locked_problem(o: Outcome) -> str | None:
+    """SQLite's own lock error: clean after a full busy wait on the failing statement."""
+    if o.busy_timeout is None:
+        return "locked-unseen"
+    return None if _waited_out(o) else "locked-early"
+
+
+def _refusal_problem(o: Outcome, bounds: Bounds) -> str | None:
+    """A declared refusal: within the declared lock_timeout, else the traced busy timeout."""
+    if bounds.lock_timeout is not None:
+        wait, bound = o.elapsed, bounds.lock_timeout
+        early = wait < bound * EARLY_REFUSAL_SHARE
+    elif o.busy_timeout is not None and o.waited is not None:
+        wait, bound = o.waited, o.busy_timeout
+        early = not _waited_out(o)
+    else:
+        return None  # nothing traced and nothing declared to measure it against
+    if early:
+        return "early"
+    if wait > bound * LATE_REFUSAL_FACTOR + LATE_REFUSAL_SLACK:
+        return "late"
+    return None
+
+
+def _who(group: Sequence[Outcome], *, on_statement: bool = False) -> tuple[str, str]:
+    """("processes 1, 4", "0.001-0.008 s") for a group of outcomes: their time in ``migrate``,
+    or (``on_statement``) on the statement they failed on."""
+    times = [(o.waited or 0.0) if on_statement else o.elapsed for o in group]
     indexes = ", ".join(str(o.index) for o in group)
     if len(group) == 1:
-        return f"process {indexes}", f"{fastest:.3f} s"
-    return f"processes {indexes}", f"{fastest:.3f}-{slowest:.3f} s"
+        return f"process {indexes}", f"{times[0]:.3f} s"
+    return f"processes {indexes}", f"{min(times):.3f}-{max(times):.3f} s"
 
 
-def _refusal_text(what: str, group: Sequence[Outcome], timeout: float) -> str:
-    who, when = _who(group)
+def _refusal_text(what: str, group: Sequence[Outcome], bounds: Bounds) -> str:
     first = group[0]
+    if bounds.lock_timeout is not None:
+        who, when = _who(group)
+        timeout, whose = bounds.lock_timeout, "declared lock_timeout"
+        where = "in migrate()"
+    else:
+        who, when = _who(group, on_statement=True)
+        timeout, whose = first.busy_timeout or 0.0, "busy timeout of its connection"
+        where = f"on {_short(first.failed_sql)!r}"
     if what == "early":
         return (
-            f"{who} refused with {first.error_type} after {when}, without waiting for the "
-            f"declared {timeout:g} s lock timeout (no busy timeout set?): {first.message}"
+            f"{who} refused with {first.error_type} after {when} {where}, sooner than the "
+            f"{timeout:g} s {whose}: it did not wait for the lock, so this is no lock "
+            f"timeout ({first.message})"
         )
     return (
-        f"{who} refused with {first.error_type} only after {when}, well past the declared "
-        f"{timeout:g} s lock timeout: {first.message}"
+        f"{who} refused with {first.error_type} only after {when} {where}, well past the "
+        f"{timeout:g} s {whose}: {first.message}"
+    )
+
+
+_JOURNAL_MODE = re.compile(r"\s*pragma\s+(\w+\s*\.\s*)?journal_mode\b", re.IGNORECASE)
+
+
+def _locked_text(what: str, group: Sequence[Outcome]) -> str:
+    first = group[0]
+    if what == "locked-unseen":
+        who, when = _who(group)
+        return (
+            f"{who} raised {first.error_type} after {when}: {first.message} -- SQLite's "
+            '"database is locked", and none of the process\'s statements was traced (its '
+            "connections do not come from sqlite3.connect), so a full busy wait cannot be "
+            "told from a lock refused at once"
+        )
+    who, when = _who(group, on_statement=True)
+    timeout = first.busy_timeout or 0.0
+    text = (
+        f"{who} raised {first.error_type} after waiting {when} on "
+        f"{_short(first.failed_sql)!r}: {first.message}"
+    )
+    if timeout == 0:
+        return (
+            f"{text} -- at once: that connection had no busy timeout (opened with timeout=0, "
+            "or PRAGMA busy_timeout set only after this statement), so a second process "
+            "starting together fails instead of waiting. Set the busy timeout when the "
+            "connection is opened: sqlite3.connect(path, timeout=5)."
+        )
+    text += (
+        f" -- immediately, without waiting: sooner than the {timeout:g} s busy timeout of that "
+        "connection, so SQLite never ran its busy handler."
+    )
+    if _JOURNAL_MODE.match(first.failed_sql):
+        return (
+            f"{text} Switching the journal mode takes the write lock inside a statement that "
+            "has already read, and SQLite skips the busy handler there to avoid a deadlock: "
+            "processes starting together on a file that is not WAL yet fail at once. Retry "
+            "the switch while it fails with SQLITE_BUSY (within a bound)."
+        )
+    return (
+        f"{text} A transaction that read before it wrote (a deferred BEGIN) asked for the "
+        "write lock, and SQLite refuses that at once to avoid a deadlock. Take the write lock "
+        "first: BEGIN IMMEDIATE, then read the version."
     )
 
 
@@ -242,17 +355,6 @@ def _error_text(group: Sequence[Outcome]) -> str:
         return (
             f"{text} -- a step ran twice: the version was read before the write lock was "
             "taken. Take the lock first (BEGIN IMMEDIATE), then re-read the version."
-        )
-    if "database is locked" in low or "database table is locked" in low:
-        if min(o.elapsed for o in group) < IMMEDIATE_BUSY:
-            return (
-                f"{text} -- immediately, without waiting: no busy timeout, or a deferred BEGIN "
-                "that later needed the write lock (SQLite then skips the busy handler to avoid "
-                "a deadlock). Use BEGIN IMMEDIATE with a busy timeout."
-            )
-        return (
-            f"{text} -- the lock wait ran out and the target raised SQLite's error instead of "
-            "a refusal it declares (lock_timeout_errors)."
         )
     return text
 

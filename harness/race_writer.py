@@ -8,6 +8,20 @@ or rebuilds a table from a snapshot taken outside its transaction loses them), a
 writer must never have failed to get the lock within its timeout (a migration that holds
 the write lock that long breaks the application's own writes).
 
+Fair to the migrators, and still a trap for stale snapshots:
+
+* **Paced per commit.** After each commit the writer stays away from the lock for several
+  times as long as it held it (``WRITER_GAP_FACTOR``, at least ``WRITER_GAP_MIN``, scaled by
+  a seeded factor). SQLite's busy handler does not queue: a waiting process sleeps in growing
+  steps (1, 2, 5 ... 100 ms) and retries once per step, so it gets the lock only if the lock
+  is free at that instant. A writer that re-takes the lock right after each commit holds it
+  most of the time and starves a waiter for its whole busy timeout (docs/benchmarks.md).
+* **A row in flight at the release.** The writer opens its ``WRITER_MIN_ROWS``-th row's
+  transaction, tells the parent to release the migrators, and commits only a seeded
+  ``WRITER_HOLD`` later. A migrator that reads a table before taking the write lock reads it
+  without that row, then waits for the lock while the row commits: the stale-snapshot window
+  is opened in every mixed round instead of being left to the writer's timing.
+
 The row is planned from the start version's schema -- a generated value for each column
 that needs one, a parent's key for a NOT NULL foreign key -- and probed with two rows in a
 rolled-back transaction on a scratch copy; a table whose CHECKs, triggers or keys reject
@@ -17,6 +31,7 @@ them is passed over for the next one.
 from __future__ import annotations
 
 import contextlib
+import random
 import select
 import sqlite3
 import time
@@ -36,11 +51,21 @@ if TYPE_CHECKING:
     from migproof.engine.schema import Schema, Table
 
 WRITER_BUSY_TIMEOUT: Final = 5.0  # seconds: Python's sqlite3 default, what applications get
-WRITER_MIN_ROWS: Final = 3  # rows committed before the migrators start (and before a stop)
+WRITER_MIN_ROWS: Final = 3  # rows begun before the migrators start (and committed before a stop)
 WRITER_MAX_ROWS: Final = 100_000  # a bound, never reached in a sane round
-# Between rows the writer waits this long for the stop signal (a select on the stop pipe,
-# not a sleep): it leaves waiting migrators a window at the lock, as a real app would.
-WRITER_PACE: Final = 0.0005
+# After each commit the writer waits for the stop signal (a select on the stop pipe) for
+# WRITER_GAP_FACTOR times as long as it held the lock, at least WRITER_GAP_MIN, times a seeded
+# factor in [0.5, 1.5] that keeps the gaps out of step with a waiter's sleeps: it holds the
+# lock at most a third of any cycle, a fifth on average. It used to wait a fixed 0.5 ms; with
+# commits of 0.3-30 ms on this machine's disk it then held the lock 68-87% of the time, and a
+# correct migrator with a 5 s busy timeout waited past it (p90 5.2 s) with both cores busy;
+# paced, 20-24% and at most 0.8 s (bench_race.py --fairness, docs/benchmarks.md).
+WRITER_GAP_MIN: Final = 0.002
+WRITER_GAP_FACTOR: Final = 4.0
+# Seconds the row in flight at the release stays uncommitted (seeded within this range): long
+# enough for released migrators to reach their first reads on a loaded machine, and far below
+# any migrator's busy timeout.
+WRITER_HOLD: Final = (0.002, 0.02)
 _BASE: Final = 7_000_000_000  # generated integers start here, clear of fixture keys
 
 
@@ -204,34 +229,66 @@ def _stopped(stop_r: int, wait: float) -> bool:
 
 
 def writer_main(
-    w: int, *, plan: WriterPlan, db_path: Path, go_r: int, stop_r: int, timeout: float
+    w: int,
+    *,
+    plan: WriterPlan,
+    db_path: Path,
+    go_r: int,
+    stop_r: int,
+    timeout: float,
+    seed: str = "0",
 ) -> None:  # pragma: no cover - runs in a forked child
     conn = sqlite3.connect(str(db_path), timeout=plan.busy_timeout, isolation_level=None)
+    rng = random.Random(f"{seed}:writer")
     signal_ready(w)
     if not wait_go(go_r, timeout):
         return
     end = time.monotonic() + timeout
     committed: list[object] = []
-    longest = 0.0
+    longest = held = 0.0
+    released: float | None = None  # when the migrators were let go
     kind, error_type, message = OutcomeKind.MIGRATED, "", ""
     try:
         for i in range(WRITER_MAX_ROWS):
-            if i >= WRITER_MIN_ROWS and (_stopped(stop_r, WRITER_PACE) or time.monotonic() > end):
-                break
             params, marker = plan.row(i)
-            began = time.perf_counter()
+            asked = time.perf_counter()
             conn.execute("BEGIN IMMEDIATE")
+            got = time.perf_counter()
+            hold = 0.0
             try:
                 cur = conn.execute(plan.sql, params)
+                if i + 1 == WRITER_MIN_ROWS:
+                    signal_warm(w)  # the parent releases the migrators now
+                    released = time.perf_counter()
+                    hold = rng.uniform(*WRITER_HOLD)
+                    time.sleep(hold)
+                committing = time.perf_counter()
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
-            longest = max(longest, time.perf_counter() - began)
+            done = time.perf_counter()
+            # Waiting for the lock and, in rollback mode, for readers to let the commit through.
+            longest = max(longest, (got - asked) + (done - committing))
+            if released is not None:
+                held += done - max(got, released)
             committed.append(marker if marker is not None else cur.lastrowid)
-            if i + 1 == WRITER_MIN_ROWS:
-                signal_warm(w)
+            gap = max(WRITER_GAP_MIN, WRITER_GAP_FACTOR * (done - got - hold))
+            gap *= rng.uniform(0.5, 1.5)
+            if i + 1 < WRITER_MIN_ROWS:
+                time.sleep(gap)  # no stop before the release
+            elif _stopped(stop_r, gap) or time.monotonic() > end:
+                break
     except Exception as err:  # the parent judges every error
         kind, error_type, message = OutcomeKind.ERROR, qualified_name(type(err)), str(err)
-    send(w, WriterOutcome(kind, tuple(committed), longest, error_type, message))
+    outcome = WriterOutcome(
+        kind,
+        tuple(committed),
+        longest_wait=longest,
+        held=held,
+        span=time.perf_counter() - released if released is not None else 0.0,
+        error_type=error_type,
+        message=message,
+    )
+    send(w, outcome)

@@ -31,6 +31,12 @@ Exceptions raised inside a trace callback are swallowed by ``sqlite3`` (CONTEXT 
 in our own ``on_statement`` are kept in ``Trace.error`` and must be checked after the run; a
 crash at a boundary has to be a real ``os.kill(os.getpid(), SIGKILL)``.
 
+Busy timeouts. Each traced connection also remembers the busy timeout it waits with: the
+``timeout`` it was opened with (``sqlite3.connect``'s default is 5 s), replaced by any
+``PRAGMA busy_timeout = N`` it runs. ``Trace.busy_timeout`` is that of the connection that ran
+the latest statement, so a caller can tell, when a statement fails with "database is locked",
+whether it had waited as long as SQLite was told to (``race_verdict``).
+
 Not seen: connections made by constructing ``sqlite3.Connection(...)`` directly, by references
 to ``connect`` held elsewhere than a module global (a default argument, a class attribute), or
 by another SQLite binding (apsw). Callers notice such targets because no statement is traced.
@@ -39,6 +45,7 @@ by another SQLite binding (apsw). Callers notice such targets because no stateme
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import sys
 import urllib.parse
@@ -52,8 +59,13 @@ OnConnect = Callable[[sqlite3.Connection], None]
 _REAL_CONNECT: Final = sqlite3.connect
 # sqlite3.connect(database, timeout, detect_types, isolation_level, check_same_thread, factory,
 #                 cached_statements, uri)
+_TIMEOUT_POSITION: Final = 1
 _FACTORY_POSITION: Final = 5
 _URI_POSITION: Final = 7
+_DEFAULT_TIMEOUT: Final = 5.0  # sqlite3.connect's own default
+_BUSY_PRAGMA: Final = re.compile(
+    r"\s*pragma\s+(?:\w+\s*\.\s*)?busy_timeout\s*(?:=\s*|\(\s*)([+-]?\d+)", re.IGNORECASE
+)
 
 
 class Trace:
@@ -70,6 +82,8 @@ class Trace:
         self.connections = 0
         self.unchained = 0  # connections whose factory could not be subclassed
         self.error: BaseException | None = None  # first exception raised by our own callbacks
+        # Seconds the connection that ran the latest statement waits for a lock (None: none yet).
+        self.busy_timeout: float | None = None
         self._on_statement = on_statement
         self._on_connect = on_connect
         self._watch = os.path.realpath(watch) if watch is not None else None
@@ -93,9 +107,10 @@ class Trace:
     def count(self) -> int:
         return len(self.statements)
 
-    def statement(self, sql: str) -> None:
+    def statement(self, sql: str, busy_timeout: float | None = None) -> None:
         k = len(self.statements)
         self.statements.append(sql)
+        self.busy_timeout = busy_timeout
         if self._on_statement is None:
             return
         try:
@@ -116,18 +131,38 @@ class Trace:
 
 
 class _Hook:
-    """The one trace callback a traced connection carries: ours first, then the target's."""
+    """The one trace callback a traced connection carries: ours first, then the target's.
 
-    __slots__ = ("trace", "user")
+    It also follows the connection's busy timeout: the one it was opened with, then any
+    ``PRAGMA busy_timeout`` it runs (in milliseconds; a negative one turns waiting off).
+    """
 
-    def __init__(self, trace: Trace) -> None:
+    __slots__ = ("busy_timeout", "trace", "user")
+
+    def __init__(self, trace: Trace, busy_timeout: float) -> None:
         self.trace = trace
+        self.busy_timeout = busy_timeout
         self.user: Callable[[str], object] | None = None
 
     def __call__(self, sql: str) -> None:
-        self.trace.statement(sql)
+        m = _BUSY_PRAGMA.match(sql)
+        if m is not None:
+            self.busy_timeout = max(0, int(m.group(1))) / 1000
+        self.trace.statement(sql, self.busy_timeout)
         if self.user is not None:
             self.user(sql)
+
+
+def _busy_timeout(args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
+    """The busy timeout ``connect``'s arguments give, as SQLite gets it (whole milliseconds)."""
+    if len(args) > _TIMEOUT_POSITION:
+        timeout = args[_TIMEOUT_POSITION]
+    else:
+        timeout = kwargs.get("timeout", _DEFAULT_TIMEOUT)
+    try:
+        return max(0, int(float(timeout) * 1000)) / 1000
+    except (TypeError, ValueError):
+        return _DEFAULT_TIMEOUT  # sqlite3 itself refuses it; the connection is never made
 
 
 _active: Trace | None = None
@@ -141,7 +176,7 @@ def _traced_class(factory: type[sqlite3.Connection]) -> type[sqlite3.Connection]
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         trace = _active
-        hook = _Hook(trace) if trace is not None else None
+        hook = _Hook(trace, _busy_timeout(args, kwargs)) if trace is not None else None
         # Set before the base __init__, which may itself call set_trace_callback.
         self._migproof_hook = hook
         factory.__init__(self, *args, **kwargs)
@@ -206,7 +241,7 @@ def _connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
     else:
         conn = cast("sqlite3.Connection", _REAL_CONNECT(*args, **kwargs))
         trace.unchained += 1
-        conn.set_trace_callback(_Hook(trace))
+        conn.set_trace_callback(_Hook(trace, _busy_timeout(args, kwargs)))
     trace.connected(conn)
     return conn
 

@@ -36,6 +36,7 @@ from . import contract, dbfiles, forked
 from .crash import CaseRun, Observer, Recoverer, References, integrity
 from .crash_images import DB_NAME, image_id, read_files_by_path
 from .crash_oracle import AFTER_LAST, Point, Recovery, State, judge
+from .starts import start_db
 from .syscall_record import SYSCALLS, Record, apply, parse_strace, replay
 
 if TYPE_CHECKING:
@@ -271,7 +272,7 @@ def crash_case(
 ) -> tuple[CaseRun, ReplayedImages | None]:
     """Record, validate, build and judge the write-level crash points of one start file."""
     target = ctx.target
-    start = ctx.fixture_db(start_version, journal_mode)
+    start = start_db(ctx, start_version, journal_mode)  # a fresh start included
     work = ctx.scratch(f"crash-writes-v{start_version}-{journal_mode}")
     try:
         recorded = record_run(target, start, work / "record")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final
 from ..cases import Case, CheckResult
 from ..crash import TRACE_TIMEOUT, parse_points, run_case
 from ..crash_images import record
+from ..starts import start_db, starts
 from ._common import step_starts
 
 if TYPE_CHECKING:
@@ -22,18 +23,20 @@ if TYPE_CHECKING:
 
 NAME: Final = "crash-recovery"
 _ID_RE: Final = re.compile(
-    r"crash-recovery\[v(?P<v>\d+)->v(?P<head>\d+),(?P<mode>[a-z]+)(?:,(?P<point>k[0-9-]+))?\]"
+    r"crash-recovery\[v(?P<v>\d+)->v(?P<head>\d+),(?P<mode>[a-z-]+)(?:,(?P<point>k[0-9-]+))?\]"
 )
 
 
 class CrashRecovery:
-    """The crash matrix: every start version x journal mode x statement boundary."""
+    """The crash matrix: every start (version x journal mode, and the fresh starts) x
+    statement boundary."""
 
     name = NAME
     description = (
         "kills the migration at every statement boundary from every start version, in both "
-        "journal modes; each crash image must pass integrity_check, show a clean reference "
-        "state, lose nothing committed and converge when migrate runs again"
+        "journal modes, and from a missing and a zero-length file; each crash image must pass "
+        "integrity_check, show a clean reference state, lose nothing committed and converge "
+        "when migrate runs again"
     )
 
     def __init__(self, *, group_size: int | None = None) -> None:
@@ -42,9 +45,10 @@ class CrashRecovery:
         self.group_size = group_size
 
     def cases(self, ctx: Context) -> Iterator[Case]:
+        """Every start version x journal mode, and at v0 the fresh starts (``starts``)."""
         head = ctx.target.head
         for v in step_starts(ctx):
-            for mode in ctx.config.journal_modes:
+            for mode in starts(ctx, v):
                 if self.group_size is None:
                     yield Case(NAME, v, head, mode)
                     continue
@@ -52,7 +56,7 @@ class CrashRecovery:
                 scratch = ctx.scratch(f"crash-count-v{v}-{mode}")
                 n = record(
                     ctx.target,
-                    ctx.fixture_db(v, mode),
+                    start_db(ctx, v, mode),
                     scratch,
                     images=None,
                     timeout=TRACE_TIMEOUT,

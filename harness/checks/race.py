@@ -1,6 +1,8 @@
 """The ``race`` check: P processes migrate one file at once; the target must serialise them.
 
-One case per (start version, journal mode), from the empty file up to head - 1; the rounds
+One case per (start version, journal mode), from the empty file up to head - 1, and two more
+fresh installs where the harness prepares no journal mode: a missing file and a zero-length
+one (``harness/starts.py``; the target chooses the mode as it does in production). The rounds
 run inside the case. A case per round would multiply the item count by R for no gain in
 replay: a race's interleaving is up to the OS scheduler, so a replay repeats the seed, the
 jitter and the start state, not the exact schedule -- repeating all R rounds is the better
@@ -27,7 +29,7 @@ from .. import data, dbfiles
 from ..cases import Case, CheckResult, Status
 from ..context import progress, remaining
 from ..contract import declared_between, internal_tables, lock_timeout, read_ledger
-from ..race import PAUSE_MAX, RoundResult, run_round
+from ..race import HANDOFF_PAUSE_MAX, PAUSE_MAX, RoundResult, run_round
 from ..race_verdict import (
     Bounds,
     Finding,
@@ -40,6 +42,7 @@ from ..race_verdict import (
 )
 from ..race_writer import WRITER_BUSY_TIMEOUT, WriterPlan, choose_plan, missing_rows
 from ..sandbox import within
+from ..starts import describe, mode_for_references, start_db, starts
 from ._common import step_starts
 
 if TYPE_CHECKING:
@@ -76,17 +79,19 @@ class RaceCheck:
     name = "race"
     description = (
         "P processes (--race-procs) start migrating the same file at the same instant, R "
-        "rounds (--race-rounds), from every start version and in each journal mode, plus a "
-        "live writer: each step is applied exactly once, every other process waits and finds "
-        "the file current or refuses on its lock timeout, nothing else fails, no committed "
-        "row is lost, and the file ends at head, intact, equal to an uncontended upgrade."
+        "rounds (--race-rounds), from every start version in each journal mode and from a "
+        "missing and a zero-length file, plus a live writer: each step is applied exactly "
+        "once, every other process waits and finds the file current or gives up only after "
+        "its busy timeout, nothing else fails, no committed row is lost, and the file ends "
+        "at head, intact, equal to an uncontended upgrade."
     )
 
     def cases(self, ctx: Context) -> Iterator[Case]:
-        """Every start: the empty file (a fresh install races too) and each supported version."""
+        """Every start: each supported version in each journal mode, and the fresh installs
+        (the empty file per mode, no file at all, a zero-length file: ``starts``)."""
         for version in step_starts(ctx):
-            for mode in ctx.config.journal_modes:
-                yield Case(self.name, version, ctx.target.head, mode)
+            for start in starts(ctx, version):
+                yield Case(self.name, version, ctx.target.head, start)
 
     def run(self, ctx: Context, case: Case) -> CheckResult:
         began = time.monotonic()
@@ -101,6 +106,15 @@ def bounds_of(target: Target) -> Bounds:
     timeout = lock_timeout(target)
     deadline = max(RACE_DEADLINE, 4 * (timeout or 0.0) + 30.0)
     return Bounds(timeout, deadline)
+
+
+@dataclass(frozen=True, slots=True)
+class NotRaced:
+    """Why a case runs no round: its migration fails alone (FAIL), or the check cannot judge
+    this target's races (SKIP, naming the capability that would let it)."""
+
+    status: Status
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +152,8 @@ class CaseRace:
     notes: list[str]
 
     @classmethod
-    def prepare(cls, ctx: Context, case: Case) -> CaseRace | str:
-        """The yardstick for ``case``, or why there is none (the failure's detail)."""
+    def prepare(cls, ctx: Context, case: Case) -> CaseRace | NotRaced:
+        """The yardstick for ``case``, or why no round can be judged."""
         if case.from_version is None or case.journal_mode is None or case.to_version is None:
             raise ValueError(f"{case.id}: a race case names its start, head and journal mode")
         run = _CaseRun(
@@ -148,7 +162,7 @@ class CaseRace:
             case.journal_mode,
             bounds_of(ctx.target),
             internal_tables(ctx.target),
-            ctx.fixture_db(case.from_version, case.journal_mode),
+            start_db(ctx, case.from_version, case.journal_mode),
             ctx.scratch(f"race-v{case.from_version}-{case.journal_mode}"),
         )
         solo_path = _copy(run.fixture, run.work / "uncontended.db")
@@ -156,24 +170,29 @@ class CaseRace:
         solo = within(run.target, run_round, solo_path, procs=1, seed=seed, bounds=run.budgeted())
         first = solo.outcomes[0]
         if first.kind is not OutcomeKind.MIGRATED:
-            return (
-                f"the uncontended migration from v{case.from_version} ({run.mode}) already "
-                f"fails ({first.kind.value}: {first.error_type} {first.message}); the other "
-                "checks say more -- the race needs a migration that works alone first"
+            return NotRaced(
+                Status.FAIL,
+                f"the uncontended migration from v{case.from_version} "
+                f"({describe(run.mode)}) already fails ({first.kind.value}: "
+                f"{first.error_type} {first.message}); the other "
+                "checks say more -- the race needs a migration that works alone first",
             )
         expected = _expected(run, solo_path, first.statements)
         if expected.ledger is None and not expected.changes:
             # Without a ledger, "each step applied once" is judged from the schema changes and
             # version stamps each process committed. None seen means none can be counted: an
-            # empty trace compared with an empty trace would pass a double migration.
-            return (
-                f"cannot tell whether a step ran more than once: the uncontended migration from "
-                f"v{case.from_version} ({run.mode}) reached v{run.target.head}, but the target "
-                "has no ledger(db_path) and none of the statements traced from it "
+            # empty trace compared with an empty trace would pass a double migration. Not a
+            # verdict on the target either way: the check cannot look, so it says so.
+            return NotRaced(
+                Status.SKIP,
+                f"not raced: cannot tell whether a step ran more than once. The uncontended "
+                f"migration from v{case.from_version} ({describe(run.mode)}) reached "
+                f"v{run.target.head}, but the target has no ledger and none of the statements "
+                "traced from it "
                 f"({len(first.statements)}) changed the schema or stamped a version (its "
-                "connections may not come from sqlite3.connect, e.g. sqlite3.Connection(...) "
-                "or apsw). Give the target a ledger(db_path) returning the versions it applied, "
-                "in order."
+                "connections do not come from sqlite3.connect: sqlite3.Connection(...), apsw, "
+                "...). Enabled by the capability ledger(db_path) -> the versions applied, in "
+                "order (docs/certify.md, the target contract).",
             )
         notes = list(expected.notes)
         plan: WriterPlan | None = None
@@ -196,7 +215,12 @@ class CaseRace:
         return f"{self.run.ctx.config.seed}:{self.run.case.id}:{label}"
 
     def round(
-        self, label: str, *, procs: int, pause: float = PAUSE_MAX
+        self,
+        label: str,
+        *,
+        procs: int,
+        pause: float = PAUSE_MAX,
+        handoff: float = HANDOFF_PAUSE_MAX,
     ) -> tuple[RoundResult, list[Finding]]:
         """Race ``procs`` processes (plus the writer for an ``m`` label) and judge the round."""
         writer = self.plan if label.startswith("m") else None
@@ -209,6 +233,7 @@ class CaseRace:
             seed=self.seed(label),
             bounds=self.run.budgeted(),
             pause=pause,
+            handoff=handoff,
             writer=writer,
         )
         findings = _judge(self.run, path, result, self.expected, writer)
@@ -220,8 +245,8 @@ class CaseRace:
 def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
     config = ctx.config
     race = CaseRace.prepare(ctx, case)
-    if isinstance(race, str):
-        return Status.FAIL, race
+    if isinstance(race, NotRaced):
+        return race.status, race.detail
     labels = race.labels(config.race_rounds)
     totals: dict[str, int] = {}
     wall = writer_wait = 0.0
@@ -252,7 +277,9 @@ def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
 def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[str]) -> _Expected:
     schema = run.ctx.schema_of(solo_path)
     notes: list[str] = []
-    reference = run.ctx.schema_of(run.ctx.reference_db(run.target.head, run.mode))
+    reference = run.ctx.schema_of(
+        run.ctx.reference_db(run.target.head, mode_for_references(run.ctx, run.mode))
+    )
     assert run.case.from_version is not None  # checked by CaseRace.prepare
     if diff(reference, schema):
         notes.append(
@@ -347,8 +374,8 @@ def _only(
 def _round_text(run: _CaseRun, label: str, rounds: int, seed: str, procs: int) -> str:
     kind = "mixed round (with a live writer)" if label.startswith("m") else "round"
     return (
-        f"{kind} {label} of {rounds}, {procs} processes, from v{run.case.from_version} in "
-        f"{run.mode} mode (jitter seed {seed!r}); a replay repeats the rounds, not "
+        f"{kind} {label} of {rounds}, {procs} processes, from v{run.case.from_version}, "
+        f"{describe(run.mode)} (jitter seed {seed!r}); a replay repeats the rounds, not "
         "the OS's exact interleaving:"
     )
 

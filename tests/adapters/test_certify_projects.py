@@ -20,6 +20,7 @@ from migproof.harness.context import RunContext
 from migproof.harness.crash import crash_case
 from migproof.harness.crash_oracle import Oracle
 from migproof.harness.project import Project
+from migproof.harness.starts import FRESH
 
 from . import _projects
 
@@ -52,7 +53,10 @@ def failures(report: Report, check: str) -> dict[str, str]:
 
 
 def cases(check: str, starts: range | tuple[int, ...] = STARTS) -> set[str]:
-    return {f"{check}[v{v}->v6,{mode}]" for v in starts for mode in MODES}
+    """The case ids of ``check`` from ``starts``, in each mode; at v0 the fresh starts too."""
+    return {
+        f"{check}[v{v}->v6,{mode}]" for v in starts for mode in (*MODES, *(FRESH if v == 0 else ()))
+    }
 
 
 def assert_only(report: Report, checks: set[str]) -> None:

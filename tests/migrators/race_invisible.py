@@ -1,7 +1,8 @@
 """Unobservable: correct locking, but it opens its connections with ``sqlite3.Connection(...)``
 directly, which the harness's tracer (a wrapper around ``sqlite3.connect``) never sees, and it
-keeps no ledger. ``race`` cannot tell whether a step ran once or twice, so it must say so and
-fail, never pass on an empty trace.
+keeps no ledger. ``race`` cannot tell whether a step ran once or twice, so it must say so --
+a skip naming the capability that would let it look (``ledger(db_path)``) -- and never pass on
+an empty trace.
 """
 
 from __future__ import annotations

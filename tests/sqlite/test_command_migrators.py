@@ -162,7 +162,8 @@ def test_plain_pytest_certifies_a_bun_project(pytester: pytest.Pytester, tmp_pat
         "--migproof-journal-modes",
         "delete",
     )
-    result.assert_outcomes(passed=4)  # crash-recovery from v0, v1, v2; newer-refused
+    # crash-recovery from v0 (and from a missing and a zero-length file), v1, v2; newer-refused
+    result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines(
         ["*newer-refused?v4->v3,delete? PASSED*", "*crash-recovery?v1->v3,delete? PASSED*"]
     )

@@ -14,6 +14,7 @@ from migproof.harness.crash_images import DB_NAME
 from migproof.harness.crash_oracle import Oracle
 from migproof.harness.crash_pool import run_parallel
 from migproof.harness.spec import load_target
+from migproof.harness.starts import FRESH, describe
 
 from tests.migrators.crash_base import Migrator
 from tests.migrators.crash_context import LocalContext
@@ -35,12 +36,14 @@ def test_correct_migrators_pass_every_crash_point_in_both_journal_modes(
     ctx = context(style, tmp_path)
     cases = list(CRASH_RECOVERY.cases(ctx))
     assert [c.id for c in cases] == [
-        f"crash-recovery[v{v}->v3,{m}]" for v in range(3) for m in MODES
+        f"crash-recovery[v{v}->v3,{m}]"
+        for v in range(3)
+        for m in (*MODES, *(FRESH if v == 0 else ()))
     ]
     for case in cases:
         result = CRASH_RECOVERY.run(ctx, case)
         assert result.status is Status.PASS, result.detail
-        assert f"{case.journal_mode} journal, snapshot mode, SQLite 3." in result.detail
+        assert f"{describe(str(case.journal_mode))}, snapshot mode, SQLite 3." in result.detail
 
 
 # (style, start version, statement that committed the damage, SQL about to run at the crash)

@@ -52,8 +52,13 @@ def certify(
 def test_one_case_per_start_version_and_mode_rounds_inside(tmp_path: Path) -> None:
     ctx = RunContext(load("race_correct"), RunConfig("t", 1, tmp_path))
     ids = [c.id for c in RACE.cases(ctx)]
-    assert ids[:2] == ["race[v0->v4,delete]", "race[v0->v4,wal]"]
-    assert len(ids) == 8  # v0 (the empty file) .. v3, x 2 modes
+    assert ids[:4] == [
+        "race[v0->v4,delete]",
+        "race[v0->v4,wal]",
+        "race[v0->v4,missing]",
+        "race[v0->v4,zero-length]",
+    ]
+    assert len(ids) == 10  # v0 (the empty file per mode, no file, a zero-length file) .. v3
 
 
 def test_min_supported_skips_old_versions_but_never_the_empty_file(tmp_path: Path) -> None:
@@ -62,6 +67,8 @@ def test_min_supported_skips_old_versions_but_never_the_empty_file(tmp_path: Pat
     ctx = RunContext(target, RunConfig("t", 1, tmp_path, journal_modes=("wal",)))
     assert [c.id for c in RACE.cases(ctx)] == [
         "race[v0->v4,wal]",
+        "race[v0->v4,missing]",
+        "race[v0->v4,zero-length]",
         "race[v2->v4,wal]",
         "race[v3->v4,wal]",
     ]
@@ -70,7 +77,7 @@ def test_min_supported_skips_old_versions_but_never_the_empty_file(tmp_path: Pat
 @pytest.mark.parametrize("module", ["race_correct", "race_ledger_correct"])
 def test_correct_migrators_pass(module: str, tmp_path: Path) -> None:
     results = certify(load(module), tmp_path)
-    assert [r.status for r in results] == [Status.PASS] * 8, "\n".join(r.detail for r in results)
+    assert [r.status for r in results] == [Status.PASS] * 10, "\n".join(r.detail for r in results)
     mixed = [r for r in results if r.case.from_version]
     assert all("the live writer committed" in r.detail for r in mixed), mixed[0].detail
 
@@ -79,11 +86,11 @@ def test_correct_migrators_pass(module: str, tmp_path: Path) -> None:
     ("module", "symptom"),
     [
         ("race_stale_version", "a step ran twice: the version was read before the write lock"),
-        ("race_deferred_begin", "database is locked -- immediately, without waiting"),
-        ("race_deferred_timeout", "database is locked -- immediately, without waiting"),
+        ("race_deferred_begin", "that connection had no busy timeout"),
+        ("race_deferred_timeout", "immediately, without waiting"),
         ("race_swallow", "a step was applied more than once"),
         ("race_ledger_stale", "applied more than once"),
-        ("race_refuse_early", "without waiting for the declared 5 s lock timeout"),
+        ("race_refuse_early", "sooner than the 5 s declared lock_timeout"),
     ],
 )
 def test_broken_migrator_is_caught_in_every_case(module: str, symptom: str, tmp_path: Path) -> None:
@@ -91,16 +98,19 @@ def test_broken_migrator_is_caught_in_every_case(module: str, symptom: str, tmp_
     # at once (idle machine: every round) and still catch it with both cores saturated
     # (worst case measured 80% per round: a case then misses with 0.2**6 = 6e-5).
     results = certify(load(module), tmp_path, rounds=6)
-    assert [r.status for r in results] == [Status.FAIL] * 8, [r.case.id for r in results]
+    assert [r.status for r in results] == [Status.FAIL] * 10, [r.case.id for r in results]
     assert all(symptom in r.detail for r in results), results[0].detail
 
 
 def test_failure_names_round_start_mode_and_seed(tmp_path: Path) -> None:
     (result,) = certify(load("race_stale_version"), tmp_path, versions=(1,))[:1]
     assert result.case.id == "race[v1->v4,delete]"
-    assert result.detail.startswith(
-        "round r0 of 3, 4 processes, from v1 in delete mode (jitter seed '1:race[v1->v4,delete]:r0')"
-    )
+    # Round r0 catches it on an idle machine; under load the first catch may come later.
+    assert re.match(
+        r"round (r\d) of 3, 4 processes, from v1, delete journal "
+        r"\(jitter seed '1:race\[v1->v4,delete\]:\1'\)",
+        result.detail,
+    ), result.detail
 
 
 def test_reproduction_line_replays_the_failure(
@@ -122,8 +132,8 @@ def test_reproduction_line_replays_the_failure(
 def test_bundled_example_passes_oldest_and_newest_start(tmp_path: Path) -> None:
     target = load_target(EXAMPLE)
     results = certify(target, tmp_path, versions=(0, target.head - 1))
-    assert len(results) == 4
-    assert [r.status for r in results] == [Status.PASS] * 4, "\n".join(r.detail for r in results)
+    assert len(results) == 6  # v0: both modes, missing, zero-length; head - 1: both modes
+    assert [r.status for r in results] == [Status.PASS] * 6, "\n".join(r.detail for r in results)
 
 
 @pytest.mark.slow
@@ -136,7 +146,7 @@ def test_bundled_example_passes_every_case_8_procs(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_rebuild_from_a_stale_snapshot_loses_the_live_writers_rows(tmp_path: Path) -> None:
     # Only the start at v1 rebuilds (step 2); 16 rounds give 4 mixed rounds per case, each
-    # catching the loss 90-95% of the time (bench_race.py --catch-rate).
+    # catching the loss 70-100% of the time (bench_race.py --catch-rate, docs/benchmarks.md).
     results = certify(load("race_lost_writes"), tmp_path, rounds=16, versions=(1,))
     assert [r.status for r in results] == [Status.FAIL] * 2, [r.detail for r in results]
     assert all("rows the live writer committed are gone" in r.detail for r in results)
@@ -146,7 +156,7 @@ def test_rebuild_from_a_stale_snapshot_loses_the_live_writers_rows(tmp_path: Pat
 @pytest.mark.parametrize("module", ["race_stale_version", "race_deferred_begin"])
 def test_required_bugs_caught_with_8_procs(module: str, tmp_path: Path) -> None:
     results = certify(load(module), tmp_path, procs=8, rounds=4)
-    assert [r.status for r in results] == [Status.FAIL] * 8
+    assert [r.status for r in results] == [Status.FAIL] * 10
 
 
 def test_a_migration_that_fails_alone_is_reported_before_any_race(tmp_path: Path) -> None:
@@ -160,14 +170,16 @@ def test_a_migration_that_fails_alone_is_reported_before_any_race(tmp_path: Path
 
     results = certify(RaceTarget("fails-from-v1", strategy), tmp_path, versions=(1,))
     assert [r.status for r in results] == [Status.FAIL] * 2
-    assert "the uncontended migration from v1 (delete) already fails" in results[0].detail
+    assert "the uncontended migration from v1 (delete journal) already fails" in results[0].detail
     assert "RuntimeError step 2 is broken" in results[0].detail
 
 
-def test_a_target_whose_writes_cannot_be_seen_fails_instead_of_passing(tmp_path: Path) -> None:
+def test_a_target_whose_writes_cannot_be_seen_is_skipped_naming_the_capability(
+    tmp_path: Path,
+) -> None:
     results = certify(load("race_invisible"), tmp_path, procs=2, rounds=1, versions=(0,))
     assert results
     for r in results:
-        assert r.status is Status.FAIL, r.detail
+        assert r.status is Status.SKIP, r.detail
         assert "cannot tell whether a step ran more than once" in r.detail
-        assert "ledger(db_path)" in r.detail
+        assert "capability ledger(db_path)" in r.detail

@@ -248,3 +248,113 @@ def test_a_live_writer_keeps_every_committed_row_and_is_reaped(tmp_path: Path) -
     assert len(result.writer.committed) >= 3  # it wrote before the migrators were released
     assert missing_rows(db, plan, result.writer.committed) == []
     assert_reaped(result)
+
+
+@dataclass
+class LockedOut:
+    """Gives up on a lock the test holds, in one of the ways SQLite reports it."""
+
+    how: str
+    name: str = "locked-out"
+    head: int = 1
+
+    def migrate(self, db_path: str, target: int | None = None) -> None:
+        if self.how == "connect-timeout":
+            conn = sqlite3.connect(db_path, timeout=0.3, isolation_level=None)
+            conn.execute("PRAGMA user_version")  # waits for nothing: a reader is not blocked
+            conn.execute("BEGIN IMMEDIATE")
+        elif self.how == "pragma-timeout":
+            conn = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout = 250")
+            conn.execute("BEGIN IMMEDIATE")
+        elif self.how == "no-timeout":
+            conn = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")
+        elif self.how == "with-conn":
+            # Python's default transactions and ``with conn:``: the INSERT waits 0.3 s, fails,
+            # and the context manager's ROLLBACK runs before the error reaches the caller.
+            conn = sqlite3.connect(db_path, timeout=0.3)
+            with conn:
+                conn.execute("INSERT INTO squatter VALUES (1)")
+        elif self.how == "wrapped":
+            conn = sqlite3.connect(db_path, timeout=0.3, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as err:
+                raise RuntimeError("could not migrate") from err
+
+    def version(self, db_path: str) -> int:
+        return 0
+
+
+def race_against_held_lock(target: object, db: Path) -> RoundResult:
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("CREATE TABLE IF NOT EXISTS squatter (a)")
+        holder.execute("BEGIN IMMEDIATE")  # this process holds the write lock throughout
+        holder.execute("INSERT INTO squatter VALUES (0)")
+        return run_round(target, db, procs=2)  # type: ignore[arg-type]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+@pytest.mark.parametrize(
+    ("how", "timeout", "failed_sql"),
+    [
+        ("connect-timeout", 0.3, "BEGIN IMMEDIATE"),
+        ("pragma-timeout", 0.25, "BEGIN IMMEDIATE"),
+        ("with-conn", 0.3, "INSERT INTO squatter VALUES (1)"),
+        ("wrapped", 0.3, "BEGIN IMMEDIATE"),
+    ],
+)
+def test_database_is_locked_after_a_full_wait_is_measured_on_the_failing_statement(
+    how: str, timeout: float, failed_sql: str, tmp_path: Path
+) -> None:
+    from migproof.harness.race_verdict import judge_outcomes
+
+    result = race_against_held_lock(LockedOut(how), tmp_path / "x.db")
+    for o in result.outcomes:
+        assert o.kind is OutcomeKind.LOCKED, (o.kind, o.error_type, o.message)
+        assert o.failed_sql == failed_sql  # a cleanup ROLLBACK is not the failing statement
+        assert o.busy_timeout == timeout
+        assert o.waited is not None
+        assert o.waited >= timeout
+    assert judge_outcomes(result.outcomes, Bounds()) == []  # clean, with nothing declared
+    assert_reaped(result)
+
+
+def test_database_is_locked_without_a_busy_timeout_fails_the_round(tmp_path: Path) -> None:
+    from migproof.harness.race_verdict import judge_outcomes
+
+    result = race_against_held_lock(LockedOut("no-timeout"), tmp_path / "x.db")
+    assert {(o.kind, o.busy_timeout) for o in result.outcomes} == {(OutcomeKind.LOCKED, 0.0)}
+    (finding,) = judge_outcomes(result.outcomes, Bounds())
+    assert "no busy timeout" in finding.message
+
+
+def test_the_trace_follows_each_connections_busy_timeout(tmp_path: Path) -> None:
+    from migproof.harness import tracing
+
+    db = tmp_path / "x.db"
+    seen: list[tuple[str, float | None]] = []
+    with tracing.traced(lambda _k, sql: seen.append((sql, trace.busy_timeout)), watch=db) as trace:
+        a = sqlite3.connect(db, 2.5)
+        b = sqlite3.connect(db, timeout=0)
+        c = sqlite3.connect(db)  # sqlite3's default: 5 s
+        a.execute("SELECT 1")
+        b.execute("PRAGMA busy_timeout(120)")
+        b.execute("SELECT 2")
+        c.execute("SELECT 3")
+        a.execute("pragma busy_timeout = -5")  # SQLite: no waiting at all
+        a.execute("SELECT 4")
+        for conn in (a, b, c):
+            conn.close()
+    assert seen == [
+        ("SELECT 1", 2.5),
+        ("PRAGMA busy_timeout(120)", 0.12),
+        ("SELECT 2", 0.12),
+        ("SELECT 3", 5.0),
+        ("pragma busy_timeout = -5", 0.0),
+        ("SELECT 4", 0.0),
+    ]

@@ -60,22 +60,112 @@ def test_identical_errors_are_grouped_with_a_hint() -> None:
     assert "re-read the version" in finding.message
 
 
-def test_immediate_busy_error_is_explained() -> None:
+LOCKED = OutcomeKind.LOCKED
+
+
+def locked(
+    index: int, sql: str, waited: float, timeout: float | None, elapsed: float = 0.0
+) -> Outcome:
+    """A process that raised SQLite's "database is locked" while running ``sql``."""
+    return Outcome(
+        index,
+        LOCKED,
+        "sqlite3.OperationalError",
+        "database is locked",
+        elapsed,
+        failed_sql=sql,
+        waited=waited,
+        busy_timeout=timeout,
+    )
+
+
+def test_database_is_locked_after_the_full_busy_timeout_is_a_clean_refusal() -> None:
+    # No declaration needed: the statement waited its connection's whole busy timeout.
+    assert judge_outcomes([locked(0, "BEGIN IMMEDIATE", 5.02, 5.0, elapsed=5.3)], Bounds()) == []
+    assert judge_outcomes([locked(0, "BEGIN IMMEDIATE", 0.25, 0.25)], Bounds()) == []
+
+
+def test_database_is_locked_sooner_than_the_busy_timeout_is_the_deadlock() -> None:
+    (finding,) = judge_outcomes([locked(3, "ALTER TABLE jobs ADD COLUMN x", 0.001, 5.0)], Bounds())
+    assert "process 3 raised sqlite3.OperationalError after waiting 0.001 s on" in finding.message
+    assert "'ALTER TABLE jobs ADD COLUMN x'" in finding.message
+    assert "sooner than the 5 s busy timeout" in finding.message
+    assert "immediately, without waiting" in finding.message
+    assert "BEGIN IMMEDIATE" in finding.message
+
+
+def test_the_wait_is_the_failing_statements_not_the_whole_migration() -> None:
+    # 6 s inside migrate(), but the statement that failed gave up at once.
     (finding,) = judge_outcomes(
-        [Outcome(3, E, "sqlite3.OperationalError", "database is locked", 0.001)], Bounds()
+        [locked(0, "INSERT INTO t VALUES (1)", 0.002, 5.0, elapsed=6.0)], Bounds(lock_timeout=5)
     )
     assert "immediately, without waiting" in finding.message
 
 
-def test_refusals_must_have_waited_and_stay_within_bound() -> None:
+def test_no_busy_timeout_and_journal_mode_switch_get_their_own_advice() -> None:
+    (none,) = judge_outcomes([locked(0, "BEGIN IMMEDIATE", 0.0, 0.0)], Bounds())
+    assert "no busy timeout" in none.message
+    assert "sqlite3.connect(path, timeout=5)" in none.message
+    (wal,) = judge_outcomes([locked(1, "PRAGMA journal_mode=WAL", 0.0004, 5.0)], Bounds())
+    assert "Switching the journal mode" in wal.message
+    assert "Retry the switch" in wal.message
+
+
+def test_database_is_locked_with_nothing_traced_cannot_be_excused() -> None:
+    (finding,) = judge_outcomes([locked(0, "", 0.0, None)], Bounds())
+    assert "none of the process's statements was traced" in finding.message
+
+
+def test_declared_refusals_are_measured_too_and_never_excuse_a_class() -> None:
+    # The issue's trap: lock_timeout_errors = (sqlite3.OperationalError,) and a step that ran
+    # twice. The "refusal" came on the failing statement at once: it is no lock timeout.
+    twice = Outcome(
+        2,
+        R,
+        "sqlite3.OperationalError",
+        "table workers already exists",
+        0.004,
+        failed_sql="CREATE TABLE workers (id)",
+        waited=0.0002,
+        busy_timeout=5.0,
+    )
+    (finding,) = judge_outcomes([twice], Bounds())
+    assert "sooner than the 5 s busy timeout of its connection" in finding.message
+    assert "table workers already exists" in finding.message
+    waited = Outcome(
+        0, R, "LockTimeout", "busy", 5.1, failed_sql="BEGIN", waited=5.0, busy_timeout=5.0
+    )
+    assert judge_outcomes([waited], Bounds()) == []
+
+
+def test_no_message_advises_excusing_an_exception_class() -> None:
+    outcomes = [
+        locked(0, "BEGIN IMMEDIATE", 0.0, 0.0),
+        locked(1, "PRAGMA journal_mode=WAL", 0.0, 5.0),
+        locked(2, "INSERT INTO t VALUES (1)", 0.001, 5.0),
+        locked(3, "", 0.0, None),
+        Outcome(4, R, "LockTimeout", "busy", 0.01),
+        Outcome(5, E, "sqlite3.OperationalError", "database is locked", 7.0),
+        Outcome(6, E, "sqlite3.OperationalError", "duplicate column name: x", 0.01),
+    ]
+    for bounds in (Bounds(), Bounds(lock_timeout=2.0)):
+        for f in judge_outcomes(outcomes, bounds):
+            assert "lock_timeout_errors" not in f.message
+            assert "excus" not in f.message.lower()
+
+
+def test_refusals_must_have_waited_and_stay_within_the_declared_bound() -> None:
     bounds = Bounds(lock_timeout=2.0)
     ok = Outcome(0, R, "LockTimeout", "busy", 2.1)
     early = Outcome(1, R, "LockTimeout", "busy", 0.01)
     late = Outcome(2, R, "LockTimeout", "busy", 30.0)
     assert judge_outcomes([ok], bounds) == []
-    assert judge_outcomes([early, ok], Bounds()) == []  # no declared bound: any refusal is fine
+    # Nothing declared and nothing traced: there is no bound to measure a refusal against.
+    assert judge_outcomes([early, ok], Bounds()) == []
     messages = [f.message for f in judge_outcomes([ok, early, late], bounds)]
-    assert any("without waiting" in m and "process 1" in m for m in messages)
+    assert any(
+        "sooner than the 2 s declared lock_timeout" in m and "process 1" in m for m in messages
+    )
     assert any("well past" in m and "process 2" in m for m in messages)
 
 
