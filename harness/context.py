@@ -165,7 +165,14 @@ class RunContext:
             known = self._unbuildable.get((version, journal_mode))
             if known is not None:
                 raise known
+            hung = path.with_name(path.name + ".hung")
             with self._shared(path) as missing:
+                if missing and hung.exists():
+                    # Another process sharing the cache (a certify job, an xdist worker) saw
+                    # this build hang: waiting a whole deadline again would say nothing new.
+                    failure = ReferenceError_.recorded(hung.read_text(encoding="utf-8"))
+                    self._unbuildable[(version, journal_mode)] = failure
+                    raise failure
                 if missing:
                     from .strategies import build_reference
 
@@ -182,6 +189,7 @@ class RunContext:
                         dbfiles.remove(tmp)
                         failure = ReferenceError_(self._target.name, version, journal_mode, err)
                         self._unbuildable[(version, journal_mode)] = failure
+                        hung.write_text(str(failure), encoding="utf-8")
                         raise failure from None
                     finally:
                         self._building_reference = False
@@ -397,6 +405,14 @@ class ReferenceError_(Exception):
         super().__init__(f"{target}: migrate(empty, {version}) in {journal_mode} mode {what}")
         self.version = version
         self.journal_mode = journal_mode
+
+    @classmethod
+    def recorded(cls, message: str) -> ReferenceError_:
+        """The failure another process recorded for the same build, as it said it."""
+        err = cls.__new__(cls)
+        Exception.__init__(err, message)
+        err.version, err.journal_mode = -1, ""
+        return err
 
 
 def _publish(tmp: Path, path: Path) -> None:
