@@ -70,7 +70,7 @@ def prepare(ctx: Context, case: Case) -> race_check.CaseRace | str:
             f"fails ({first.kind.value}: {first.error_type} {first.message}); the other "
             "checks say more -- the race needs a migration that works alone first"
         )
-    expected = race_check._expected(run, solo_path, ())
+    expected = race_check._expected(run, solo_path, (), race_check._unstable(run, solo_path, seed))
     notes = [*expected.notes, NOTE]
     plan = None
     if case.from_version > 0:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Final
 
 from migproof.engine import sqltext
 
-from . import data, dbfiles
+from . import data, dbfiles, volatile
 from .cases import CheckResult, Status
 from .context import progress, remaining, safe_name
 from .contract import internal_tables, read_ledger
@@ -94,33 +94,59 @@ def statement_shape(sql: str) -> str:
 # --- reading what the target sees ---------------------------------------------------------------
 
 
-def read_data(path: Path, *, exclude: frozenset[str] = frozenset()) -> Data:
-    """Every user table's rows, sorted; ``exclude`` names tables whose data is not compared.
+def read_data(
+    path: Path, *, exclude: frozenset[str] = frozenset(), unstable: frozenset[str] = frozenset()
+) -> Data:
+    """Every user table's rows, sorted; ``exclude`` names tables whose data is not compared,
+    ``unstable`` the ``table.column`` cells that are masked (``harness.volatile``).
 
     Values keep their storage class (``harness.data``), so a recovery that turned 1 into 1.0
     or '1' is a difference, as it is for every other check.
     """
     if not path.exists():
         return ()
-    snap = data.snapshot(path, exclude=exclude)
+    snap = volatile.mask(data.snapshot(path, exclude=exclude), unstable)
     return tuple((name, tuple(sorted(t.rows.values()))) for name, t in sorted(snap.tables.items()))
 
 
 @dataclass(frozen=True, slots=True)
 class Observer:
-    """Reads a ``State`` the way the target sees it."""
+    """Reads a ``State`` the way the target sees it, less the cells a migration writes
+    differently on every run (``unstable``: compared, they would fail every crash point)."""
 
     target: Target
     schema_of: Callable[[Path], Schema]
+    unstable: frozenset[str] = frozenset()
 
     def observe(self, path: Path) -> State:
         internal = internal_tables(self.target)
         return State(
             version=self.target.version(str(path)),
             schema=self.schema_of(path),
-            data=read_data(path, exclude=internal),
+            data=read_data(path, exclude=internal, unstable=self.unstable),
             ledger=read_ledger(self.target, str(path)),
         )
+
+
+def unstable_columns(
+    target: Target, schema_of: Callable[[Path], Schema], start: Path, work: Path
+) -> frozenset[str]:
+    """``table.column`` a migration from ``start`` writes differently on every run: columns
+    whose default is not a constant, and cells two uninterrupted runs disagree on."""
+    internal = internal_tables(target)
+    snaps: list[data.DataSnapshot] = []
+    static: frozenset[str] = frozenset()
+    for label in ("a", "b"):
+        db = work / f"unstable-{label}" / DB_NAME
+        db.parent.mkdir(parents=True, exist_ok=True)
+        dbfiles.copy(start, db, missing_ok=True)
+        try:
+            target.migrate(str(db))
+        except Exception:
+            return static  # the reference run reports the failure; nothing more to learn here
+        snaps.append(data.snapshot(db, exclude=internal))
+        static = volatile.default_volatile(schema_of(db))
+    return static | volatile.differing(snaps[0], snaps[1])
 
 
 def integrity(path: Path) -> str:
@@ -298,7 +324,9 @@ def crash_case(  # noqa: PLR0911 -- one early return per way a case cannot be ju
             shutil.rmtree(work / "kill" / f"k{p.k}")
         chosen = killed
 
-    observer = Observer(target, ctx.schema_of)
+    observer = Observer(
+        target, ctx.schema_of, unstable_columns(target, ctx.schema_of, start, work / "unstable")
+    )
     recoverer = Recoverer(observer, work / "recover")
     recoveries = {
         iid: recoverer.recover(images, iid) for iid in dict.fromkeys(p.image for p in chosen)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from . import contract, dbfiles, forked
-from .crash import CaseRun, Observer, Recoverer, References, integrity
+from .crash import CaseRun, Observer, Recoverer, References, integrity, unstable_columns
 from .crash_images import DB_NAME, image_id, read_files_by_path
 from .crash_oracle import AFTER_LAST, Point, Recovery, State, judge
 from .starts import start_db
@@ -298,7 +298,9 @@ def crash_case(
         for k, i in enumerate([*mutating, len(record.ops)])
     ]
     chosen = [p for p in all_points if points is None or p.k in points]
-    observer = Observer(target, ctx.schema_of)
+    observer = Observer(
+        target, ctx.schema_of, unstable_columns(target, ctx.schema_of, start, work / "unstable")
+    )
     recoverer = AsLeftRecoverer(observer, work / "recover")
     recoveries = {
         iid: recoverer.recover(images, iid) for iid in dict.fromkeys(p.image for p in chosen)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 
 from migproof.engine.schema import diff
 
-from .. import data, dbfiles
+from .. import data, dbfiles, volatile
 from ..cases import Case, CheckResult, Status
 from ..context import progress, remaining
 from ..contract import declared_between, internal_tables, lock_timeout, read_ledger
@@ -69,8 +69,9 @@ class _Expected:
     schema: Schema
     data: data.DataSnapshot
     journal_mode: str
-    # Columns a step declares it transforms may legitimately differ run to run (a backfill
-    # with the current time): compared by data-preservation against the declaration instead.
+    # Columns that may legitimately differ run to run: those a step declares it transforms (a
+    # backfill with the current time; data-preservation checks the declaration instead), and
+    # those written differently on every run (harness.volatile).
     transformed: frozenset[str]
     notes: tuple[str, ...] = field(default=())
 
@@ -177,7 +178,7 @@ class CaseRace:
                 f"{first.error_type} {first.message}); the other "
                 "checks say more -- the race needs a migration that works alone first",
             )
-        expected = _expected(run, solo_path, first.statements)
+        expected = _expected(run, solo_path, first.statements, _unstable(run, solo_path, seed))
         if expected.ledger is None and not expected.changes:
             # Without a ledger, "each step applied once" is judged from the schema changes and
             # version stamps each process committed. None seen means none can be counted: an
@@ -274,9 +275,29 @@ def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
     return Status.PASS, "; ".join([summary, *race.notes])
 
 
-def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[str]) -> _Expected:
+def _unstable(run: _CaseRun, solo_path: Path, seed: str) -> frozenset[str]:
+    """Cells a second uncontended run writes differently from the first (a seeding INSERT
+    that writes datetime('now')): race or not, they differ every time (harness.volatile)."""
+    again = _copy(run.fixture, run.work / "uncontended-again.db")
+    second = within(run.target, run_round, again, procs=1, seed=seed, bounds=run.budgeted())
+    if second.outcomes[0].kind is not OutcomeKind.MIGRATED:
+        return frozenset()
+    return volatile.differing(
+        data.snapshot(solo_path, exclude=run.internal), data.snapshot(again, exclude=run.internal)
+    )
+
+
+def _expected(
+    run: _CaseRun, solo_path: Path, statements: Sequence[str], unstable: frozenset[str]
+) -> _Expected:
     schema = run.ctx.schema_of(solo_path)
     notes: list[str] = []
+    unstable = unstable | volatile.default_volatile(schema)
+    if unstable:
+        notes.append(
+            "not compared, written differently on every run (clock or expression defaults, "
+            f"cells two uncontended runs disagree on): {', '.join(sorted(unstable))}"
+        )
     reference = run.ctx.schema_of(
         run.ctx.reference_db(run.target.head, mode_for_references(run.ctx, run.mode))
     )
@@ -294,7 +315,8 @@ def _expected(run: _CaseRun, solo_path: Path, statements: Sequence[str]) -> _Exp
         _journal_mode(solo_path),
         declared_between(
             run.target, run.ctx.config.project, run.case.from_version, run.target.head
-        ).transforms,
+        ).transforms
+        | unstable,
         tuple(notes),
     )
 
