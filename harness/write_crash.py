@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Final
 
 from . import contract, dbfiles, forked
 from .crash import CaseRun, Observer, Recoverer, References, integrity
-from .crash_images import DB_NAME, image_id, read_files_by_path
+from .crash_images import DB_NAME, image_id
 from .crash_oracle import AFTER_LAST, Point, Recovery, State, judge
-from .syscall_record import SYSCALLS, Record, apply, parse_strace, replay
+from .syscall_record import SYSCALLS, Record, apply, parse_strace, read_files, replay
 
 if TYPE_CHECKING:
     from .cases import Context
@@ -66,9 +66,10 @@ def _traced_by(pid: int) -> int:
     return 0
 
 
-def strace_argv(db: Path, log: Path, pid: int) -> list[str]:
-    real = os.path.realpath(db)
-    paths = [real, f"{real}-journal", f"{real}-wal", os.path.dirname(real)]
+def strace_argv(log: Path, pid: int) -> list[str]:
+    """Every listed call of the run, not only those on the database's paths (``-P``): a file
+    named after the database (``state.db.tmp``, renamed over it later) is recorded too, and
+    ``-P`` takes exact paths only. The parser keeps the calls on the database's folder."""
     return [
         "strace",
         "-f",  # every process and thread the run starts
@@ -83,7 +84,6 @@ def strace_argv(db: Path, log: Path, pid: int) -> list[str]:
         "signal=none",
         "-o",
         str(log),
-        *(a for p in paths for a in ("-P", p)),
         "-p",
         str(pid),
     ]
@@ -103,13 +103,13 @@ def record_run(
     run_dir.mkdir(parents=True)
     db = run_dir / DB_NAME
     dbfiles.copy(start, db, missing_ok=True)
-    before = read_files_by_path(db)
+    before = read_files(db)
     log = workdir.resolve() / "strace.log"
     error_file = workdir.resolve() / "error.txt"
     pid, go_w = _waiting_child(target, db, error_file)
     tracer: subprocess.Popen[bytes] | None = None
     try:
-        tracer = _attach(pid, strace_argv(db, log, pid), workdir.resolve() / "strace.err")
+        tracer = _attach(pid, strace_argv(log, pid), workdir.resolve() / "strace.err")
         os.write(go_w, _GO)
         os.close(go_w)
         go_w = -1
@@ -125,7 +125,7 @@ def record_run(
             forked.reap(pid, timeout=forked.KILL_GRACE)
         if tracer is not None:
             _stop(tracer)
-    after = read_files_by_path(db)
+    after = read_files(db)
     ops, problems = parse_strace(log.read_text(encoding="ascii", errors="replace"), db)
     error = error_file.read_text() if error_file.exists() else ""
     return Recorded(Record(before, tuple(ops), after, tuple(problems)), error)
