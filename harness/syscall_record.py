@@ -47,6 +47,7 @@ why, and no crash image of that record is trusted -- the case is skipped, never 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -199,9 +200,7 @@ def _op_json(op: Op) -> dict[str, object]:
     elif op.kind is OpKind.RENAME:
         out["to"] = op.to
     elif op.kind is OpKind.COPY:
-        out.update(
-            offset=op.offset, size=op.size, source=op.source, source_offset=op.source_offset
-        )
+        out.update(offset=op.offset, size=op.size, source=op.source, source_offset=op.source_offset)
     elif op.kind is OpKind.SYNC:
         out["data_only"] = op.data_only
     return out
@@ -286,31 +285,34 @@ _RESUMED: Final = re.compile(r"^<\.\.\. (\w+) resumed>(.*)$")
 _UNFINISHED: Final = " <unfinished ...>"
 _FD: Final = re.compile(r"^(-?\d+|AT_FDCWD)(?:<(.*)>)?$")
 _HEX: Final = re.compile(r"\\x([0-9a-f]{2})")
+_PUNCTUATION: Final = re.compile(r"[,\[\]{}]")
 _DELETED: Final = " (deleted)"
 
 
 def _unhex(text: str) -> bytes:
-    """A strace -xx string (``\\x2f\\x74``) as bytes."""
-    return bytes(int(h, 16) for h in _HEX.findall(text))
+    """A strace -xx string (``\\x2f\\x74``) as bytes; anything but the escapes is ignored."""
+    if text.startswith("\\x"):  # the common case, fast: a write's data is megabytes of them
+        with contextlib.suppress(ValueError):
+            return bytes.fromhex(text.replace("\\x", ""))
+    return bytes.fromhex("".join(_HEX.findall(text)))
 
 
 def _split(args: str) -> list[str]:
     """Top-level comma-separated arguments (strings are hex, so hold no commas or brackets)."""
     out: list[str] = []
     depth = 0
-    current: list[str] = []
-    for ch in args:
+    begin = 0
+    for m in _PUNCTUATION.finditer(args):
+        ch = m.group()
         if ch in "[{":
             depth += 1
         elif ch in "]}":
             depth -= 1
-        if ch == "," and depth == 0:
-            out.append("".join(current).strip())
-            current = []
-        else:
-            current.append(ch)
-    if current:
-        out.append("".join(current).strip())
+        elif depth == 0:
+            out.append(args[begin : m.start()].strip())
+            begin = m.end()
+    if args[begin:]:
+        out.append(args[begin:].strip())
     return out
 
 
@@ -445,7 +447,6 @@ class _Parser:
             if known >= 0:
                 self.offsets[(pid, fd)] = known + count
         self.add(Op(OpKind.WRITE, role, pid, name, offset=offset, data=data))
-
 
     def copied(self, pid: int, name: str, args: list[str], count: int) -> None:
         """sendfile(out, in, in_offset*, n) or copy_file_range(in, in_offset*, out, out_offset*,

@@ -30,7 +30,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from . import contract, dbfiles, forked
 from .crash import CaseRun, Observer, Recoverer, References, integrity
@@ -39,6 +39,8 @@ from .crash_oracle import AFTER_LAST, Point, Recovery, State, judge
 from .syscall_record import SYSCALLS, Record, apply, parse_strace, read_files, replay
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .cases import Context
     from .target import Target
 
@@ -131,6 +133,25 @@ def record_run(
     return Recorded(Record(before, tuple(ops), after, tuple(problems)), error)
 
 
+def recorded_run(ctx: Context, start_version: int, journal_mode: str) -> Recorded:
+    """The recorded run from the fixture at ``start_version``, made once per run and kept in
+    the run's cache: crash points at writes and power-loss images are built from one record."""
+    start = ctx.fixture_db(start_version, journal_mode)
+    kept = start.with_name(f"write-record-{start.stem}")
+    if (kept / "record.jsonl").exists():
+        return Recorded(Record.load(kept), (kept / "error.txt").read_text(encoding="utf-8"))
+    work = ctx.scratch(f"record-v{start_version}-{journal_mode}")
+    recorded = record_run(ctx.target, start, work / "record")
+    publish = work / "publish"
+    recorded.record.save(publish)
+    (publish / "error.txt").write_text(recorded.error, encoding="utf-8")
+    # Another process sharing the workdir (pytest-xdist) may have kept its own first: either
+    # record is a run of the same migration from the same file.
+    with contextlib.suppress(OSError):
+        os.replace(publish, kept)
+    return recorded
+
+
 def _waiting_child(target: Target, db: Path, error_file: Path) -> tuple[int, int]:
     """Fork a child that migrates ``db`` once released: (its pid, the release pipe's end)."""
     go_r, go_w = os.pipe()
@@ -179,6 +200,14 @@ def _stop(tracer: subprocess.Popen[bytes]) -> None:
 # --- images, replayed on demand -------------------------------------------------------------------
 
 
+class FileImages(Protocol):
+    """Crash images by id (``ReplayedImages``, ``power_loss.PowerImages``)."""
+
+    def files(self, iid: str) -> dict[str, bytes]: ...
+
+    def copy_to(self, iid: str, dst: Path) -> None: ...
+
+
 class ReplayedImages:
     """The distinct crash images of a record, by content id, rebuilt by replay when asked.
 
@@ -223,7 +252,7 @@ class AsLeftRecoverer(Recoverer):
         super().__init__(observer, workdir)
         self._raw = 0
 
-    def recover(self, images: ReplayedImages, iid: str) -> Recovery:  # type: ignore[override]
+    def recover(self, images: FileImages, iid: str) -> Recovery:  # type: ignore[override]
         base = super().recover(images, iid)  # type: ignore[arg-type]
         files = images.files(iid)
         if base.integrity != "ok" or not any(files.get(s) for s in ("-journal", "-wal")):
@@ -266,6 +295,29 @@ class AsLeftRecoverer(Recoverer):
 # --- one case -------------------------------------------------------------------------------------
 
 
+def reference_states(
+    target: Target, refs: References, start_version: int, recoveries: Iterable[Recovery]
+) -> tuple[State, dict[int, State], list[str]]:
+    """The uninterrupted run's result, the clean state at every version a recovery shows
+    within [start, head], and notes on what could not be compared. Raises what the target's
+    reference run raises."""
+    notes: list[str] = []
+    final = refs.state(None)
+    references: dict[int, State] = {}
+    for r in recoveries:
+        w = r.seen.version if r.seen is not None else -1
+        if not start_version <= w <= target.head or w in references:
+            continue
+        if w in (start_version, target.head) or contract.can_migrate_to(target):
+            references[w] = refs.state(w)
+        else:
+            # No migrate_to: the clean state at w cannot be built from this start.
+            notes.append(f"recoveries at v{w} not compared with a clean v{w} (no migrate_to)")
+            assert r.seen is not None
+            references[w] = r.seen
+    return final, references, notes
+
+
 def crash_case(
     ctx: Context, start_version: int, journal_mode: str, *, points: range | None = None
 ) -> tuple[CaseRun, ReplayedImages | None]:
@@ -274,7 +326,7 @@ def crash_case(
     start = ctx.fixture_db(start_version, journal_mode)
     work = ctx.scratch(f"crash-writes-v{start_version}-{journal_mode}")
     try:
-        recorded = record_run(target, start, work / "record")
+        recorded = recorded_run(ctx, start_version, journal_mode)
     except (RecordFailed, forked.WorkerTimeout) as err:
         return CaseRun((), 0, {}, (), 0, error=str(err)), None
     record = recorded.record
@@ -303,21 +355,10 @@ def crash_case(
         iid: recoverer.recover(images, iid) for iid in dict.fromkeys(p.image for p in chosen)
     }
     refs = References(observer, start, start_version, work / "reference")
-    notes: list[str] = []
     try:
-        final = refs.state(None)
-        references: dict[int, State] = {}
-        for r in recoveries.values():
-            w = r.seen.version if r.seen is not None else -1
-            if not start_version <= w <= target.head or w in references:
-                continue
-            if w in (start_version, target.head) or contract.can_migrate_to(target):
-                references[w] = refs.state(w)
-            else:
-                # No migrate_to: the clean state at w cannot be built from this start.
-                notes.append(f"recoveries at v{w} not compared with a clean v{w} (no migrate_to)")
-                assert r.seen is not None
-                references[w] = r.seen
+        final, references, notes = reference_states(
+            target, refs, start_version, recoveries.values()
+        )
     except Exception as err:
         error = f"the uninterrupted reference run from v{start_version} failed: {err}"
         return CaseRun((), len(mutating), {}, (), 0, error=error), images
