@@ -35,6 +35,7 @@ from .baseline import Baseline
 from .cases import Case, CheckResult, RunConfig, Shard, Status, touches_since
 from .context import DEFAULT_ROWS, ReferenceError_, RunContext, safe_name
 from .errors import UsageError
+from .power_images import MODEL as POWER_MODEL
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -132,6 +133,7 @@ class Report:
                 "crash_at": self.config.crash_at,
                 "race_procs": self.config.race_procs,
                 "race_rounds": self.config.race_rounds,
+                "power_model": POWER_MODEL,
             },
             "selection": {
                 "only": [c.name for c in sel.checks] if sel and partial else None,

@@ -25,7 +25,7 @@ from .cases import CheckResult, Status
 from .context import safe_name
 from .crash import Observer, References
 from .crash_images import DB_NAME, image_id
-from .crash_oracle import AFTER_LAST, Finding, Point, Recovery, judge
+from .crash_oracle import AFTER_LAST, Finding, Oracle, Point, Recovery, judge
 from .power_images import DEFAULT_PER_BARRIER, PowerImage, barriers, build, images
 from .write_crash import AsLeftRecoverer, RecordFailed, recorded_run, reference_states
 
@@ -35,11 +35,6 @@ if TYPE_CHECKING:
     from .cases import Case, Context
     from .syscall_record import Record
 
-MODEL: Final = (
-    f"power loss at every sync barrier: up to {DEFAULT_PER_BARRIER} images per barrier "
-    "(keep-all, drop-all, a write torn at a 512-byte sector, seeded prefixes and subsets of "
-    "each file's unsynced writes); names durable only after a directory sync"
-)
 _FINDINGS_SHOWN: Final = 5
 _KEPT_IMAGES: Final = 5
 
@@ -77,9 +72,12 @@ class PowerFinding:
 
     def describe(self, record: Record) -> str:
         f = self.finding
+        why = (
+            " (it had returned, and it claims durability)" if f.oracle is Oracle.DURABILITY else ""
+        )
         return (
             f"{self.image.describe(record)}: {f.oracle.value}: found {f.found}; "
-            f"expected {f.expected}"
+            f"expected {f.expected}{why}"
         )
 
 
@@ -193,7 +191,10 @@ def run_case(ctx: Context, case: Case) -> CheckResult:
     run, store = power_case(
         ctx, case.from_version, case.journal_mode, only=parse_barriers(case.point)
     )
-    where = f"{case.journal_mode} journal, SQLite {sqlite3.sqlite_version}; model: {MODEL}"
+    where = (
+        f"{case.journal_mode} journal, up to {DEFAULT_PER_BARRIER} images per barrier, "
+        f"SQLite {sqlite3.sqlite_version}"
+    )
 
     def result(status: Status, detail: str) -> CheckResult:
         return CheckResult(case, status, detail, duration=time.perf_counter() - began)
@@ -205,10 +206,11 @@ def run_case(ctx: Context, case: Case) -> CheckResult:
     if run.record is None or not run.images:
         return result(Status.SKIP, f"no barrier {case.point}: the run has b0-b{run.barriers - 1}")
     n = len(run.images)
-    span = f"{n} power-loss images at {len({i.barrier.number for i in run.images})} sync barriers"
+    cuts = len({i.barrier.number for i in run.images})
+    span = f"power-loss images at {cuts} sync barrier{'s' if cuts != 1 else ''}"
     if not run.findings:
         detail = (
-            f"{span} from v{case.from_version} ({where}): {len(run.recoveries)} distinct images, "
+            f"{n} {span} from v{case.from_version} ({where}): {len(run.recoveries)} distinct images, "
             f"{run.distinct_states} distinct recovered states; every one opens, shows a clean "
             f"state and converges; {_durability(run, ctx.target.head)}"
             + (f"; {run.note}" if run.note else "")
@@ -216,8 +218,7 @@ def run_case(ctx: Context, case: Case) -> CheckResult:
         return result(Status.PASS, detail)
     failing = list(dict.fromkeys(f.image for f in run.findings))
     lines = [
-        f"{len(failing)} of {n} {span.removeprefix(f'{n} ')} fail from v{case.from_version} "
-        f"({where}):",
+        f"{len(failing)} of {n} {span} fail from v{case.from_version} ({where}):",
         *(f"  {f.describe(run.record)}" for f in run.findings[:_FINDINGS_SHOWN]),
     ]
     if len(run.findings) > _FINDINGS_SHOWN:

@@ -47,6 +47,8 @@ variant       what reaches the disk besides what was synced
 keep-all      every unsynced write and directory operation -- the write-level crash image
               at the same point (a test proves it)
 drop-all      nothing: the synced state alone
+names-only    every directory operation, no unsynced write: a journal created but empty, a
+              rename that landed before the data it renames (ext4's zero-length files)
 torn          everything, except that the last unsynced write that spans a sector boundary
               keeps only its first sectors (or the last write is lost, if none spans one)
 prefix        per file, its first j unsynced writes (j seeded), and a seeded prefix of the
@@ -54,8 +56,8 @@ prefix        per file, its first j unsynced writes (j seeded), and a seeded pre
 subset        per write, a seeded coin; a seeded prefix of the directory operations
 ============  ==============================================================================
 
-``per_barrier`` bounds the variants (keep-all, drop-all and torn first, then prefix and subset
-in turn); identical choices are made once. Not modelled: bit flips, garbage in space a file
+``per_barrier`` bounds the variants (the four fixed ones first, then prefix and subset in
+turn); identical choices are made once. Not modelled: bit flips, garbage in space a file
 grew into (SQLite's journal and WAL checksums guard against it), lying disks that ignore
 ``fsync``, and file systems that persist less than POSIX's ``fsync`` (ext2, or ``nobarrier``).
 """
@@ -70,8 +72,15 @@ from typing import Final
 from .syscall_record import DIRECTORY, Files, Op, OpKind, Record, apply, copied
 
 SECTOR: Final = 512  # bytes: the unit a write tears at (the smallest sector size in use)
-VARIANTS: Final = ("keep-all", "drop-all", "torn", "prefix", "subset")
-DEFAULT_PER_BARRIER: Final = 6  # keep-all, drop-all, torn, and three seeded choices
+VARIANTS: Final = ("keep-all", "drop-all", "names-only", "torn", "prefix", "subset")
+DEFAULT_PER_BARRIER: Final = 8  # the four fixed variants, two seeded prefixes, two subsets
+# What the certificate records as the model (docs/certify.md, "Power loss").
+MODEL: Final = (
+    f"a cut before every sync and at the end; up to {DEFAULT_PER_BARRIER} images per cut: "
+    "unsynced writes all kept, all lost, only the directory's changes kept, the last write "
+    f"torn at a {SECTOR}-byte sector, seeded prefixes and subsets per file; file names durable "
+    "only after a directory sync"
+)
 _DATA: Final = (OpKind.WRITE, OpKind.TRUNCATE, OpKind.COPY)
 _NAMES: Final = (OpKind.CREATE, OpKind.UNLINK, OpKind.RENAME)
 _SHOWN: Final = 3  # ops named per finding; the rest are counted
@@ -245,6 +254,7 @@ def _at(record: Record, b: Barrier, rng: random.Random, budget: int) -> list[Pow
     choices: list[PowerImage] = [PowerImage(b, "keep-all", every, names)]
     if every or names:
         choices.append(PowerImage(b, "drop-all", frozenset(), 0))
+        choices.append(PowerImage(b, "names-only", frozenset(), names))
         choices.append(_torn(record, b, rng))
         for n in range(budget):
             if n % 2 == 0:

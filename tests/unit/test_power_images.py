@@ -73,10 +73,12 @@ def test_a_torn_write_keeps_its_first_sectors() -> None:
 
 
 def test_a_write_within_one_sector_is_lost_whole_when_torn() -> None:
-    b0 = barriers(COMMIT)[0]
-    torn = variant(COMMIT, b0, "torn")
+    ops = (Op(OpKind.WRITE, "", offset=0, data=b"x"), Op(OpKind.WRITE, "", offset=600, data=b"y"))
+    record = Record({"": A}, ops, {})
+    [end] = barriers(record)
+    torn = variant(record, end, "torn")
     assert (torn.tear, torn.dropped) == (None, (1,))
-    assert build(COMMIT, torn) == {"": A, "-journal": b""}
+    assert build(record, torn) == {"": b"x" + A[1:]}
 
 
 def test_a_tear_falls_on_an_absolute_sector_boundary() -> None:
@@ -106,7 +108,8 @@ def test_a_rename_without_syncs_may_be_undone_or_land_without_its_data() -> None
     assert build(RENAME, PowerImage(end, "keep-all", everything, 2)) == {"": b"new"}
     assert build(RENAME, PowerImage(end, "drop-all", frozenset(), 0)) == {"": b"old"}
     # The rename reached the disk, the copy's data did not: the database is an empty file.
-    lost = PowerImage(end, "prefix", frozenset(), 2)
+    lost = variant(RENAME, end, "names-only")
+    assert (lost.kept, lost.kept_names) == (frozenset(), 2)
     assert build(RENAME, lost) == {"": b""}
     assert "lost 1 of 1 unsynced writes" in lost.describe(RENAME)
     # Only the create: the old database, and an empty temporary file beside it.
@@ -154,6 +157,7 @@ def test_images_are_bounded_distinct_and_deterministic_per_barrier() -> None:
     first = images(record, seed=3, per_barrier=5)
     assert len(first) == 5
     assert len({(i.kept, i.kept_names, i.tear) for i in first}) == 5
+    # No directory op is unsynced here: names-only is drop-all, made once.
     assert [i.variant for i in first[:3]] == ["keep-all", "drop-all", "torn"]
     assert images(record, seed=3, per_barrier=5) == first
     assert images(record, seed=4, per_barrier=5) != first

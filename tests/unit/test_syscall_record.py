@@ -159,7 +159,7 @@ def test_sendfile_and_copy_file_range_are_copies_replayed_from_the_source() -> N
 
 
 def test_a_copy_from_a_file_the_record_does_not_hold_makes_it_unusable() -> None:
-    text = f'7 sendfile({fd(4, TMP)}, {fd(3, "/elsewhere/db")}, NULL, 100) = 100'
+    text = f"7 sendfile({fd(4, TMP)}, {fd(3, '/elsewhere/db')}, NULL, 100) = 100"
     ops, problems = parse_strace(text, DB)
     assert ops == []
     assert "from a file the record does not hold" in problems[0]
