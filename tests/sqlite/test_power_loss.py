@@ -43,7 +43,7 @@ def context(tmp_path: Path, spec: str, target: object, **config: object) -> RunC
 
 
 def certify(spec: str, target: object, tmp_path: Path, case: str, **config: object) -> Report:
-    checks = (by_name()[case.split("[")[0]],)
+    checks = (by_name()[case.partition("[")[0]],)
     cfg = RunConfig(spec=spec, seed=0, workdir=tmp_path / "work", **config)  # type: ignore[arg-type]
     return run(as_target(target), cfg, Selection(checks, case), rows=6, out=io.StringIO())
 
