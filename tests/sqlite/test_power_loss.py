@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 from pathlib import Path
 
 import pytest
-from migproof.harness import capability_gate, crash, power, write_crash
+from migproof.harness import crash, power, write_crash
 from migproof.harness.cases import RunConfig, Status
 from migproof.harness.certify import Report, Selection, run
 from migproof.harness.checks import by_name
@@ -185,7 +186,7 @@ def test_crash_recovery_at_writes_and_power_loss_share_one_record(
 def test_without_strace_the_case_is_a_skip_saying_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(capability_gate.shutil, "which", lambda _: None)
+    monkeypatch.setattr(shutil, "which", lambda _: None)
     report = certify(JOBQUEUE, load_target(JOBQUEUE), tmp_path, "power-loss[v11->v12,wal]")
     [result] = report.results
     assert result.status is Status.SKIP
