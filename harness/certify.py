@@ -133,6 +133,7 @@ class Report:
                 "crash_at": self.config.crash_at,
                 "race_procs": self.config.race_procs,
                 "race_rounds": self.config.race_rounds,
+                "power_images": self.config.power_images,
                 "power_model": POWER_MODEL,
             },
             "selection": {
@@ -271,6 +272,8 @@ def reproduce_line(config: RunConfig, case: Case, fp: str, *, rows: int = DEFAUL
         parts.append(f"--crash-mode {config.crash_mode}")
     if case.check == "crash-recovery" and config.crash_at != defaults.crash_at:
         parts.append(f"--crash-at {config.crash_at}")
+    if case.check == "power-loss" and config.power_images != defaults.power_images:
+        parts.append(f"--power-images {config.power_images}")
     if case.check == "race":
         if config.race_procs != defaults.race_procs:
             parts.append(f"--race-procs {config.race_procs}")

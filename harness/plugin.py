@@ -11,7 +11,7 @@ what was expected, and the one command line that replays it.
 
 Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``, or a ``command`` table),
 ``seed``, ``journal_modes``, ``rows``, ``checks``, ``crash_mode``, ``crash_at``, ``race_procs``,
-``race_rounds``, ``fixtures``; each but the last can be overridden by its ``--migproof-*`` option (``--migproof-spec`` for ``steps``,
+``race_rounds``, ``power_images``, ``fixtures``; each but the last can be overridden by its ``--migproof-*`` option (``--migproof-spec`` for ``steps``,
 ``--migproof-only`` for ``checks``, else the key's own name), and a key's value is checked as
 its option's is. ``--migproof-since`` has no key. ``--no-migproof`` turns collection off.
 
@@ -65,6 +65,7 @@ class Settings:
     crash_at: str | None
     race_procs: int | None
     race_rounds: int | None
+    power_images: int | None
     fixtures_dir: Path | None  # frozen fixtures: [tool.migproof] fixtures, else <root>/fixtures
     baseline: Path | None  # accepted findings: [tool.migproof] baseline, else the default file
     table: Mapping[str, Any]  # the whole [tool.migproof] table (declarations beside the SPEC)
@@ -100,6 +101,7 @@ _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
         ("--migproof-crash-at", options.crash_at),
         ("--migproof-race-procs", partial(options.whole_number, minimum=options.MIN_RACE_PROCS)),
         ("--migproof-race-rounds", partial(options.whole_number, minimum=1)),
+        ("--migproof-power-images", partial(options.whole_number, minimum=1)),
     )
 }
 
@@ -168,6 +170,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=_PARSERS["--migproof-race-rounds"],
         help="rounds per race case",
     )
+    group.addoption(
+        "--migproof-power-images",
+        metavar="N",
+        type=_PARSERS["--migproof-power-images"],
+        help="power-loss images per sync barrier, at most",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -226,6 +234,7 @@ def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) 
         crash_at=pick("--migproof-crash-at", "crash_at"),
         race_procs=pick("--migproof-race-procs", "race_procs"),
         race_rounds=pick("--migproof-race-rounds", "race_rounds"),
+        power_images=pick("--migproof-power-images", "power_images"),
         fixtures_dir=fixtures_dir(pyproject.parent, table),
         baseline=baseline_file(pyproject.parent, table),
         table=dict(table),
@@ -330,6 +339,7 @@ class _Session:
                 ("crash_at", settings.crash_at),
                 ("race_procs", settings.race_procs),
                 ("race_rounds", settings.race_rounds),
+                ("power_images", settings.power_images),
             )
             if v is not None
         }

@@ -188,11 +188,16 @@ def run_case(ctx: Context, case: Case) -> CheckResult:
     began = time.perf_counter()
     if case.from_version is None or case.journal_mode is None:
         raise ValueError(f"{case.id}: a power-loss case names a start version and a journal mode")
+    per_barrier = ctx.config.power_images
     run, store = power_case(
-        ctx, case.from_version, case.journal_mode, only=parse_barriers(case.point)
+        ctx,
+        case.from_version,
+        case.journal_mode,
+        only=parse_barriers(case.point),
+        per_barrier=per_barrier,
     )
     where = (
-        f"{case.journal_mode} journal, up to {DEFAULT_PER_BARRIER} images per barrier, "
+        f"{case.journal_mode} journal, up to {per_barrier} images per barrier, "
         f"SQLite {sqlite3.sqlite_version}"
     )
 

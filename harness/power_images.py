@@ -76,7 +76,7 @@ VARIANTS: Final = ("keep-all", "drop-all", "names-only", "torn", "prefix", "subs
 DEFAULT_PER_BARRIER: Final = 8  # the four fixed variants, two seeded prefixes, two subsets
 # What the certificate records as the model (docs/certify.md, "Power loss").
 MODEL: Final = (
-    f"a cut before every sync and at the end; up to {DEFAULT_PER_BARRIER} images per cut: "
+    "a cut before every sync and at the end; up to power_images images per cut: "
     "unsynced writes all kept, all lost, only the directory's changes kept, the last write "
     f"torn at a {SECTOR}-byte sector, seeded prefixes and subsets per file; file names durable "
     "only after a directory sync"

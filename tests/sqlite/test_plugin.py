@@ -237,6 +237,8 @@ def test_a_check_that_cannot_enumerate_is_a_failed_item(pytester: pytest.Pyteste
         ("seed = -1", [], "*seed*>= 0, got -1*"),
         ("rows = 6.5", [], "*rows*whole number*"),
         ('crash_mode = "bogus"', [], "*crash_mode*snapshot*kill*"),
+        ("power_images = 0", [], "*power_images*>= 1, got 0*"),
+        ("", ["--migproof-power-images", "0"], "*--migproof-power-images takes a number >= 1*"),
     ],
 )
 def test_bad_table_values_are_usage_errors_as_the_options_are(

@@ -4,7 +4,9 @@ crash-recovery cannot), the durability claim, the engine, command targets, repro
 from __future__ import annotations
 
 import io
+import json
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -226,3 +228,21 @@ def test_a_command_target_is_judged_the_same_way(tmp_path: Path) -> None:
         or "reference-state" in results[("sync-off", False)]
     )
     assert results[(None, True)] == {"durability"}
+
+
+def test_the_cli_line_carries_the_budget_and_replays_the_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from migproof.cli import main
+
+    spec = "tests/migrators/power_sync_off.py:TARGET"
+    argv = ["certify", spec, "--only", "power-loss", "--power-images", "5", "--rows", "4"]
+    assert main([*argv, "--workdir", str(tmp_path / "w"), "--json", str(tmp_path / "c.json")]) == 1
+    lines = re.findall(r"reproduce: (migproof certify .*)", capsys.readouterr().out)
+    assert lines
+    replay = shlex.split(lines[0])[1:]
+    assert "--power-images" in replay
+    assert main([*replay, "--workdir", str(tmp_path / "replay")]) == 1
+    assert "FAIL power-loss[v0->v3,delete]" in capsys.readouterr().out
+    settings = json.loads((tmp_path / "c.json").read_text())["settings"]
+    assert (settings["power_images"], settings["power_model"]) == (5, MODEL)
