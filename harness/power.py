@@ -143,19 +143,21 @@ def power_case(
     durable = contract.durable(target)
     findings: list[PowerFinding] = []
     lost: list[PowerImage] = []
-    for n, (image, iid) in enumerate(zip(chosen, store.ids, strict=True)):
+    verdicts: dict[tuple[str, bool], tuple[Finding, ...]] = {}
+    for image, iid in zip(chosen, store.ids, strict=True):
         # One image at a time: judge's "never goes back" rule orders crash points, and these
         # are alternatives. AFTER_LAST makes it demand head -- where a durable claim holds.
         claimed = durable and image.barrier.last
-        point = Point(n, AFTER_LAST if claimed else "", iid)
-        found = judge(
-            start=start_version,
-            head=target.head,
-            points=[point],
-            recoveries=recoveries,
-            references=references,
-            final=final,
-        )
+        found = verdicts.get((iid, claimed))
+        if found is None:
+            found = verdicts[(iid, claimed)] = judge(
+                start=start_version,
+                head=target.head,
+                points=[Point(0, AFTER_LAST if claimed else "", iid)],
+                recoveries=recoveries,
+                references=references,
+                final=final,
+            )
         findings.extend(PowerFinding(image, f) for f in found)
         seen = recoveries[iid].seen
         if image.barrier.last and not found and seen is not None and seen.version < target.head:

@@ -82,7 +82,6 @@ MODEL: Final = (
     "only after a directory sync"
 )
 _DATA: Final = (OpKind.WRITE, OpKind.TRUNCATE, OpKind.COPY)
-_NAMES: Final = (OpKind.CREATE, OpKind.UNLINK, OpKind.RENAME)
 _SHOWN: Final = 3  # ops named per finding; the rest are counted
 
 
@@ -131,10 +130,6 @@ class PowerImage:
     @property
     def lost_names(self) -> tuple[int, ...]:
         return self.barrier.unsynced_names[self.kept_names :]
-
-    @property
-    def loses_nothing(self) -> bool:
-        return not self.dropped and not self.lost_names and self.tear is None
 
     def describe(self, record: Record) -> str:
         """``b3 (before (fdatasync db, pid 7), k=17) subset: lost 2 of 5 unsynced writes: ...``"""

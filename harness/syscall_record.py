@@ -283,6 +283,10 @@ def _differ(found: Files, expected: Files) -> str:
 _LINE: Final = re.compile(r"^(\d+)\s+(.*)$")
 _RESUMED: Final = re.compile(r"^<\.\.\. (\w+) resumed>(.*)$")
 _UNFINISHED: Final = " <unfinished ...>"
+# "args) = result"; a call resumed after another process's line has its result padded into a
+# column ("<... fsync resumed>)              = 0"). Strings are hex, so the last ")" before
+# "=" is the call's own.
+_RETURNED: Final = re.compile(r"^(.*)\)\s+= (.*)$")
 _FD: Final = re.compile(r"^(-?\d+|AT_FDCWD)(?:<(.*)>)?$")
 _HEX: Final = re.compile(r"\\x([0-9a-f]{2})")
 _PUNCTUATION: Final = re.compile(r"[,\[\]{}]")
@@ -515,8 +519,8 @@ def parse_strace(text: str, db: Path) -> tuple[list[Op], list[str]]:
             pending[pid] = body[: -len(_UNFINISHED)]
             continue
         name, paren, rest = body.partition("(")
-        if not paren or ") = " not in rest:
+        returned = _RETURNED.match(rest) if paren else None
+        if returned is None:
             continue  # an exit or a call killed before it returned
-        args, _, ret = rest.rpartition(") = ")
-        parser.call(pid, name, _split(args), ret)
+        parser.call(pid, name, _split(returned.group(1)), returned.group(2))
     return parser.ops, parser.problems

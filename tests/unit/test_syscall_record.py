@@ -180,3 +180,20 @@ def test_read_files_reads_the_database_and_the_files_named_after_it(tmp_path: Pa
         (tmp_path / name).write_bytes(data)
     (tmp_path / "other").write_bytes(b"o")
     assert read_files(tmp_path / "state.db") == {"": b"d", ".tmp": b"t"}
+
+
+def test_a_resumed_call_with_its_result_padded_is_kept() -> None:
+    # strace aligns the result of a call resumed after another process's line: ")   = 0".
+    text = "\n".join(
+        [
+            f"7 fsync({fd(6, J)} <unfinished ...>",
+            f"8 close({fd(5, '/tmp/err')} <unfinished ...>",
+            "7 <... fsync resumed>)              = 0",
+            f'7 pwrite64({fd(3, "/w/run/state.db")}, "{hx("pg")}", 2, 0 <unfinished ...>',
+            "8 <... close resumed>)              = 0",
+            "7 <... pwrite64 resumed>)           = 2",
+        ]
+    )
+    ops, problems = parse_strace(text, DB)
+    assert problems == []
+    assert [(o.kind, o.file) for o in ops] == [(OpKind.SYNC, "-journal"), (OpKind.WRITE, "")]
