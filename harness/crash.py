@@ -318,6 +318,7 @@ def crash_case(  # noqa: PLR0911 -- one early return per way a case cannot be ju
         recoveries=recoveries,
         references=references,
         final=final,
+        internal=internal_tables(target),
     )
     run = CaseRun(
         tuple(chosen), recording.statements, recoveries, findings, recoverer.distinct_states

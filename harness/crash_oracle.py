@@ -21,8 +21,9 @@ version v to head, crash point k (the boundary before statement k) passes when:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
+from functools import partial
 from typing import TYPE_CHECKING, Final
 
 from migproof.engine import schema as schema_mod
@@ -113,21 +114,27 @@ def judge(
     recoveries: Mapping[str, Recovery],
     references: Mapping[int, State],
     final: State,
+    internal: frozenset[str] = frozenset(),
 ) -> tuple[Finding, ...]:
     """Every failing (crash point, oracle) pair, in k order.
 
     ``references`` must hold the clean state for every version some recovery reports within
     [start, head]; ``final`` is the uninterrupted run's result. ``points`` may be a contiguous
-    slice (a crash-point group): durability is then judged within the slice.
+    slice (a crash-point group): durability is then judged within the slice. ``internal``
+    names the target's bookkeeping tables: one that a recovered state has and its clean state
+    lacks was created ahead of a step (a version table made in its own transaction), which is
+    no half-applied step; convergence still compares it with the uninterrupted run's.
     """
     out: list[Finding] = []
     committed: tuple[int, int] | None = None  # (version, first k that recovered to it)
-    memo: dict[tuple[int, int], list[str]] = {}  # many points share one recovery: diff it once
+    memo: dict[tuple[int, int, bool], list[str]] = {}  # many points share one recovery
 
-    def diff_once(expected: State, found: State) -> list[str]:
-        key = (id(expected), id(found))
+    def diff_once(expected: State, found: State, *, reference: bool = False) -> list[str]:
+        key = (id(expected), id(found), reference)
         known = memo.get(key)
         if known is None:
+            if reference:
+                found = _without_new_bookkeeping(expected, found, internal)
             known = memo[key] = differences(expected, found)
         return known
 
@@ -149,7 +156,12 @@ def judge(
             )
         else:
             matched = _match_reference(
-                rec.seen, start=start, head=head, references=references, fail=fail, diff=diff_once
+                rec.seen,
+                start=start,
+                head=head,
+                references=references,
+                fail=fail,
+                diff=partial(diff_once, reference=True),
             )
             if matched is not None:
                 if committed is not None and matched < committed[0]:
@@ -218,6 +230,13 @@ def _join(diffs: Sequence[str]) -> str:
     shown = "; ".join(diffs[:_SHOWN])
     more = len(diffs) - _SHOWN
     return f"{shown}; and {more} more" if more > 0 else shown
+
+
+def _without_new_bookkeeping(expected: State, found: State, internal: frozenset[str]) -> State:
+    """``found`` less the internal tables ``expected`` does not have."""
+    present = {t.name for t in expected.schema.tables}
+    new = [name for name in internal if name not in present]
+    return replace(found, schema=found.schema.without(*new)) if new else found
 
 
 def differences(expected: State, found: State) -> list[str]:

@@ -7,7 +7,9 @@ source of the module the SPEC names and of every *user* module reachable from it
 module globals (a module imported, or a class or function imported from one): modules of
 the standard library, of installed packages (site-packages) and of migproof itself are left
 out, since their versions are recorded separately. Nothing is executed: the modules are
-already imported by loading the SPEC.
+already imported by loading the SPEC. A tool's configuration (``alembic=alembic.ini``) names
+no module: its adapter says which files run beside the revisions it checksums (Alembic's
+env.py, the module of a sqlite-utils migration set).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import migproof.engine
 import migproof.harness
 
 import migproof
+from migproof import adapters
 
 # Where code that is not the user's lives: the standard library and installed packages.
 _NOT_USER_PATHS: Final = tuple(
@@ -75,7 +78,7 @@ def source_files(start: types.ModuleType) -> list[Path]:
 def source_digest(spec: str) -> tuple[str, list[Path]]:
     """A hash of the target's source files (contents only, in path order) and the files."""
     module = spec_module(spec)
-    files = source_files(module) if module is not None else []
+    files = source_files(module) if module is not None else adapters.source_files(spec)
     h = hashlib.sha256()
     for f in files:
         # Contents, not paths: a clone elsewhere certifies the same code.

@@ -9,9 +9,11 @@ reference and fixture databases through one cache folder (files are built under 
 name and renamed, so a worker never sees half a file). A failing item prints what was found,
 what was expected, and the one command line that replays it.
 
-Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``, or a ``command`` table),
-``seed``, ``journal_modes``, ``rows``, ``checks``, ``crash_mode``, ``crash_at``, ``race_procs``,
-``race_rounds``, ``power_images``, ``fixtures``; each but the last can be overridden by its ``--migproof-*`` option (``--migproof-spec`` for ``steps``,
+Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``, a ``command`` table, or a
+tool's configuration: ``alembic``, ``yoyo``, ``sqlite_utils``), ``seed``, ``journal_modes``,
+``rows``, ``checks``, ``crash_mode``, ``crash_at``, ``race_procs``, ``race_rounds``,
+``power_images``, ``fixtures``; each but the last can be overridden by its ``--migproof-*``
+option (``--migproof-spec`` for ``steps``,
 ``--migproof-only`` for ``checks``, else the key's own name), and a key's value is checked as
 its option's is. ``--migproof-since`` has no key. ``--no-migproof`` turns collection off.
 
@@ -199,7 +201,14 @@ def _read_table(pyproject: Path) -> dict[str, Any] | None:
     table = data.get("tool", {}).get("migproof")
     if not isinstance(table, dict):
         return None
-    named = table.get("steps") or table.get("target") or isinstance(table.get("command"), dict)
+    from migproof.adapters import ADAPTERS  # imports no tool
+
+    named = (
+        table.get("steps")
+        or table.get("target")
+        or isinstance(table.get("command"), dict)
+        or any(k in table for k in ADAPTERS)
+    )
     return table if named else None
 
 
@@ -312,6 +321,8 @@ class _Session:
     """One process's view of a certification run: the target, its context and its cases."""
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        from migproof import adapters
+
         from . import certify
         from .cases import RunConfig
         from .checks import select
@@ -319,10 +330,11 @@ class _Session:
         from .project import Project
         from .spec import load_target
 
-        spec = settings.spec
+        spec = adapters.rooted(settings.spec, settings.root)  # alembic=alembic.ini beside it
         file_part, sep, attr = spec.rpartition(":")
         if (
             sep
+            and adapters.parse(spec) is None
             and (file_part.endswith((".py", ".toml")) or "/" in file_part)
             and not os.path.isabs(file_part)
         ):

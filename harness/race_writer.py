@@ -9,9 +9,9 @@ writer must never have failed to get the lock within its timeout (a migration th
 the write lock that long breaks the application's own writes).
 
 The row is planned from the start version's schema -- a generated value for each column
-that needs one, a parent's key for a NOT NULL foreign key -- and probed once in a
-rolled-back transaction on a scratch copy; a table whose CHECKs or triggers reject it is
-passed over for the next one.
+that needs one, a parent's key for a NOT NULL foreign key -- and probed with two rows in a
+rolled-back transaction on a scratch copy; a table whose CHECKs, triggers or keys reject
+them is passed over for the next one.
 """
 
 from __future__ import annotations
@@ -171,10 +171,12 @@ def choose_plan(scratch_db: Path, schema: Schema, exclude: Iterable[str] = ()) -
             plan = plan_for(conn, schema, table)
             if plan is None:
                 continue
-            params, _ = plan.row(0)
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute(plan.sql, params)
+                # Two rows: a plan whose rows collide (a key made only of foreign keys, which
+                # always name the same parent) would fail the writer on its second row.
+                for i in (0, 1):
+                    conn.execute(plan.sql, plan.row(i)[0])
             except sqlite3.Error:
                 continue  # a CHECK, a trigger or a UNIQUE index rejects it: try the next table
             finally:

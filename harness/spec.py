@@ -5,6 +5,9 @@ be loaded becomes a usage error (exit 2). Declared engine ``Steps`` become a tar
 ``engine_target.EngineTarget``; any other object must already satisfy ``Target`` (``name``,
 ``head``, ``migrate``, ``version``). With no SPEC, ``certify`` and ``freeze`` read
 ``[tool.migproof] target`` (else ``steps``) from ./pyproject.toml, as the pytest plugin does.
+A project migrated by Alembic, yoyo or sqlite-utils names its tool's configuration instead
+(``alembic = "alembic.ini"``); that SPEC reads ``alembic=alembic.ini`` and builds the
+ready-made adapter (``migproof.adapters``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 
 from migproof.engine import spec as engine_spec
 from migproof.engine.errors import InvalidDeclarationError
+
+from migproof import adapters
 
 from .engine_target import EngineTarget, is_engine_steps
 from .errors import UsageError
@@ -43,7 +48,8 @@ def project_at(start: Path = Path()) -> Project:
 
 def default_spec(start: Path = Path()) -> str:
     """``[tool.migproof] target``, else ``steps``, else the ``[tool.migproof.command]`` table
-    (``pyproject.toml:command``), in ./pyproject.toml (as the pytest plugin)."""
+    (``pyproject.toml:command``), else a tool's configuration (``alembic = "alembic.ini"``), in
+    ./pyproject.toml (as the pytest plugin)."""
     table = migproof_table(start)
     spec = table_spec(table)
     if spec:
@@ -51,7 +57,8 @@ def default_spec(start: Path = Path()) -> str:
     raise UsageError(
         f"no SPEC given and no [tool.migproof] steps (or target, or command table) in "
         f"{start / 'pyproject.toml'}; pass SPEC (package.module:ATTR or path/to/file.py:ATTR) "
-        "or add the key. Nothing was run."
+        "or add the key (or alembic, yoyo, sqlite_utils for a project those tools migrate). "
+        "Nothing was run."
     )
 
 
@@ -59,11 +66,20 @@ COMMAND_SPEC = "pyproject.toml:command"  # the SPEC of a [tool.migproof.command]
 
 
 def table_spec(table: Mapping[str, Any]) -> str | None:
-    """The SPEC a ``[tool.migproof]`` table names: target, else steps, else its command."""
+    """The SPEC a ``[tool.migproof]`` table names: target, else steps, else its command, else
+    an adapter key (``alembic = "alembic.ini"`` is the SPEC ``alembic=alembic.ini``)."""
     spec = table.get("target") or table.get("steps")
+    command = isinstance(table.get("command"), Mapping)
+    adapter = adapters.spec_in(table)
+    if adapter is not None and (spec or command):
+        other = "target" if table.get("target") else "steps" if spec else "command"
+        raise UsageError(
+            f"[tool.migproof] names both {other} and {adapter.partition('=')[0]}; keep the one "
+            "that migrates this project's database. Nothing was run."
+        )
     if isinstance(spec, str) and spec:
         return spec
-    return COMMAND_SPEC if isinstance(table.get("command"), Mapping) else None
+    return COMMAND_SPEC if command else adapter
 
 
 def load_command(pyproject: Path) -> Target:
@@ -120,7 +136,11 @@ def load_object(spec: str) -> object:
 
 def load_target(spec: str) -> Target:
     """The target a SPEC names: engine steps adapted, or an object that is a target already;
-    ``path/pyproject.toml:command`` is the command declared there."""
+    ``path/pyproject.toml:command`` is the command declared there, and a tool's configuration
+    (``alembic=alembic.ini``) its ready-made adapter."""
+    adapted = adapters.load(spec)
+    if adapted is not None:
+        return adapted
     file_part, sep, attr = spec.rpartition(":")
     if sep and attr == "command" and Path(file_part).name == "pyproject.toml":
         return load_command(Path(file_part))

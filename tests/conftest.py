@@ -4,6 +4,10 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+# tests/projects/ holds example user projects whose pyproject.toml names a migrator: the
+# adapters' tests certify them (and copy them for pytester); this suite must not collect them.
+collect_ignore = ["projects"]
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Slow matrices run only when asked for (-m slow); CI runs their bounded slices.

@@ -157,6 +157,26 @@ def test_writer_plan_fills_not_null_foreign_keys_and_skips_rejecting_tables(
     assert missing_rows(db, plan, ["migproof-race-5"]) == ["migproof-race-5"]
 
 
+def test_writer_plan_skips_a_table_whose_rows_would_collide(tmp_path: Path) -> None:
+    # A link table keyed by two foreign keys: every planned row has the same parents, so the
+    # second insert breaks the primary key. The writer would fail on its second row and the
+    # race would report the application's error as the migration's.
+    db = tmp_path / "w.db"
+    make_db(
+        db,
+        "CREATE TABLE a_link (a INTEGER NOT NULL REFERENCES parent (id), "
+        "b INTEGER NOT NULL REFERENCES parent (id), PRIMARY KEY (a, b))",
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT)",
+        "INSERT INTO parent (id, name) VALUES (42, 'p')",
+    )
+    conn = sqlite3.connect(db)
+    schema = read_schema(conn)
+    conn.close()
+    plan = choose_plan(db, schema)
+    assert plan is not None
+    assert plan.table == "parent"
+
+
 def test_writer_plan_none_when_nothing_accepts_a_row(tmp_path: Path) -> None:
     db = tmp_path / "w.db"
     make_db(db, "CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER NOT NULL REFERENCES e (id))")

@@ -66,6 +66,43 @@ def test_half_applied_step_is_a_reference_state_failure() -> None:
     assert "clean state at v1" in found[0].expected
 
 
+def test_bookkeeping_created_ahead_of_a_step_is_not_a_half_applied_step() -> None:
+    # A tool that creates its (empty) version table in its own transaction before the first
+    # step (Alembic, yoyo, sqlite-utils): the user's schema is v0's and the tool reads v0. An
+    # internal table the clean state lacks is no step; convergence still judges it.
+    ledger = Schema.build([Table("ledger", (Column("v", "INTEGER", False, None, 0, 0),))])
+    with_ledger = State(0, Schema.build([*ledger.tables]), ())
+    recs = {"a": ok(S0), "l": ok(with_ledger), "c": ok(S2)}
+    found = judge(
+        start=0,
+        head=2,
+        points=points("a", "l", "c"),
+        recoveries=recs,
+        references=REFS,
+        final=S2,
+        internal=frozenset({"ledger"}),
+    )
+    assert found == ()
+    # Not excused: a table that is not internal, or an internal table the clean state has
+    # in another shape.
+    found = judge(
+        start=0, head=2, points=points("a", "l", "c"), recoveries=recs, references=REFS, final=S2
+    )
+    assert [(f.k, f.oracle) for f in found] == [(1, Oracle.REFERENCE)]
+    reshaped = State(0, Schema.build([Table("ledger", (Column("w", "TEXT", False, None, 0, 0),))]), ())
+    refs = {**REFS, 0: with_ledger}
+    found = judge(
+        start=0,
+        head=2,
+        points=points("a", "l", "c"),
+        recoveries={"a": ok(with_ledger), "l": ok(reshaped), "c": ok(S2)},
+        references=refs,
+        final=S2,
+        internal=frozenset({"ledger"}),
+    )
+    assert [(f.k, f.oracle) for f in found] == [(1, Oracle.REFERENCE)]
+
+
 def test_changed_data_at_a_clean_schema_is_a_reference_state_failure() -> None:
     bumped = State(1, schema("a"), (("t", ((cell(2),),)),))
     recs = {"a": ok(S0), "x": ok(bumped), "c": ok(S2)}
