@@ -141,6 +141,7 @@ def power_case(
     except Exception as err:
         return _failed(f"the uninterrupted reference run from v{start_version} failed: {err}")
     durable = contract.durable(target)
+    internal = contract.internal_tables(target)
     findings: list[PowerFinding] = []
     lost: list[PowerImage] = []
     verdicts: dict[tuple[str, bool], tuple[Finding, ...]] = {}
@@ -157,6 +158,7 @@ def power_case(
                 recoveries=recoveries,
                 references=references,
                 final=final,
+                internal=internal,
             )
         findings.extend(PowerFinding(image, f) for f in found)
         seen = recoveries[iid].seen

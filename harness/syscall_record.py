@@ -57,7 +57,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Final
 
-Files = Mapping[str, bytes]  # suffix ("", "-journal", "-wal") -> bytes
+Files = Mapping[str, bytes]  # suffix ("", "-journal", "-wal", ".tmp"...) -> bytes
 
 DIRECTORY: Final = "/"  # the ``file`` of a directory sync
 FORMAT: Final = "migproof-write-record"
@@ -290,6 +290,7 @@ _RETURNED: Final = re.compile(r"^(.*)\)\s+= (.*)$")
 _FD: Final = re.compile(r"^(-?\d+|AT_FDCWD)(?:<(.*)>)?$")
 _HEX: Final = re.compile(r"\\x([0-9a-f]{2})")
 _PUNCTUATION: Final = re.compile(r"[,\[\]{}]")
+_POINTER: Final = re.compile(r"\[(\d+)\]")  # an offset passed by pointer: "[0] => [4096]"
 _DELETED: Final = " (deleted)"
 
 
@@ -493,7 +494,7 @@ class _Parser:
         """Where a copy read or wrote: ``[x] => [y]`` or ``[x]`` is x (the descriptor's offset
         stays); ``NULL`` is the descriptor's own offset, which moves on by ``count``."""
         if pointer != "NULL":
-            m = re.match(r"\[(\d+)\]", pointer)
+            m = _POINTER.match(pointer)
             return int(m.group(1)) if m else None
         known = self.offsets.get((pid, fd))
         if known is not None and known >= 0:

@@ -369,6 +369,7 @@ def crash_case(
         recoveries=recoveries,
         references=references,
         final=final,
+        internal=contract.internal_tables(target),
     )
     run = CaseRun(
         tuple(chosen),
