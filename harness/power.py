@@ -25,7 +25,7 @@ from .cases import CheckResult, Status
 from .context import safe_name
 from .crash import Observer, References
 from .crash_images import DB_NAME, image_id
-from .crash_oracle import AFTER_LAST, Finding, Oracle, Point, Recovery, judge
+from .crash_oracle import AFTER_LAST, Finding, Oracle, Point, Recovery, State, judge
 from .power_images import DEFAULT_PER_BARRIER, PowerImage, barriers, build, images
 from .write_crash import AsLeftRecoverer, RecordFailed, recorded_run, reference_states
 
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from .syscall_record import Record
 
 _FINDINGS_SHOWN: Final = 5
+# Distinct failing images after which a case stops judging: the failure is proven, and each
+# further one can cost a re-run that waits out a stale lock (yoyo: a lock timeout per image).
+STOP_AFTER: Final = 10
 _KEPT_IMAGES: Final = 5
 
 
@@ -93,6 +96,7 @@ class PowerRun:
     distinct_states: int
     lost: tuple[PowerImage, ...] = ()  # consistent at the end but the migration gone
     durable: bool = False  # the target claims durability
+    unjudged: int = 0  # images left once STOP_AFTER distinct images had failed
     error: str = ""
     skip: str = ""
     note: str = ""
@@ -131,26 +135,36 @@ def power_case(
     work = ctx.scratch(f"power-v{start_version}-{journal_mode}")
     observer = Observer(target, ctx.schema_of)
     recoverer = AsLeftRecoverer(observer, work / "recover")
-    recoveries = {iid: recoverer.recover(store, iid) for iid in dict.fromkeys(store.ids)}
     start = ctx.fixture_db(start_version, journal_mode)
     refs = References(observer, start, start_version, work / "reference")
-    try:
-        final, references, notes = reference_states(
-            target, refs, start_version, recoveries.values()
-        )
-    except Exception as err:
-        return _failed(f"the uninterrupted reference run from v{start_version} failed: {err}")
     durable = contract.durable(target)
     internal = contract.internal_tables(target)
+    recoveries: dict[str, Recovery] = {}
+    references: dict[int, State] = {}
+    notes: list[str] = []
+    verdicts: dict[tuple[str, bool], tuple[Finding, ...]] = {}
+    judged: list[PowerImage] = []
+    failing = 0
     findings: list[PowerFinding] = []
     lost: list[PowerImage] = []
-    verdicts: dict[tuple[str, bool], tuple[Finding, ...]] = {}
     for image, iid in zip(chosen, store.ids, strict=True):
         # One image at a time: judge's "never goes back" rule orders crash points, and these
         # are alternatives. AFTER_LAST makes it demand head -- where a durable claim holds.
         claimed = durable and image.barrier.last
         found = verdicts.get((iid, claimed))
         if found is None:
+            if failing >= STOP_AFTER:
+                break  # enough evidence; a failing image can cost a lock timeout per re-run
+            if iid not in recoveries:
+                recoveries[iid] = recoverer.recover(store, iid)
+            try:
+                final, more, why = reference_states(target, refs, start_version, [recoveries[iid]])
+            except Exception as err:
+                return _failed(
+                    f"the uninterrupted reference run from v{start_version} failed: {err}"
+                )
+            references.update(more)
+            notes.extend(n for n in why if n not in notes)
             found = verdicts[(iid, claimed)] = judge(
                 start=start_version,
                 head=target.head,
@@ -160,19 +174,22 @@ def power_case(
                 final=final,
                 internal=internal,
             )
+            failing += bool(found)
+        judged.append(image)
         findings.extend(PowerFinding(image, f) for f in found)
         seen = recoveries[iid].seen
         if image.barrier.last and not found and seen is not None and seen.version < target.head:
             lost.append(image)
     run = PowerRun(
         record,
-        tuple(chosen),
+        tuple(judged),
         len(barriers(record)),
         recoveries,
         tuple(findings),
         recoverer.distinct_states,
         tuple(lost),
         durable,
+        unjudged=len(chosen) - len(judged),
         note="; ".join(notes),
     )
     return run, store
@@ -226,8 +243,11 @@ def run_case(ctx: Context, case: Case) -> CheckResult:
         )
         return result(Status.PASS, detail)
     failing = list(dict.fromkeys(f.image for f in run.findings))
+    stopped = (
+        f" (judging stopped there: {run.unjudged} more images not judged)" if run.unjudged else ""
+    )
     lines = [
-        f"{len(failing)} of {n} {span} fail from v{case.from_version} ({where}):",
+        f"{len(failing)} of {n} {span} fail from v{case.from_version} ({where}){stopped}:",
         *(f"  {f.describe(run.record)}" for f in run.findings[:_FINDINGS_SHOWN]),
     ]
     if len(run.findings) > _FINDINGS_SHOWN:

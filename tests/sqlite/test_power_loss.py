@@ -246,3 +246,19 @@ def test_the_cli_line_carries_the_budget_and_replays_the_failure(
     assert "FAIL power-loss[v0->v3,delete]" in capsys.readouterr().out
     settings = json.loads((tmp_path / "c.json").read_text())["settings"]
     assert (settings["power_images"], settings["power_model"]) == (5, MODEL)
+
+
+def test_judging_stops_once_enough_images_have_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(power, "STOP_AFTER", 1)
+    report = certify(
+        "tests/migrators/power_sync_off.py:TARGET",
+        power_sync_off.TARGET,
+        tmp_path,
+        "power-loss[v0->v3,delete]",
+    )
+    [result] = report.results
+    assert result.status is Status.FAIL
+    assert result.detail.startswith("1 of ")
+    assert "(judging stopped there: " in result.detail.splitlines()[0]

@@ -89,7 +89,9 @@ def test_bookkeeping_created_ahead_of_a_step_is_not_a_half_applied_step() -> Non
         start=0, head=2, points=points("a", "l", "c"), recoveries=recs, references=REFS, final=S2
     )
     assert [(f.k, f.oracle) for f in found] == [(1, Oracle.REFERENCE)]
-    reshaped = State(0, Schema.build([Table("ledger", (Column("w", "TEXT", False, None, 0, 0),))]), ())
+    reshaped = State(
+        0, Schema.build([Table("ledger", (Column("w", "TEXT", False, None, 0, 0),))]), ()
+    )
     refs = {**REFS, 0: with_ledger}
     found = judge(
         start=0,
