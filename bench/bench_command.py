@@ -105,7 +105,7 @@ def attach_vs_spawn(quick: bool) -> None:
                 "from migproof.harness.spec import load_target; "
                 f"load_target({SPEC!r}).migrate({str(db)!r})"
             )
-            argv = write_crash.strace_argv(db, run_dir / "log", 0)[:-2]
+            argv = write_crash.strace_argv(run_dir / "log", 0)[:-2]
             began = time.perf_counter()
             subprocess.run([*argv, sys.executable, "-c", code], check=True)
             spawn.append(time.perf_counter() - began)

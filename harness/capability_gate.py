@@ -14,6 +14,7 @@ every check        the clean database at each version it starts from      skip: 
 drift              clean databases at every start version and the next    skip, as above
 crash-recovery     statements traced in this process (statement level)    skip: --crash-at writes
                    strace, for --crash-at writes                          skip: install strace
+power-loss         strace (it always records the writes)                  skip: install strace
 =================  =====================================================  =========================
 """
 
@@ -36,11 +37,11 @@ _MIGRATE_TO_FIX: Final = (
 
 
 def strace_missing() -> str | None:
-    """Why write-level crash points cannot be recorded here, or None."""
+    """Why write-level crash points and power-loss images cannot be recorded here, or None."""
     if shutil.which("strace") is None:
         return (
-            "strace is not installed: --crash-at writes records the migration's writes with "
-            "strace (Debian/Ubuntu: apt-get install strace)"
+            "strace is not installed: --crash-at writes and power-loss record the migration's "
+            "writes with strace (Debian/Ubuntu: apt-get install strace)"
         )
     return None
 
@@ -84,6 +85,8 @@ def case_skip(ctx: Context, case: Case) -> str | None:
         return _no_clean(missing)
     if case.check == "crash-recovery":
         return crash_skip(ctx)
+    if case.check == "power-loss":
+        return strace_missing()
     return None
 
 

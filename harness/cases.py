@@ -16,6 +16,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
 from .options import DEFAULT_CASE_TIMEOUT
+from .power_images import DEFAULT_PER_BARRIER
 from .project import NO_PROJECT, Project
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class RunConfig:
     crash_at: str = "statements"  # "statements" | "writes" (recorded with strace)
     race_procs: int = 8
     race_rounds: int = 2
+    power_images: int = DEFAULT_PER_BARRIER  # power-loss images per sync barrier, at most
     keep_failures: Path | None = None
     fixtures_dir: Path | None = None  # frozen fixtures and the lock file (``migproof freeze``)
     # The [tool.migproof] table the run was configured from (declarations beside the SPEC).

@@ -48,6 +48,7 @@ from .cases import Case, CheckResult, RunConfig, Shard, Status, touches_since
 from .context import DEFAULT_ROWS, ReferenceError_, RunContext, safe_name
 from .errors import UsageError
 from .options import DEFAULT_CASE_TIMEOUT
+from .power_images import MODEL as POWER_MODEL
 from .sandbox import CaseTimeout, evidence
 
 if TYPE_CHECKING:
@@ -154,6 +155,8 @@ class Report:
                 "race_rounds": self.config.race_rounds,
                 "jobs": self.config.jobs,
                 "case_timeout": self.config.case_timeout,
+                "power_images": self.config.power_images,
+                "power_model": POWER_MODEL,
             },
             "selection": {
                 "only": [c.name for c in sel.checks] if sel and partial else None,
@@ -293,6 +296,8 @@ def reproduce_line(config: RunConfig, case: Case, fp: str, *, rows: int = DEFAUL
         parts.append(f"--crash-mode {config.crash_mode}")
     if case.check == "crash-recovery" and config.crash_at != defaults.crash_at:
         parts.append(f"--crash-at {config.crash_at}")
+    if case.check == "power-loss" and config.power_images != defaults.power_images:
+        parts.append(f"--power-images {config.power_images}")
     if case.check == "race":
         if config.race_procs != defaults.race_procs:
             parts.append(f"--race-procs {config.race_procs}")

@@ -96,6 +96,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help=f"race rounds per version pair (default {defaults.race_rounds})",
     )
     p.add_argument(
+        "--power-images",
+        type=_pos_int,
+        default=defaults.power_images,
+        metavar="N",
+        help=f"power-loss images per sync barrier, at most (default {defaults.power_images})",
+    )
+    p.add_argument(
         "--rows",
         type=_pos_int,
         default=DEFAULT_ROWS,
@@ -303,6 +310,7 @@ def _certify(args: argparse.Namespace) -> int:
             crash_at=args.crash_at or _table_crash_at(project),
             race_procs=args.race_procs,
             race_rounds=args.race_rounds,
+            power_images=args.power_images,
             keep_failures=args.keep_failures,
             fixtures_dir=args.fixtures or default_fixtures(),
             project=project,

@@ -263,8 +263,8 @@ class CommandTarget:
     Capabilities it offers (``contract``): ``internal_tables``, ``lock_timeout`` (when
     declared), ``lock_timeout_errors`` (``LockTimeoutRefusal``), ``min_supported`` (when
     declared), ``stamp_version`` (user_version, or the declared ``stamp``),
-    ``can_migrate_to`` / ``clean_versions`` (what it can build), ``command_line`` and
-    ``fingerprint_files``.
+    ``can_migrate_to`` / ``clean_versions`` (what it can build), ``command_line``,
+    ``fingerprint_files`` and ``durable`` (as declared).
     """
 
     lock_timeout_errors: tuple[type[BaseException], ...] = (LockTimeoutRefusal,)
@@ -277,6 +277,7 @@ class CommandTarget:
         self.lock_timeout = spec.lock_timeout
         self.min_supported = spec.min_supported
         self.can_migrate_to = spec.migrate_to is not None
+        self.durable = spec.durable
         # Set by the race for its rounds: meet the other processes at the first lock.
         self.barrier: Barrier | None = None
 

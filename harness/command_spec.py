@@ -59,6 +59,7 @@ _KEYS: Final = (
     "min_supported",
     "versions",
     "sources",
+    "durable",
 )
 
 
@@ -82,6 +83,7 @@ class CommandSpec:
     min_supported: int | None = None
     versions: Path | tuple[tuple[int, Path], ...] | None = None  # a folder, or dumps by version
     sources: tuple[str, ...] = field(default=())
+    durable: bool = False  # it exits 0 only once the migration is on disk (power-loss judges it)
 
 
 def _bad(key: str, problem: str, fix: str) -> UsageError:
@@ -257,6 +259,13 @@ def parse(table: Mapping[str, Any], root: Path) -> CommandSpec:
     minimum = _number(table, "min_supported", minimum=0, whole=True)
     lock_timeout = _number(table, "lock_timeout", minimum=0, whole=False)
     timeout = _number(table, "timeout", minimum=0.001, whole=False)
+    durable = table.get("durable", False)
+    if not isinstance(durable, bool):
+        raise _bad(
+            "durable",
+            f"must be true or false, not {durable!r}",
+            "Write durable = true if it exits only after a synced commit",
+        )
     return CommandSpec(
         name=name,
         head=head,
@@ -274,4 +283,5 @@ def parse(table: Mapping[str, Any], root: Path) -> CommandSpec:
         min_supported=minimum,
         versions=_versions(table, root.resolve()),
         sources=_strings(table, "sources"),
+        durable=durable,
     )

@@ -38,6 +38,10 @@ clean_versions         versions it can build from an empty file when   every ver
 command_line(p, v)     the argv that migrates p: it runs outside this  statements are traced in
                        process (statement tracing cannot see it)       this process
 fingerprint_files()    files of its code to hash into the fingerprint  the SPEC's Python modules
+durable                True: it returns only once its migration is     no claim: ``power-loss``
+                       durable (a synced commit; ``power-loss`` fails  notes a finished migration
+                       a cut right after it that loses the migration)  lost to a cut, as long as
+                                                                       the file stays consistent
 =====================  ==============================================  ===========================
 
 Declarations in ``pyproject.toml`` need no code: ``[tool.migproof.changes.N]`` with the keys
@@ -129,6 +133,11 @@ class RunsAsCommand(Protocol):
 @runtime_checkable
 class HasFingerprintFiles(Protocol):
     def fingerprint_files(self) -> Sequence[Path]: ...
+
+
+@runtime_checkable
+class ClaimsDurability(Protocol):
+    durable: bool
 
 
 # --- one accessor each -----------------------------------------------------------------------
@@ -312,6 +321,21 @@ def fingerprint_files(target: Target) -> tuple[Path, ...]:
     return tuple(Path(p) for p in found())
 
 
+def durable(target: Target) -> bool:
+    """Whether the target claims that a migration it returned from survives a power cut.
+
+    No default claim: WAL with ``synchronous=NORMAL`` loses the last commits to power loss and
+    stays consistent, which is a trade a migrator may make. The engine claims it (it commits
+    with ``synchronous=EXTRA``); a command says ``durable = true``.
+    """
+    found = _attr(target, "durable")
+    if found is None:
+        return False
+    if not isinstance(found, bool):
+        raise _bad("durable", "a bool", found)
+    return found
+
+
 def declared_changes(target: Target, project: Project, version: int) -> DeclaredChanges:
     """What step ``version`` declares: the target's ``declared_changes`` merged with the
     project's ``[tool.migproof.changes.N]``."""
@@ -348,6 +372,7 @@ def check(target: Target, project: Project) -> None:
     clean_versions(target)
     command_line(target)
     fingerprint_files(target)
+    durable(target)
     changes = project_changes(project)
     beyond = sorted(v for v in changes if not 1 <= v <= target.head)
     if beyond:

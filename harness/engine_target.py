@@ -53,6 +53,8 @@ class EngineTarget:
     # refusal, raised no sooner than its busy timeout (migrate()'s default, 5 s).
     lock_timeout_errors: tuple[type[BaseException], ...] = (LockTimeoutError,)
     lock_timeout: float = 5.0
+    # It commits with synchronous=EXTRA (engine/script.py): a returned migration is on disk.
+    durable: bool = True
 
     def __init__(self, steps: Any) -> None:
         self.steps = steps

@@ -18,10 +18,10 @@ to what is collected, when it has a ``[tool.migproof]`` table.
 Configuration: ``[tool.migproof]`` keys ``steps`` (or ``target``, a ``command`` table, or a
 tool's configuration: ``alembic``, ``yoyo``, ``sqlite_utils``), ``seed``, ``journal_modes``,
 ``rows``, ``checks``, ``crash_mode``, ``crash_at``, ``race_procs``, ``race_rounds``,
-``case_timeout``, ``fixtures``; each but the last can be overridden by its ``--migproof-*``
-option (``--migproof-spec`` for ``steps``, ``--migproof-only`` for ``checks``, else the key's
-own name), and a key's value is checked as its option's is. ``--migproof-since`` has no key.
-``--no-migproof`` turns collection off.
+``case_timeout``, ``power_images``, ``fixtures``; each but the last can be overridden by its
+``--migproof-*`` option (``--migproof-spec`` for ``steps``, ``--migproof-only`` for
+``checks``, else the key's own name), and a key's value is checked as its option's is.
+``--migproof-since`` has no key. ``--no-migproof`` turns collection off.
 
 Fixtures for hand-written tests: ``migproof_target``, and ``migproof_db_at(version, ...)``,
 which returns the path of a private copy of a seeded, populated database at that version --
@@ -74,6 +74,7 @@ class Settings:
     race_procs: int | None
     race_rounds: int | None
     case_timeout: float | None
+    power_images: int | None
     fixtures_dir: Path | None  # frozen fixtures: [tool.migproof] fixtures, else <root>/fixtures
     baseline: Path | None  # accepted findings: [tool.migproof] baseline, else the default file
     table: Mapping[str, Any]  # the whole [tool.migproof] table (declarations beside the SPEC)
@@ -110,6 +111,7 @@ _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
         ("--migproof-race-procs", partial(options.whole_number, minimum=options.MIN_RACE_PROCS)),
         ("--migproof-race-rounds", partial(options.whole_number, minimum=1)),
         ("--migproof-case-timeout", options.seconds),
+        ("--migproof-power-images", partial(options.whole_number, minimum=1)),
     )
 }
 
@@ -186,6 +188,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             "kill the target and fail the item when one case runs longer "
             f"(default {options.DEFAULT_CASE_TIMEOUT:g})"
         ),
+    )
+    group.addoption(
+        "--migproof-power-images",
+        metavar="N",
+        type=_PARSERS["--migproof-power-images"],
+        help="power-loss images per sync barrier, at most",
     )
 
 
@@ -270,6 +278,7 @@ def settings_for(config: pytest.Config, pyproject: Path, table: dict[str, Any]) 
         race_procs=pick("--migproof-race-procs", "race_procs"),
         race_rounds=pick("--migproof-race-rounds", "race_rounds"),
         case_timeout=pick("--migproof-case-timeout", "case_timeout"),
+        power_images=pick("--migproof-power-images", "power_images"),
         fixtures_dir=fixtures_dir(pyproject.parent, table),
         baseline=baseline_file(pyproject.parent, table),
         table=dict(table),
@@ -378,6 +387,7 @@ class _Session:
                 ("race_procs", settings.race_procs),
                 ("race_rounds", settings.race_rounds),
                 ("case_timeout", settings.case_timeout),
+                ("power_images", settings.power_images),
             )
             if v is not None
         }

@@ -11,7 +11,9 @@ The record
 ==========
 
 ``Record.start`` and ``Record.end`` are the files before and after the run, ``{suffix: bytes}``
-with suffix ``""`` for the database, ``"-journal"`` and ``"-wal"`` (never ``-shm``: recovery
+with suffix ``""`` for the database, ``"-journal"`` and ``"-wal"``, and any other file in the
+database's folder whose name starts with the database's (``state.db.tmp`` is ``".tmp"``: a
+migrator that migrates a copy and renames it over the original), but never a ``-shm`` (recovery
 rebuilds it, and SQLite maps it into memory, so its writes are not system calls). A file that
 does not exist is absent from the mapping. ``Record.ops`` is every operation on those files
 and on their directory, in the order the kernel saw them, over every process and thread of
@@ -26,6 +28,8 @@ truncate    file, size                                    ftruncate, openat(O_TR
 write       file, offset (-1: at the end), data           pwrite64, write, writev, pwritev
 unlink      file                                          unlink, unlinkat
 rename      file, to                                      rename, renameat, renameat2
+copy        file, offset, size, source, source_offset     sendfile, copy_file_range (the
+                                                          kernel copies: no data to show)
 sync        file ("/" for the directory), data_only       fsync, fdatasync
 ==========  ============================================  ================================
 
@@ -43,6 +47,7 @@ why, and no crash image of that record is trusted -- the case is skipped, never 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -52,9 +57,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Final
 
-Files = Mapping[str, bytes]  # suffix ("", "-journal", "-wal") -> bytes
+Files = Mapping[str, bytes]  # suffix ("", "-journal", "-wal", ".tmp"...) -> bytes
 
-SUFFIXES: Final = ("", "-journal", "-wal")
 DIRECTORY: Final = "/"  # the ``file`` of a directory sync
 FORMAT: Final = "migproof-write-record"
 FORMAT_VERSION: Final = 1
@@ -62,8 +66,9 @@ FORMAT_VERSION: Final = 1
 # a file (lseek and close keep the offsets of plain write() calls right).
 SYSCALLS: Final = (
     "openat,open,creat,write,pwrite64,writev,pwritev,pwritev2,ftruncate,truncate,fsync,"
-    "fdatasync,unlink,unlinkat,rename,renameat,renameat2,lseek,close"
+    "fdatasync,unlink,unlinkat,rename,renameat,renameat2,lseek,close,sendfile,copy_file_range"
 )
+_UNTRACKED: Final = "-shm"  # a file named after the database that is never recorded
 
 
 class OpKind(Enum):
@@ -72,20 +77,23 @@ class OpKind(Enum):
     WRITE = "write"
     UNLINK = "unlink"
     RENAME = "rename"
+    COPY = "copy"
     SYNC = "sync"
 
 
 @dataclass(frozen=True, slots=True)
 class Op:
     kind: OpKind
-    file: str  # a suffix of SUFFIXES, or DIRECTORY for a directory sync
+    file: str  # a suffix ("", "-journal", ".tmp"...), or DIRECTORY for a directory sync
     pid: int = 0
     syscall: str = ""
     offset: int = 0  # write: where (-1: at the end of the file, O_APPEND)
     data: bytes = b""  # write
-    size: int = 0  # truncate
+    size: int = 0  # truncate: the new size; copy: bytes copied
     to: str = ""  # rename: the suffix it becomes
     data_only: bool = False  # sync: fdatasync
+    source: str = ""  # copy: the file read
+    source_offset: int = 0  # copy: where it was read from
 
     @property
     def mutates(self) -> bool:
@@ -100,6 +108,8 @@ class Op:
             else f"{name} (append +{len(self.data)})",
             OpKind.TRUNCATE: f"{name} to {self.size} bytes",
             OpKind.RENAME: f"{name} -> db{self.to}",
+            OpKind.COPY: f"{name} [{self.offset}, +{self.size}) from db{self.source} "
+            f"[{self.source_offset}, +{self.size})",
         }.get(self.kind, name)
         return f"({self.syscall} {what}, pid {self.pid})"
 
@@ -146,13 +156,34 @@ class Record:
             raise ValueError(f"{folder / 'record.jsonl'} is not a {FORMAT} v{FORMAT_VERSION}")
         ops = tuple(_op_from_json(json.loads(line)) for line in lines[1:])
 
-        def files(name: str) -> dict[str, bytes]:
-            where = folder / name
-            return {
-                s: (where / f"db{s}").read_bytes() for s in SUFFIXES if (where / f"db{s}").exists()
-            }
+        return cls(
+            read_files(folder / "start" / "db"),
+            ops,
+            read_files(folder / "end" / "db"),
+            tuple(header.get("problems", ())),
+        )
 
-        return cls(files("start"), ops, files("end"), tuple(header.get("problems", ())))
+
+def tracked(db_name: str, name: str) -> str | None:
+    """The suffix a file called ``name`` beside the database ``db_name`` is recorded as, or None."""
+    if not name.startswith(db_name) or name.endswith(_UNTRACKED):
+        return None
+    return name[len(db_name) :]
+
+
+def read_files(db: Path) -> dict[str, bytes]:
+    """The database at ``db`` and every file beside it that a record holds, by suffix.
+
+    Only for files no connection of this process has open (reading closes a descriptor).
+    """
+    out: dict[str, bytes] = {}
+    if not db.parent.is_dir():
+        return out
+    for path in sorted(db.parent.iterdir()):
+        suffix = tracked(db.name, path.name)
+        if suffix is not None and path.is_file():
+            out[suffix] = path.read_bytes()
+    return out
 
 
 def _op_json(op: Op) -> dict[str, object]:
@@ -168,6 +199,8 @@ def _op_json(op: Op) -> dict[str, object]:
         out["size"] = op.size
     elif op.kind is OpKind.RENAME:
         out["to"] = op.to
+    elif op.kind is OpKind.COPY:
+        out.update(offset=op.offset, size=op.size, source=op.source, source_offset=op.source_offset)
     elif op.kind is OpKind.SYNC:
         out["data_only"] = op.data_only
     return out
@@ -184,6 +217,8 @@ def _op_from_json(raw: dict[str, object]) -> Op:
         size=int(str(raw.get("size", 0))),
         to=str(raw.get("to", "")),
         data_only=bool(raw.get("data_only", False)),
+        source=str(raw.get("source", "")),
+        source_offset=int(str(raw.get("source_offset", 0))),
     )
 
 
@@ -194,12 +229,13 @@ def apply(files: dict[str, bytearray], op: Op) -> None:
     """Apply one op to ``files`` in place (what the kernel did to the visible files)."""
     if op.kind is OpKind.CREATE:
         files.setdefault(op.file, bytearray())
-    elif op.kind is OpKind.WRITE:
+    elif op.kind in (OpKind.WRITE, OpKind.COPY):
+        data = op.data if op.kind is OpKind.WRITE else copied(files, op)
         buf = files.setdefault(op.file, bytearray())
         at = len(buf) if op.offset < 0 else op.offset
         if at > len(buf):
             buf.extend(bytes(at - len(buf)))  # a hole reads as zeros
-        buf[at : at + len(op.data)] = op.data
+        buf[at : at + len(data)] = data
     elif op.kind is OpKind.TRUNCATE:
         buf = files.setdefault(op.file, bytearray())
         if op.size < len(buf):
@@ -212,6 +248,12 @@ def apply(files: dict[str, bytearray], op: Op) -> None:
         moved = files.pop(op.file, None)
         if moved is not None:
             files[op.to] = moved
+
+
+def copied(files: Mapping[str, bytearray | bytes], op: Op) -> bytes:
+    """The bytes a copy op reads from its source as the files are now."""
+    source = files.get(op.source, b"")
+    return bytes(source[op.source_offset : op.source_offset + op.size])
 
 
 def replay(start: Files, ops: Sequence[Op]) -> dict[str, bytes]:
@@ -241,33 +283,41 @@ def _differ(found: Files, expected: Files) -> str:
 _LINE: Final = re.compile(r"^(\d+)\s+(.*)$")
 _RESUMED: Final = re.compile(r"^<\.\.\. (\w+) resumed>(.*)$")
 _UNFINISHED: Final = " <unfinished ...>"
+# "args) = result"; a call resumed after another process's line has its result padded into a
+# column ("<... fsync resumed>)              = 0"). Strings are hex, so the last ")" before
+# "=" is the call's own.
+_RETURNED: Final = re.compile(r"^(.*)\)\s+= (.*)$")
 _FD: Final = re.compile(r"^(-?\d+|AT_FDCWD)(?:<(.*)>)?$")
 _HEX: Final = re.compile(r"\\x([0-9a-f]{2})")
+_PUNCTUATION: Final = re.compile(r"[,\[\]{}]")
+_POINTER: Final = re.compile(r"\[(\d+)\]")  # an offset passed by pointer: "[0] => [4096]"
 _DELETED: Final = " (deleted)"
 
 
 def _unhex(text: str) -> bytes:
-    """A strace -xx string (``\\x2f\\x74``) as bytes."""
-    return bytes(int(h, 16) for h in _HEX.findall(text))
+    """A strace -xx string (``\\x2f\\x74``) as bytes; anything but the escapes is ignored."""
+    if text.startswith("\\x"):  # the common case, fast: a write's data is megabytes of them
+        with contextlib.suppress(ValueError):
+            return bytes.fromhex(text.replace("\\x", ""))
+    return bytes.fromhex("".join(_HEX.findall(text)))
 
 
 def _split(args: str) -> list[str]:
     """Top-level comma-separated arguments (strings are hex, so hold no commas or brackets)."""
     out: list[str] = []
     depth = 0
-    current: list[str] = []
-    for ch in args:
+    begin = 0
+    for m in _PUNCTUATION.finditer(args):
+        ch = m.group()
         if ch in "[{":
             depth += 1
         elif ch in "]}":
             depth -= 1
-        if ch == "," and depth == 0:
-            out.append("".join(current).strip())
-            current = []
-        else:
-            current.append(ch)
-    if current:
-        out.append("".join(current).strip())
+        elif depth == 0:
+            out.append(args[begin : m.start()].strip())
+            begin = m.end()
+    if args[begin:]:
+        out.append(args[begin:].strip())
     return out
 
 
@@ -280,15 +330,16 @@ def _string(arg: str) -> tuple[bytes, bool]:
 
 class _Parser:
     def __init__(self, db: Path) -> None:
-        real = os.path.realpath(db)
-        self.roles = {f"{real}{s}": s for s in SUFFIXES}
-        self.roles[os.path.dirname(real)] = DIRECTORY
+        self.folder, self.name = os.path.split(os.path.realpath(db))
         self.offsets: dict[tuple[int, int], int] = {}  # (pid, fd) -> offset; -1 appends
         self.ops: list[Op] = []
         self.problems: list[str] = []
 
     def role(self, path: str) -> str | None:
-        return self.roles.get(os.path.normpath(path))
+        folder, name = os.path.split(os.path.normpath(path))
+        if folder != self.folder:
+            return DIRECTORY if os.path.join(folder, name) == self.folder else None
+        return tracked(self.name, name)
 
     def fd(self, arg: str) -> tuple[int, str | None]:
         """(fd, its file's role) from a ``-y`` decorated descriptor; role None: untracked."""
@@ -335,6 +386,8 @@ class _Parser:
             role = self.at_path("AT_FDCWD", args[0])
             if role is not None:
                 self.add(Op(OpKind.TRUNCATE, role, pid, name, size=int(args[1])))
+        elif name in ("sendfile", "copy_file_range"):
+            self.copied(pid, name, args, int(result))
         elif name in ("fsync", "fdatasync"):
             _, role = self.fd(args[0])
             if role is not None:
@@ -400,6 +453,54 @@ class _Parser:
                 self.offsets[(pid, fd)] = known + count
         self.add(Op(OpKind.WRITE, role, pid, name, offset=offset, data=data))
 
+    def copied(self, pid: int, name: str, args: list[str], count: int) -> None:
+        """sendfile(out, in, in_offset*, n) or copy_file_range(in, in_offset*, out, out_offset*,
+        n, flags): the kernel copies, so the record keeps where from and replays the bytes."""
+        if name == "sendfile":
+            (out, out_at), (src, src_at) = (args[0], "NULL"), (args[1], args[2])
+        else:
+            (src, src_at), (out, out_at) = (args[0], args[1]), (args[2], args[3])
+        out_fd, role = self.fd(out)
+        if role is None or role == DIRECTORY or count == 0:
+            return
+        src_fd, source = self.fd(src)
+        if source is None or source == DIRECTORY:
+            self.problems.append(
+                f"pid {pid} {name} into db{role} from a file the record does not hold"
+            )
+            return
+        source_offset = self.position(pid, src_fd, src_at, count)
+        offset = self.position(pid, out_fd, out_at, count)
+        if source_offset is None or offset is None:
+            self.problems.append(
+                f"pid {pid} {name} into db{role} through a descriptor the record did not see "
+                "opened (its offset is unknown)"
+            )
+            return
+        self.add(
+            Op(
+                OpKind.COPY,
+                role,
+                pid,
+                name,
+                offset=offset,
+                size=count,
+                source=source,
+                source_offset=source_offset,
+            )
+        )
+
+    def position(self, pid: int, fd: int, pointer: str, count: int) -> int | None:
+        """Where a copy read or wrote: ``[x] => [y]`` or ``[x]`` is x (the descriptor's offset
+        stays); ``NULL`` is the descriptor's own offset, which moves on by ``count``."""
+        if pointer != "NULL":
+            m = _POINTER.match(pointer)
+            return int(m.group(1)) if m else None
+        known = self.offsets.get((pid, fd))
+        if known is not None and known >= 0:
+            self.offsets[(pid, fd)] = known + count
+        return known
+
 
 def parse_strace(text: str, db: Path) -> tuple[list[Op], list[str]]:
     """The ops on ``db``'s files in ``strace -f -y -xx`` output, and what could not be read."""
@@ -419,8 +520,8 @@ def parse_strace(text: str, db: Path) -> tuple[list[Op], list[str]]:
             pending[pid] = body[: -len(_UNFINISHED)]
             continue
         name, paren, rest = body.partition("(")
-        if not paren or ") = " not in rest:
+        returned = _RETURNED.match(rest) if paren else None
+        if returned is None:
             continue  # an exit or a call killed before it returned
-        args, _, ret = rest.rpartition(") = ")
-        parser.call(pid, name, _split(args), ret)
+        parser.call(pid, name, _split(returned.group(1)), returned.group(2))
     return parser.ops, parser.problems

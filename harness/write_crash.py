@@ -30,16 +30,18 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from . import contract, dbfiles, forked
 from .crash import CaseRun, Observer, Recoverer, References, integrity, unstable_columns
-from .crash_images import DB_NAME, image_id, read_files_by_path
+from .crash_images import DB_NAME, image_id
 from .crash_oracle import AFTER_LAST, Point, Recovery, State, judge
 from .starts import start_db
-from .syscall_record import SYSCALLS, Record, apply, parse_strace, replay
+from .syscall_record import SYSCALLS, Record, apply, parse_strace, read_files, replay
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .cases import Context
     from .target import Target
 
@@ -67,9 +69,10 @@ def _traced_by(pid: int) -> int:
     return 0
 
 
-def strace_argv(db: Path, log: Path, pid: int) -> list[str]:
-    real = os.path.realpath(db)
-    paths = [real, f"{real}-journal", f"{real}-wal", os.path.dirname(real)]
+def strace_argv(log: Path, pid: int) -> list[str]:
+    """Every listed call of the run, not only those on the database's paths (``-P``): a file
+    named after the database (``state.db.tmp``, renamed over it later) is recorded too, and
+    ``-P`` takes exact paths only. The parser keeps the calls on the database's folder."""
     return [
         "strace",
         "-f",  # every process and thread the run starts
@@ -84,7 +87,6 @@ def strace_argv(db: Path, log: Path, pid: int) -> list[str]:
         "signal=none",
         "-o",
         str(log),
-        *(a for p in paths for a in ("-P", p)),
         "-p",
         str(pid),
     ]
@@ -104,13 +106,13 @@ def record_run(
     run_dir.mkdir(parents=True)
     db = run_dir / DB_NAME
     dbfiles.copy(start, db, missing_ok=True)
-    before = read_files_by_path(db)
+    before = read_files(db)
     log = workdir.resolve() / "strace.log"
     error_file = workdir.resolve() / "error.txt"
     pid, go_w = _waiting_child(target, db, error_file)
     tracer: subprocess.Popen[bytes] | None = None
     try:
-        tracer = _attach(pid, strace_argv(db, log, pid), workdir.resolve() / "strace.err")
+        tracer = _attach(pid, strace_argv(log, pid), workdir.resolve() / "strace.err")
         os.write(go_w, _GO)
         os.close(go_w)
         go_w = -1
@@ -126,10 +128,29 @@ def record_run(
             forked.reap(pid, timeout=forked.KILL_GRACE)
         if tracer is not None:
             _stop(tracer)
-    after = read_files_by_path(db)
+    after = read_files(db)
     ops, problems = parse_strace(log.read_text(encoding="ascii", errors="replace"), db)
     error = error_file.read_text() if error_file.exists() else ""
     return Recorded(Record(before, tuple(ops), after, tuple(problems)), error)
+
+
+def recorded_run(ctx: Context, start_version: int, journal_mode: str) -> Recorded:
+    """The recorded run from the fixture at ``start_version``, made once per run and kept in
+    the run's cache: crash points at writes and power-loss images are built from one record."""
+    start = ctx.fixture_db(start_version, journal_mode)
+    kept = start.with_name(f"write-record-{start.stem}")
+    if (kept / "record.jsonl").exists():
+        return Recorded(Record.load(kept), (kept / "error.txt").read_text(encoding="utf-8"))
+    work = ctx.scratch(f"record-v{start_version}-{journal_mode}")
+    recorded = record_run(ctx.target, start, work / "record")
+    publish = work / "publish"
+    recorded.record.save(publish)
+    (publish / "error.txt").write_text(recorded.error, encoding="utf-8")
+    # Another process sharing the workdir (pytest-xdist) may have kept its own first: either
+    # record is a run of the same migration from the same file.
+    with contextlib.suppress(OSError):
+        os.replace(publish, kept)
+    return recorded
 
 
 def _waiting_child(target: Target, db: Path, error_file: Path) -> tuple[int, int]:
@@ -180,6 +201,14 @@ def _stop(tracer: subprocess.Popen[bytes]) -> None:
 # --- images, replayed on demand -------------------------------------------------------------------
 
 
+class FileImages(Protocol):
+    """Crash images by id (``ReplayedImages``, ``power_loss.PowerImages``)."""
+
+    def files(self, iid: str) -> dict[str, bytes]: ...
+
+    def copy_to(self, iid: str, dst: Path) -> None: ...
+
+
 class ReplayedImages:
     """The distinct crash images of a record, by content id, rebuilt by replay when asked.
 
@@ -224,7 +253,7 @@ class AsLeftRecoverer(Recoverer):
         super().__init__(observer, workdir)
         self._raw = 0
 
-    def recover(self, images: ReplayedImages, iid: str) -> Recovery:  # type: ignore[override]
+    def recover(self, images: FileImages, iid: str) -> Recovery:  # type: ignore[override]
         base = super().recover(images, iid)  # type: ignore[arg-type]
         files = images.files(iid)
         if base.integrity != "ok" or not any(files.get(s) for s in ("-journal", "-wal")):
@@ -267,6 +296,29 @@ class AsLeftRecoverer(Recoverer):
 # --- one case -------------------------------------------------------------------------------------
 
 
+def reference_states(
+    target: Target, refs: References, start_version: int, recoveries: Iterable[Recovery]
+) -> tuple[State, dict[int, State], list[str]]:
+    """The uninterrupted run's result, the clean state at every version a recovery shows
+    within [start, head], and notes on what could not be compared. Raises what the target's
+    reference run raises."""
+    notes: list[str] = []
+    final = refs.state(None)
+    references: dict[int, State] = {}
+    for r in recoveries:
+        w = r.seen.version if r.seen is not None else -1
+        if not start_version <= w <= target.head or w in references:
+            continue
+        if w in (start_version, target.head) or contract.can_migrate_to(target):
+            references[w] = refs.state(w)
+        else:
+            # No migrate_to: the clean state at w cannot be built from this start.
+            notes.append(f"recoveries at v{w} not compared with a clean v{w} (no migrate_to)")
+            assert r.seen is not None
+            references[w] = r.seen
+    return final, references, notes
+
+
 def crash_case(
     ctx: Context, start_version: int, journal_mode: str, *, points: range | None = None
 ) -> tuple[CaseRun, ReplayedImages | None]:
@@ -275,7 +327,7 @@ def crash_case(
     start = start_db(ctx, start_version, journal_mode)  # a fresh start included
     work = ctx.scratch(f"crash-writes-v{start_version}-{journal_mode}")
     try:
-        recorded = record_run(target, start, work / "record")
+        recorded = recorded_run(ctx, start_version, journal_mode)
     except (RecordFailed, forked.WorkerTimeout) as err:
         return CaseRun((), 0, {}, (), 0, error=str(err)), None
     record = recorded.record
@@ -306,21 +358,10 @@ def crash_case(
         iid: recoverer.recover(images, iid) for iid in dict.fromkeys(p.image for p in chosen)
     }
     refs = References(observer, start, start_version, work / "reference")
-    notes: list[str] = []
     try:
-        final = refs.state(None)
-        references: dict[int, State] = {}
-        for r in recoveries.values():
-            w = r.seen.version if r.seen is not None else -1
-            if not start_version <= w <= target.head or w in references:
-                continue
-            if w in (start_version, target.head) or contract.can_migrate_to(target):
-                references[w] = refs.state(w)
-            else:
-                # No migrate_to: the clean state at w cannot be built from this start.
-                notes.append(f"recoveries at v{w} not compared with a clean v{w} (no migrate_to)")
-                assert r.seen is not None
-                references[w] = r.seen
+        final, references, notes = reference_states(
+            target, refs, start_version, recoveries.values()
+        )
     except Exception as err:
         error = f"the uninterrupted reference run from v{start_version} failed: {err}"
         return CaseRun((), len(mutating), {}, (), 0, error=error), images
@@ -331,6 +372,7 @@ def crash_case(
         recoveries=recoveries,
         references=references,
         final=final,
+        internal=contract.internal_tables(target),
     )
     run = CaseRun(
         tuple(chosen),

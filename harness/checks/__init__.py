@@ -16,6 +16,7 @@ from .frozen import FROZEN_FIXTURES, RELEASED_STEPS
 from .idempotent_rerun import CHECK as IDEMPOTENT_RERUN
 from .integrity import CHECK as INTEGRITY
 from .newer_refused import CHECK as NEWER_REFUSED
+from .power_loss import CHECK as POWER_LOSS
 from .race import CHECK as RACE
 from .step_by_step import CHECK as STEP_BY_STEP
 
@@ -35,6 +36,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     CORRUPT_REFUSED,
     INTEGRITY,
     CRASH_RECOVERY,
+    POWER_LOSS,
     RACE,
     FROZEN_FIXTURES,
     RELEASED_STEPS,

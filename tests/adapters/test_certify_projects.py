@@ -81,7 +81,7 @@ def assert_race_reasons(report: Report, reasons: tuple[str, ...]) -> dict[str, s
 
 def test_alembic_default_setup_is_not_crash_or_race_safe(tmp_path: Path) -> None:
     report = certify(_projects.alembic(), _projects.ALEMBIC, tmp_path)
-    assert_only(report, {"crash-recovery", "race"})
+    assert_only(report, {"crash-recovery", "power-loss", "race"})
     # Each CREATE/ALTER commits on its own (sqlite3 opens a transaction only before DML, and
     # Alembic's SQLite dialect assumes non-transactional DDL), before alembic_version moves:
     # a crash there leaves the revision half applied, and the next upgrade runs it again.
@@ -91,6 +91,12 @@ def test_alembic_default_setup_is_not_crash_or_race_safe(tmp_path: Path) -> None
         assert "reference-state: found version" in detail
         assert "re-running migrate raised OperationalError" in detail
         assert "already exists" in detail or "duplicate column name" in detail
+    # A power cut at a sync between those commits leaves the same half-applied revisions.
+    power = failures(report, "power-loss")
+    assert set(power) == cases("power-loss", range(5))
+    for detail in power.values():
+        assert "reference-state: found version" in detail
+        assert "re-running migrate raised OperationalError" in detail
     # Revision 6 passes: its UPDATE opens the driver's transaction, which then holds the whole
     # batch rebuild and the version update.
     # No lock: every process reads alembic_version, then applies the same revisions.
@@ -116,7 +122,9 @@ def test_yoyo_accepts_newer_files_keeps_stale_locks_and_records_steps_apart(
     # A short lock timeout: every crash inside yoyo's lock leaves a stale yoyo_lock row, and
     # each recovery waits it out (10 s in `yoyo apply`) before LockTimeout.
     report = certify(_projects.yoyo(lock_timeout=0.5), _projects.YOYO, tmp_path)
-    assert_only(report, {"newer-refused", "corrupt-refused", "crash-recovery", "race"})
+    assert_only(
+        report, {"newer-refused", "corrupt-refused", "crash-recovery", "power-loss", "race"}
+    )
     # yoyo writes its bookkeeping (lock row, internal tables) before it reads a user table:
     # on a file with a damaged b-tree it fails only after changing the file.
     corrupt = failures(report, "corrupt-refused")
@@ -133,6 +141,9 @@ def test_yoyo_accepts_newer_files_keeps_stale_locks_and_records_steps_apart(
         # The lock row of the killed process stays; the next run waits, then gives up.
         assert "re-running migrate raised LockTimeout" in detail
         assert "run yoyo break-lock" in detail
+    power = failures(report, "power-loss")  # a power cut inside the lock leaves it too
+    assert set(power) == cases("power-loss")
+    assert all("raised LockTimeout" in detail for detail in power.values())
     # A migration commits, then is logged and marked applied in later transactions: a crash
     # between them shows its tables at the previous version. The case's detail lists its
     # first findings only (stale locks); every finding of crash-recovery[v4->v6,delete]:
@@ -153,7 +164,7 @@ def test_yoyo_accepts_newer_files_keeps_stale_locks_and_records_steps_apart(
 
 def test_sqlite_utils_accepts_newer_files_loses_an_index_and_races(tmp_path: Path) -> None:
     report = certify(_projects.sqlite_utils(), _projects.SQLITE_UTILS, tmp_path)
-    assert_only(report, {"newer-refused", "crash-recovery", "race"})
+    assert_only(report, {"newer-refused", "crash-recovery", "power-loss", "race"})
     newer = failures(report, "newer-refused")
     assert set(newer) == {"newer-refused[v7->v6,delete]", "newer-refused[v7->v6,wal]"}
     assert all("accepted a DB at v7" in d and "file unchanged" in d for d in newer.values())
@@ -166,6 +177,9 @@ def test_sqlite_utils_accepts_newer_files_loses_an_index_and_races(tmp_path: Pat
         assert "1 of" in detail.splitlines()[0], detail
         assert "before `CREATE UNIQUE INDEX" in detail
         assert "idx__sqlite_migrations_migration_set_name is missing" in detail
+    power = failures(report, "power-loss")  # a sync separates the two statements
+    assert set(power) == cases("power-loss", (0,))
+    assert all("idx__sqlite_migrations_migration_set_name is missing" in d for d in power.values())
     # No lock: pending migrations are read outside any transaction, and each one runs in a
     # deferred BEGIN: processes collide at once ("database is locked") or apply a migration a
     # second time, which only the ledger's UNIQUE index stops.

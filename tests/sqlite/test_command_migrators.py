@@ -31,6 +31,7 @@ CAUGHT_BY = {
     ("cmd_shell", "rm-journal"): "crash-recovery[v1->v3,delete]",
     ("cmd_shell", "read-unlocked"): "race[v1->v3,delete]",
     ("cmd_shell", "busy-late"): "race[v1->v3,delete]",
+    ("cmd_shell", "sync-off"): "power-loss[v1->v3,delete]",
     ("cmd_bun", "stamp-after"): "crash-recovery[v1->v3,delete]",
     ("cmd_bun", "rm-journal"): "crash-recovery[v1->v3,delete]",
     ("cmd_bun", "read-unlocked"): "race[v1->v3,delete]",

@@ -239,6 +239,8 @@ def test_a_check_that_cannot_enumerate_is_a_failed_item(pytester: pytest.Pyteste
         ('crash_mode = "bogus"', [], "*crash_mode*snapshot*kill*"),
         ("case_timeout = 0", [], "*case_timeout*seconds > 0, got '0'*"),
         ("", ["--migproof-case-timeout", "soon"], "*--migproof-case-timeout takes a number*"),
+        ("power_images = 0", [], "*power_images*>= 1, got 0*"),
+        ("", ["--migproof-power-images", "0"], "*--migproof-power-images takes a number >= 1*"),
     ],
 )
 def test_bad_table_values_are_usage_errors_as_the_options_are(

@@ -43,6 +43,7 @@ def test_a_bare_target_has_no_capability_and_no_engine_default() -> None:
     assert contract.lock_timeout_errors(t) == ()
     assert contract.version_stamper(t) is None
     assert contract.released_steps(t) is None
+    assert contract.durable(t) is False  # no claim: a migration lost to power loss is a note
     contract.check(t, NO_PROJECT)
 
 
@@ -58,6 +59,7 @@ def test_a_bare_target_has_no_capability_and_no_engine_default() -> None:
         ({"lock_timeout_errors": (sqlite3.OperationalError, "x")}, "lock_timeout_errors"),
         ({"stamp_version": 4}, "stamp_version"),
         ({"released_steps": lambda: [(1, "a")]}, "released_steps()"),
+        ({"durable": "yes"}, "durable"),
     ],
 )
 def test_a_malformed_capability_is_a_usage_error_naming_it(
@@ -133,3 +135,17 @@ def test_toml_lines_read_back_as_the_same_declaration() -> None:
     assert project_changes(Project(Path(), tomllib.loads(text)["tool"]["migproof"])) == {
         4: declared
     }
+
+
+def test_durable_is_claimed_by_the_engine_and_by_a_command_that_declares_it() -> None:
+    from migproof.engine.examples.jobqueue import STEPS
+    from migproof.harness.command import CommandTarget
+    from migproof.harness.engine_target import EngineTarget
+
+    assert contract.durable(_with(durable=True)) is True
+    assert contract.durable(EngineTarget(STEPS)) is True
+    assert contract.durable(CommandTarget.of(".", migrate=["m", "{db}"], head=1)) is False
+    claimed = CommandTarget.of(".", migrate=["m", "{db}"], head=1, durable=True)
+    assert contract.durable(claimed) is True
+    with pytest.raises(UsageError, match="durable"):
+        CommandTarget.of(".", migrate=["m", "{db}"], head=1, durable="yes")

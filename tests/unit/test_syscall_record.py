@@ -105,3 +105,95 @@ def test_a_record_saves_and_loads(tmp_path: Path) -> None:
     record = Record({"": b"0123456789AB"}, tuple(ops), {"": b"01234567pa"}, ("a problem",))
     record.save(tmp_path / "rec")
     assert Record.load(tmp_path / "rec") == record
+
+
+# --- files beside the database, and copies the kernel makes ------------------------------------
+
+TMP = "/w/run/state.db.tmp"
+
+
+def test_every_file_named_after_the_database_in_its_folder_is_kept_but_shm() -> None:
+    text = "\n".join(
+        [
+            f'7 openat(AT_FDCWD, "{hx(TMP)}", O_WRONLY|O_CREAT|O_TRUNC, 0644) = {fd(4, TMP)}',
+            f'7 pwrite64({fd(4, TMP)}, "{hx("pg")}", 2, 0) = 2',
+            f'7 pwrite64({fd(5, "/w/run/state.db-shm")}, "{hx("ix")}", 2, 0) = 2',
+            f'7 pwrite64({fd(6, "/w/run/other.db")}, "{hx("no")}", 2, 0) = 2',
+            f'7 rename("{hx(TMP)}", "{hx("/w/run/state.db")}") = 0',
+        ]
+    )
+    ops, problems = parse_strace(text, DB)
+    assert problems == []
+    assert [(o.kind, o.file, o.to) for o in ops] == [
+        (OpKind.CREATE, ".tmp", ""),
+        (OpKind.TRUNCATE, ".tmp", ""),
+        (OpKind.WRITE, ".tmp", ""),
+        (OpKind.RENAME, ".tmp", ""),
+    ]
+    assert replay({"": b"old"}, ops) == {"": b"pg"}
+
+
+def test_sendfile_and_copy_file_range_are_copies_replayed_from_the_source() -> None:
+    src, dst = "/w/run/state.db", TMP
+    text = "\n".join(
+        [
+            f'7 openat(AT_FDCWD, "{hx(src)}", O_RDONLY|O_CLOEXEC) = {fd(3, src)}',
+            f'7 openat(AT_FDCWD, "{hx(dst)}", O_WRONLY|O_CREAT|O_TRUNC, 0644) = {fd(4, dst)}',
+            # shutil.copyfile: an offset pointer for the source, the target's own offset.
+            f"7 sendfile({fd(4, dst)}, {fd(3, src)}, [0] => [6], 8388608) = 6",
+            f"7 sendfile({fd(4, dst)}, {fd(3, src)}, [6], 8388608) = 0",
+            # cp: both descriptors' own offsets (the source's is still 0: sendfile had a pointer).
+            f"7 copy_file_range({fd(3, src)}, NULL, {fd(4, dst)}, NULL, 2, 0) = 2",
+            f"7 copy_file_range({fd(3, src)}, [4], {fd(4, dst)}, [1], 2, 0) = 2",
+        ]
+    )
+    ops, problems = parse_strace(text, DB)
+    assert problems == []
+    copies = [o for o in ops if o.kind is OpKind.COPY]
+    assert [(o.source, o.source_offset, o.offset, o.size) for o in copies] == [
+        ("", 0, 0, 6),
+        ("", 0, 6, 2),
+        ("", 4, 1, 2),
+    ]
+    assert replay({"": b"abcdef"}, ops) == {"": b"abcdef", ".tmp": b"aefdefab"}
+
+
+def test_a_copy_from_a_file_the_record_does_not_hold_makes_it_unusable() -> None:
+    text = f"7 sendfile({fd(4, TMP)}, {fd(3, '/elsewhere/db')}, NULL, 100) = 100"
+    ops, problems = parse_strace(text, DB)
+    assert ops == []
+    assert "from a file the record does not hold" in problems[0]
+
+
+def test_a_record_with_files_beside_the_database_saves_and_loads(tmp_path: Path) -> None:
+    copy = Op(OpKind.COPY, ".tmp", 7, "sendfile", offset=0, size=3, source="", source_offset=1)
+    record = Record({"": b"abcd"}, (copy,), {"": b"abcd", ".tmp": b"bcd"})
+    assert record.problem() is None
+    record.save(tmp_path / "rec")
+    assert Record.load(tmp_path / "rec") == record
+
+
+def test_read_files_reads_the_database_and_the_files_named_after_it(tmp_path: Path) -> None:
+    from migproof.harness.syscall_record import read_files
+
+    for name, data in [("state.db", b"d"), ("state.db.tmp", b"t"), ("state.db-shm", b"s")]:
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "other").write_bytes(b"o")
+    assert read_files(tmp_path / "state.db") == {"": b"d", ".tmp": b"t"}
+
+
+def test_a_resumed_call_with_its_result_padded_is_kept() -> None:
+    # strace aligns the result of a call resumed after another process's line: ")   = 0".
+    text = "\n".join(
+        [
+            f"7 fsync({fd(6, J)} <unfinished ...>",
+            f"8 close({fd(5, '/tmp/err')} <unfinished ...>",
+            "7 <... fsync resumed>)              = 0",
+            f'7 pwrite64({fd(3, "/w/run/state.db")}, "{hx("pg")}", 2, 0 <unfinished ...>',
+            "8 <... close resumed>)              = 0",
+            "7 <... pwrite64 resumed>)           = 2",
+        ]
+    )
+    ops, problems = parse_strace(text, DB)
+    assert problems == []
+    assert [(o.kind, o.file) for o in ops] == [(OpKind.SYNC, "-journal"), (OpKind.WRITE, "")]

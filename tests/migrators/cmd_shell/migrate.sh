@@ -14,6 +14,7 @@
 #   read-unlocked the version read before BEGIN IMMEDIATE is trusted (no check under the lock)
 #   busy-late     the busy timeout is set after BEGIN IMMEDIATE, so BEGIN never waits
 #   rm-journal    "a stale journal from a crash": deleted by hand before starting
+#   sync-off      PRAGMA synchronous = OFF for the migration "for speed": no fsync at all
 set -u
 DB=${1:-${MIGPROOF_DB:?usage: migrate.sh DB [VERSION]}}
 HEAD=3
@@ -49,6 +50,7 @@ while :; do
     exit 0
   fi
   {
+    if [ "$FLAW" = sync-off ]; then echo "PRAGMA synchronous = OFF;"; fi
     if [ "$FLAW" = busy-late ]; then echo "BEGIN IMMEDIATE;"; echo ".timeout $TIMEOUT_MS"
     else echo ".timeout $TIMEOUT_MS"; echo "BEGIN IMMEDIATE;"; fi
     if [ "$FLAW" != read-unlocked ]; then
