@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING, Final
 from . import contract, dbfiles, forked
 from .cases import CheckResult, Status
 from .context import safe_name
-from .crash import Observer, References
+from .crash import Observer, References, unstable_columns
 from .crash_images import DB_NAME, image_id
 from .crash_oracle import AFTER_LAST, Finding, Oracle, Point, Recovery, State, judge
 from .power_images import DEFAULT_PER_BARRIER, PowerImage, barriers, build, images
+from .starts import describe as describe_start
+from .starts import start_db
 from .write_crash import AsLeftRecoverer, RecordFailed, recorded_run, reference_states
 
 if TYPE_CHECKING:
@@ -133,9 +135,11 @@ def power_case(
     chosen = images(record, seed=seed, per_barrier=per_barrier, only=only)
     store = PowerImages(record, chosen)
     work = ctx.scratch(f"power-v{start_version}-{journal_mode}")
-    observer = Observer(target, ctx.schema_of)
+    start = start_db(ctx, start_version, journal_mode)  # a fresh start included
+    observer = Observer(
+        target, ctx.schema_of, unstable_columns(target, ctx.schema_of, start, work / "unstable")
+    )
     recoverer = AsLeftRecoverer(observer, work / "recover")
-    start = ctx.fixture_db(start_version, journal_mode)
     refs = References(observer, start, start_version, work / "reference")
     durable = contract.durable(target)
     internal = contract.internal_tables(target)
@@ -218,7 +222,7 @@ def run_case(ctx: Context, case: Case) -> CheckResult:
         per_barrier=per_barrier,
     )
     where = (
-        f"{case.journal_mode} journal, up to {per_barrier} images per barrier, "
+        f"{describe_start(case.journal_mode)}, up to {per_barrier} images per barrier, "
         f"SQLite {sqlite3.sqlite_version}"
     )
 

@@ -137,7 +137,7 @@ def record_run(
 def recorded_run(ctx: Context, start_version: int, journal_mode: str) -> Recorded:
     """The recorded run from the fixture at ``start_version``, made once per run and kept in
     the run's cache: crash points at writes and power-loss images are built from one record."""
-    start = ctx.fixture_db(start_version, journal_mode)
+    start = start_db(ctx, start_version, journal_mode)  # a fresh start: a scratch path
     kept = start.with_name(f"write-record-{start.stem}")
     if (kept / "record.jsonl").exists():
         return Recorded(Record.load(kept), (kept / "error.txt").read_text(encoding="utf-8"))

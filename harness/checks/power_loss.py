@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Final
 
 from ..cases import Case, CheckResult
 from ..power import run_case
+from ..starts import starts
 from ._common import step_starts
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 NAME: Final = "power-loss"
 _ID_RE: Final = re.compile(
-    r"power-loss\[v(?P<v>\d+)->v(?P<head>\d+),(?P<mode>[a-z]+)(?:,(?P<point>b\d+))?\]"
+    r"power-loss\[v(?P<v>\d+)->v(?P<head>\d+),(?P<mode>[a-z-]+)(?:,(?P<point>b\d+))?\]"
 )
 
 
@@ -40,7 +41,7 @@ class PowerLoss:
     def cases(self, ctx: Context) -> Iterator[Case]:
         head = ctx.target.head
         for v in step_starts(ctx):
-            for mode in ctx.config.journal_modes:
+            for mode in starts(ctx, v):  # at v0 also the fresh starts, as crash-recovery
                 yield Case(NAME, v, head, mode)
 
     def run(self, ctx: Context, case: Case) -> CheckResult:

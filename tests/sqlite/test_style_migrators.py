@@ -61,6 +61,7 @@ def test_correct_outsider_migrators_pass_every_check(module: str, tmp_path: Path
     fresh = [r for r in report.results if r.case.journal_mode in ("missing", "zero-length")]
     assert {(r.case.check, r.status) for r in fresh} == {
         ("crash-recovery", Status.PASS),
+        ("power-loss", Status.PASS),
         ("race", Status.PASS),
     }
 
