@@ -93,13 +93,28 @@ def dump(path: Path, *, header: str) -> str:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        body = "\n".join(conn.iterdump())
+        body = "\n".join(_finite_spelling(line) for line in conn.iterdump())
     finally:
         conn.close()
     comment = "".join(f"-- {line}\n" for line in header.splitlines())
     # iterdump() leaves out the user_version; a replayed dump must carry the version it was
     # frozen at, or the target would see an "empty" file full of tables.
     return f"{comment}PRAGMA user_version = {version};\n{body}\n"
+
+
+# A word outside quotes: SQL text ('...', X'...'), identifiers ("..."), or a bare token.
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[A-Za-z_][A-Za-z0-9_]*|.", re.DOTALL)
+
+
+def _finite_spelling(statement: str) -> str:
+    """``statement`` with SQLite's ``quote()`` spelling of an infinity (``Inf``, ``-Inf``, which
+    no SQL parser reads back) written as the literal it reads as (``1e999``, as the sqlite3
+    shell's ``.dump`` does). Only bare words of row inserts change, never text in quotes."""
+    if "Inf" not in statement or not statement.startswith("INSERT INTO "):
+        return statement  # the schema's text is the user's own, kept as written
+    return "".join(
+        "1e999" if word == "Inf" else word for word in _TOKEN.findall(statement)
+    )
 
 
 def restore(sql: str, path: Path, *, journal_mode: str = "delete") -> None:
