@@ -13,6 +13,7 @@ Pure: no I/O. ``migproof.engine.introspect`` builds a ``Schema`` from a live con
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import TYPE_CHECKING, TypeVar
@@ -21,7 +22,7 @@ from . import sqltext
 from .sqltext import Kind, Token
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +165,7 @@ class TableText:
 _CONSTRAINT_STARTS = frozenset({"constraint", "primary", "unique", "check", "foreign"})
 
 
+@functools.lru_cache(maxsize=sqltext.PARSED_CACHE)
 def parse_create_table(sql: str) -> TableText:
     toks = sqltext.tokenize(sql)
     open_i = next(i for i, t in enumerate(toks) if t.kind is Kind.PUNCT and t.text == "(")
@@ -200,6 +202,7 @@ def parse_create_table(sql: str) -> TableText:
     )
 
 
+@functools.lru_cache(maxsize=sqltext.PARSED_CACHE)
 def parse_create_index(sql: str) -> tuple[tuple[str, ...], str | None]:
     """Key terms and partial predicate of a CREATE INDEX statement."""
     toks = sqltext.tokenize(sql)
@@ -215,7 +218,7 @@ def _is_open(t: Token | None) -> bool:
     return t is not None and t.kind is Kind.PUNCT and t.text == "("
 
 
-def _key_names(toks: list[Token]) -> tuple[str, ...]:
+def _key_names(toks: Sequence[Token]) -> tuple[str, ...]:
     return tuple(part[0].text for part in sqltext.split_top_level(toks))
 
 
