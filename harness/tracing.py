@@ -35,7 +35,7 @@ Busy timeouts. Each traced connection also remembers the busy timeout it waits w
 ``timeout`` it was opened with (``sqlite3.connect``'s default is 5 s), replaced by any
 ``PRAGMA busy_timeout = N`` it runs. ``Trace.busy_timeout`` is that of the connection that ran
 the latest statement, so a caller can tell, when a statement fails with "database is locked",
-whether it had waited as long as SQLite was told to (``race_verdict``).
+whether it had waited as long as SQLite was told to (``race/verdict.py``).
 
 Not seen: connections made by constructing ``sqlite3.Connection(...)`` directly, by references
 to ``connect`` held elsewhere than a module global (a default argument, a class attribute), or

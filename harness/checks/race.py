@@ -12,7 +12,8 @@ Each case first migrates a copy of the fixture uncontended (one process, traced)
 is the yardstick -- its ledger, its committed DDL, its final schema and data are what every
 race from the same start must reproduce. Then R plain rounds (``--race-rounds``, P processes
 each, ``--race-procs``) and ceil(R/4) mixed rounds, which add a live writer inserting into a
-start-version table throughout (``race_writer``). Judgement is in ``race_verdict``.
+start-version table throughout (``harness/race/writer.py``). The rounds are run by
+``harness/race/rounds.py``; judgement is in ``harness/race/verdict.py``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from .. import data, dbfiles, volatile
 from ..cases import Case, CheckResult, Status
 from ..context import progress, remaining
 from ..contract import declared_between, internal_tables, lock_timeout, read_ledger
-from ..race import HANDOFF_PAUSE_MAX, PAUSE_MAX, RoundResult, run_round
-from ..race_verdict import (
+from ..race.rounds import HANDOFF_PAUSE_MAX, PAUSE_MAX, RoundResult, run_round
+from ..race.verdict import (
     Bounds,
     Finding,
     OutcomeKind,
@@ -40,7 +41,7 @@ from ..race_verdict import (
     judge_trace,
     judge_writer,
 )
-from ..race_writer import WRITER_BUSY_TIMEOUT, WriterPlan, choose_plan, missing_rows
+from ..race.writer import WRITER_BUSY_TIMEOUT, WriterPlan, choose_plan, missing_rows
 from ..sandbox import within
 from ..starts import describe, mode_for_references, start_db, starts
 from ._common import step_starts

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import pytest
 from migproof.engine.errors import LockTimeoutError
 from migproof.engine.introspect import read_schema
-from migproof.harness.race import RoundResult, run_round
-from migproof.harness.race_verdict import Bounds, OutcomeKind
-from migproof.harness.race_writer import choose_plan, missing_rows
+from migproof.harness.race.rounds import RoundResult, run_round
+from migproof.harness.race.verdict import Bounds, OutcomeKind
+from migproof.harness.race.writer import choose_plan, missing_rows
 
 from tests.migrators.race_correct import TARGET as CORRECT
 
@@ -215,7 +215,7 @@ class ShortWaitEngine:
 
 
 def test_a_declared_lock_timeout_refusal_is_a_refusal_and_waits_its_bound(tmp_path: Path) -> None:
-    from migproof.harness.race_verdict import judge_outcomes
+    from migproof.harness.race.verdict import judge_outcomes
 
     db = tmp_path / "x.db"
     target = ShortWaitEngine()
@@ -311,7 +311,7 @@ def race_against_held_lock(target: object, db: Path) -> RoundResult:
 def test_database_is_locked_after_a_full_wait_is_measured_on_the_failing_statement(
     how: str, timeout: float, failed_sql: str, tmp_path: Path
 ) -> None:
-    from migproof.harness.race_verdict import judge_outcomes
+    from migproof.harness.race.verdict import judge_outcomes
 
     result = race_against_held_lock(LockedOut(how), tmp_path / "x.db")
     for o in result.outcomes:
@@ -325,7 +325,7 @@ def test_database_is_locked_after_a_full_wait_is_measured_on_the_failing_stateme
 
 
 def test_database_is_locked_without_a_busy_timeout_fails_the_round(tmp_path: Path) -> None:
-    from migproof.harness.race_verdict import judge_outcomes
+    from migproof.harness.race.verdict import judge_outcomes
 
     result = race_against_held_lock(LockedOut("no-timeout"), tmp_path / "x.db")
     assert {(o.kind, o.busy_timeout) for o in result.outcomes} == {(OutcomeKind.LOCKED, 0.0)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migproof.harness.race_verdict import (
+from migproof.harness.race.verdict import (
     Bounds,
     Outcome,
     OutcomeKind,

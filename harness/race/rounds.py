@@ -14,7 +14,7 @@ name, message, whether it was the target's declared lock-timeout refusal or SQLi
 "database is locked", the statement it failed on with how long it waited there and its
 connection's busy timeout, the statements it began) before leaving through ``os._exit``. An
 optional live writer starts first and keeps inserting until the migrators are done (see
-``race_writer``).
+``writer``).
 
 Everything is bounded: one deadline covers the whole round; a child still running then is
 killed with SIGKILL and reported as hung; every child is reaped before ``run_round`` returns,
@@ -23,7 +23,7 @@ children never touch the parent's state: they run the target and ``os._exit``.
 
 Optional target capabilities used here (read through ``contract``; none is required):
 ``lock_timeout_errors`` (the classes of its own lock-timeout refusal) and ``lock_timeout``
-(the seconds it promises to wait) -- how a refusal is judged is in ``race_verdict``.
+(the seconds it promises to wait) -- how a refusal is judged is in ``verdict``.
 """
 
 from __future__ import annotations
@@ -40,17 +40,17 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from . import contract, forked, sandbox, tracing
-from .race_pipe import READY, WARM, payload, qualified_name, send, signal_ready, wait_go
-from .race_verdict import Bounds, Outcome, OutcomeKind, WriterOutcome, is_kept
-from .race_writer import writer_main
+from .. import contract, forked, sandbox, tracing
+from .pipe import READY, WARM, payload, qualified_name, send, signal_ready, wait_go
+from .verdict import Bounds, Outcome, OutcomeKind, WriterOutcome, is_kept
+from .writer import writer_main
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
-    from .race_writer import WriterPlan
-    from .target import Target
+    from ..target import Target
+    from .writer import WriterPlan
 
 DEFAULT_PROCS: Final = 8
 # Jitter after the release: the first HEAD_ON processes start at once, so every round has a
@@ -125,7 +125,7 @@ def run_round(
 
     ``seed`` fixes each process's jitter and pauses (``pause`` before each statement,
     ``handoff`` around the end of a transaction; 0 turns them off). The result lists one
-    outcome per process, in index order; the caller judges it (``race_verdict``).
+    outcome per process, in index order; the caller judges it (``verdict``).
     """
     target = sandbox.unwrap(target)  # each racing process runs it itself, traced
     bounds = bounds or Bounds()

@@ -32,10 +32,10 @@ refusal*. So a round is judged on four things:
    statements the processes actually committed (traced from outside) equal, as a multiset,
    those of the uncontended run -- a step whose DDL appears twice was applied twice, even when
    ``IF NOT EXISTS`` or a swallowed error hid it from the final schema.
-4. The file afterwards (checked by the shell: ``race.py``): at head, ``integrity_check`` ok,
+4. The file afterwards (checked by the shell: ``harness/checks/race.py``): at head, ``integrity_check`` ok,
    schema equal to head's reference, data equal to the uncontended run's.
 
-Everything here is data in, findings out; the processes live in ``race.py``.
+Everything here is data in, findings out; the processes live in ``rounds.py``.
 """
 
 from __future__ import annotations

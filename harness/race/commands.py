@@ -1,6 +1,6 @@
 """The ``race`` check for a command target: P copies of the command on one file, no trace.
 
-The race machinery is the same (``race.run_round``: forked children behind a pipe barrier,
+The race machinery is the same (``rounds.run_round``: forked children behind a pipe barrier,
 each calling ``target.migrate``, which starts the command in a process group of its own and
 kills the group with the child). What differs is the judgement: a command's statements run
 in its own SQLite, in its own process, so "each step applied exactly once" cannot be read
@@ -8,7 +8,7 @@ from a trace. It is judged by what the processes did and what they left:
 
 * every process exits 0, or with its declared lock-timeout refusal (``refusals`` /
   ``refusal_patterns`` kind ``lock-timeout``) -- a duplicate-column error or an immediate
-  "database is locked" is a failure (``race_verdict.judge_outcomes``);
+  "database is locked" is a failure (``verdict.judge_outcomes``);
 * the file afterwards equals one uncontended run from the same start: version, schema,
   integrity and *every row* (a data step applied twice shows in the data; a DDL step applied
   twice fails with an error, which is the first point).
@@ -25,20 +25,20 @@ import shutil
 import time
 from typing import TYPE_CHECKING
 
-from .cases import CheckResult, Status
-from .checks import race as race_check
-from .command import CommandTarget
+from ..cases import CheckResult, Status
+from ..checks import race as race_check
+from ..command import CommandTarget
+from ..contract import internal_tables
+from ..starts import describe, start_db
 from .command_barrier import Barrier
-from .contract import internal_tables
-from .race import run_round
-from .race_verdict import OutcomeKind
-from .race_writer import choose_plan
-from .starts import describe, start_db
+from .rounds import run_round
+from .verdict import OutcomeKind
+from .writer import choose_plan
 
 if TYPE_CHECKING:
-    from .cases import Case, Context
-    from .race import RoundResult
-    from .race_verdict import Finding
+    from ..cases import Case, Context
+    from .rounds import RoundResult
+    from .verdict import Finding
 
 BARRIER = True  # meet at the first open of the file (the bench turns it off to compare)
 NOTE = (
