@@ -160,7 +160,7 @@ def race_rounds(quick: bool) -> None:
             ctx = ctx_for(target, Path(tmp) / f"w-{label[:6]}", rows=6)
             case = Case("race", 1, target.head, "delete")
             race = prepare(ctx, case) if kind == "cmd" else CaseRace.prepare(ctx, case)
-            assert not isinstance(race, str), race
+            assert isinstance(race, CaseRace), race
             walls = [race.round(f"r{i}", procs=8)[0].wall for i in range(rounds)]
             print(
                 f"   {label:30}: {sum(walls) / len(walls) * 1000:6.0f} ms per round (mean of {rounds})"

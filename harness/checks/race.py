@@ -154,8 +154,16 @@ class CaseRace:
     notes: list[str]
 
     @classmethod
-    def prepare(cls, ctx: Context, case: Case) -> CaseRace | NotRaced:
-        """The yardstick for ``case``, or why no round can be judged."""
+    def prepare(
+        cls, ctx: Context, case: Case, *, without_trace: str | None = None
+    ) -> CaseRace | NotRaced:
+        """The yardstick for ``case``, or why no round can be judged.
+
+        ``without_trace`` is for a target whose statements cannot be traced here (a command
+        runs its own SQLite in its own process, ``harness/race/commands.py``): no statement is
+        demanded of the uncontended run, exactly-once rests on the final state and data, and
+        this note, saying so, joins the case's notes.
+        """
         if case.from_version is None or case.journal_mode is None or case.to_version is None:
             raise ValueError(f"{case.id}: a race case names its start, head and journal mode")
         run = _CaseRun(
@@ -179,8 +187,9 @@ class CaseRace:
                 f"{first.error_type} {first.message}); the other "
                 "checks say more -- the race needs a migration that works alone first",
             )
-        expected = _expected(run, solo_path, first.statements, _unstable(run, solo_path, seed))
-        if expected.ledger is None and not expected.changes:
+        statements = first.statements if without_trace is None else ()
+        expected = _expected(run, solo_path, statements, _unstable(run, solo_path, seed))
+        if without_trace is None and expected.ledger is None and not expected.changes:
             # Without a ledger, "each step applied once" is judged from the schema changes and
             # version stamps each process committed. None seen means none can be counted: an
             # empty trace compared with an empty trace would pass a double migration. Not a
@@ -196,7 +205,7 @@ class CaseRace:
                 "...). Enabled by the capability ledger(db_path) -> the versions applied, in "
                 "order (docs/certify.md, the target contract).",
             )
-        notes = list(expected.notes)
+        notes = [*expected.notes, *([without_trace] if without_trace is not None else [])]
         plan: WriterPlan | None = None
         if case.from_version > 0:
             probe = _copy(run.fixture, run.work / "probe.db")

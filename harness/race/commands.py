@@ -26,14 +26,10 @@ import time
 from typing import TYPE_CHECKING
 
 from ..cases import CheckResult, Status
-from ..checks import race as race_check
+from ..checks.race import CaseRace, NotRaced
 from ..command import CommandTarget
-from ..contract import internal_tables
-from ..starts import describe, start_db
+from ..starts import describe
 from .command_barrier import Barrier
-from .rounds import run_round
-from .verdict import OutcomeKind
-from .writer import choose_plan
 
 if TYPE_CHECKING:
     from ..cases import Case, Context
@@ -47,39 +43,12 @@ NOTE = (
 )
 
 
-def prepare(ctx: Context, case: Case) -> race_check.CaseRace | str:
-    """``CaseRace.prepare`` less its demand for traced statements."""
-    if case.from_version is None or case.journal_mode is None or case.to_version is None:
-        raise ValueError(f"{case.id}: a race case names its start, head and journal mode")
-    run = race_check._CaseRun(
-        ctx,
-        case,
-        case.journal_mode,
-        race_check.bounds_of(ctx.target),
-        internal_tables(ctx.target),
-        start_db(ctx, case.from_version, case.journal_mode),
-        ctx.scratch(f"race-v{case.from_version}-{case.journal_mode}"),
-    )
-    solo_path = race_check._copy(run.fixture, run.work / "uncontended.db")
-    seed = f"{ctx.config.seed}:{case.id}:solo"
-    solo = run_round(run.target, solo_path, procs=1, seed=seed, bounds=run.bounds)
-    first = solo.outcomes[0]
-    if first.kind is not OutcomeKind.MIGRATED:
-        return (
-            f"the uncontended migration from v{case.from_version} ({describe(run.mode)}) already "
-            f"fails ({first.kind.value}: {first.error_type} {first.message}); the other "
-            "checks say more -- the race needs a migration that works alone first"
-        )
-    expected = race_check._expected(run, solo_path, (), race_check._unstable(run, solo_path, seed))
-    notes = [*expected.notes, NOTE]
-    plan = None
-    if case.from_version > 0:
-        probe = race_check._copy(run.fixture, run.work / "probe.db")
-        plan = choose_plan(probe, ctx.schema_of(run.fixture), exclude=run.internal)
-    return race_check.CaseRace(run, expected, plan, notes)
+def prepare(ctx: Context, case: Case) -> CaseRace | NotRaced:
+    """The case's uncontended yardstick (``CaseRace.prepare``), judged without a trace."""
+    return CaseRace.prepare(ctx, case, without_trace=NOTE)
 
 
-def _round(race: race_check.CaseRace, label: str, procs: int) -> tuple[RoundResult, list[Finding]]:
+def _round(race: CaseRace, label: str, procs: int) -> tuple[RoundResult, list[Finding]]:
     """One round, the processes meeting at their first lock (``command_barrier``)."""
     target = race.run.target
     if not (BARRIER and isinstance(target, CommandTarget) and shutil.which("strace")):
@@ -95,8 +64,8 @@ def run_case(ctx: Context, case: Case) -> CheckResult:
     began = time.monotonic()
     config = ctx.config
     race = prepare(ctx, case)
-    if isinstance(race, str):
-        return CheckResult(case, Status.FAIL, race, duration=time.monotonic() - began)
+    if isinstance(race, NotRaced):
+        return CheckResult(case, race.status, race.detail, duration=time.monotonic() - began)
     labels = race.labels(config.race_rounds)
     totals: dict[str, int] = {}
     wall = 0.0
