@@ -246,6 +246,12 @@ def _connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
     return conn
 
 
+def connect_untraced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+    """``sqlite3.connect`` itself, never traced: the harness's own reads inside a traced block
+    (where ``sqlite3.connect`` is ours) that must not show up as the target's statements."""
+    return cast("sqlite3.Connection", _REAL_CONNECT(*args, **kwargs))
+
+
 def _aliases() -> list[tuple[dict[str, Any], str]]:
     """Every module global bound to the real ``sqlite3.connect`` (``sqlite3.connect`` included)."""
     found: list[tuple[dict[str, Any], str]] = []

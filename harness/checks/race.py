@@ -261,13 +261,14 @@ def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
     labels = race.labels(config.race_rounds)
     totals: dict[str, int] = {}
     wall = writer_wait = 0.0
-    writer_rows = 0
+    writer_rows = restamps = 0
     for label in labels:
         progress(ctx, f"round {label} of {len(labels)}")
         result, findings = race.round(label, procs=config.race_procs)
         wall += result.wall
         for o in result.outcomes:
             totals[o.kind.value] = totals.get(o.kind.value, 0) + 1
+            restamps += len(o.restamps)
         if result.writer is not None:
             writer_rows += len(result.writer.committed)
             writer_wait = max(writer_wait, result.writer.longest_wait)
@@ -281,6 +282,11 @@ def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
         summary += (
             f"; the live writer committed {writer_rows} rows, none lost, "
             f"longest wait {writer_wait * 1000:.1f} ms"
+        )
+    if restamps:
+        summary += (
+            f"; {restamps} re-stamps not counted (a process wrote back the version it had read "
+            "under its lock: no step applied)"
         )
     return Status.PASS, "; ".join([summary, *race.notes])
 
