@@ -14,6 +14,7 @@
 - ``command_barrier``: racing commands meet at their first open of the database (under
   ``strace``), so their runtimes' start-up does not decide who reaches the file first.
 
-The ``race`` check is ``harness/checks/race.py``; in-process and command targets share its
-case preparation (``checks.race.prepare``) and differ in how a round is judged.
+The ``race`` check is ``harness/checks/race.py``. In-process and command targets share its
+case preparation (``CaseRace.prepare``: the uncontended yardstick) and its rounds; a command's
+are judged without a trace.
 """
