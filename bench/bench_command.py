@@ -4,7 +4,7 @@ never assert).
 1. Crash points judged per second on the bundled example, at statement boundaries (snapshot
    mode) and at every write (one strace-recorded run, images built offline), per start file.
 2. How the write record is made for a Python target: strace attached to a warm forked child
-   (what ``write_crash`` does) against a fresh interpreter started under strace that imports
+   (what ``harness/crash/writes.py`` does) against a fresh interpreter started under strace that imports
    the target by SPEC; and the uninterrupted run alone.
 3. The cost of one external crash point: the shell and bun migrators at every write, per
    crash point, end to end (record, images, recoveries, re-runs).
@@ -28,14 +28,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migproof.harness import command_race, dbfiles, forked, write_crash
+from migproof.harness import dbfiles, forked
 from migproof.harness.cases import Case, RunConfig, Status
 from migproof.harness.certify import Selection, run
 from migproof.harness.checks import by_name
 from migproof.harness.checks.race import CaseRace
-from migproof.harness.command_race import prepare
 from migproof.harness.context import RunContext
-from migproof.harness.crash import crash_case
+from migproof.harness.crash import writes
+from migproof.harness.crash.statements import crash_case
+from migproof.harness.race import commands as race_commands
+from migproof.harness.race.commands import prepare
 from migproof.harness.spec import as_target, load_target, project_at
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,13 +67,13 @@ def crash_rates(quick: bool) -> None:
                 stmts, _ = crash_case(ctx, v, mode)
                 t_s = time.perf_counter() - began
                 began = time.perf_counter()
-                writes, _ = write_crash.crash_case(ctx, v, mode)
+                by_write, _ = writes.crash_case(ctx, v, mode)
                 t_w = time.perf_counter() - began
             print(
                 f"   v{v:<2} {mode:6}: statements {len(stmts.points):4} points in {t_s:5.2f} s "
                 f"({len(stmts.points) / t_s:6.1f}/s, {len(stmts.recoveries)} images) | writes "
-                f"{len(writes.points):4} points in {t_w:5.2f} s ({len(writes.points) / t_w:6.1f}/s, "
-                f"{len(writes.recoveries)} images) | ratio {t_w / t_s:4.1f}x time"
+                f"{len(by_write.points):4} points in {t_w:5.2f} s ({len(by_write.points) / t_w:6.1f}/s, "
+                f"{len(by_write.recoveries)} images) | ratio {t_w / t_s:4.1f}x time"
             )
 
 
@@ -95,7 +97,7 @@ def attach_vs_spawn(quick: bool) -> None:
             forked.reap(pid, timeout=120)
             plain.append(time.perf_counter() - began)
             began = time.perf_counter()
-            write_crash.record_run(ctx.target, start, Path(tmp) / f"attach{i}")
+            writes.record_run(ctx.target, start, Path(tmp) / f"attach{i}")
             attach.append(time.perf_counter() - began)
             run_dir = Path(tmp) / f"spawn{i}"
             run_dir.mkdir()
@@ -105,7 +107,7 @@ def attach_vs_spawn(quick: bool) -> None:
                 "from migproof.harness.spec import load_target; "
                 f"load_target({SPEC!r}).migrate({str(db)!r})"
             )
-            argv = write_crash.strace_argv(run_dir / "log", 0)[:-2]
+            argv = writes.strace_argv(run_dir / "log", 0)[:-2]
             began = time.perf_counter()
             subprocess.run([*argv, sys.executable, "-c", code], check=True)
             spawn.append(time.perf_counter() - began)
@@ -129,12 +131,12 @@ def external_point_cost(quick: bool) -> None:
             for v in (0, 1) if quick else (0, 1, 2):
                 ctx.fixture_db(v, "delete")
                 began = time.perf_counter()
-                recorded = write_crash.record_run(
+                recorded = writes.record_run(
                     target, ctx.fixture_db(v, "delete"), Path(tmp) / f"r{v}"
                 )
                 t_rec = time.perf_counter() - began
                 began = time.perf_counter()
-                result, _ = write_crash.crash_case(ctx, v, "delete")
+                result, _ = writes.crash_case(ctx, v, "delete")
                 total = time.perf_counter() - began
                 points = len(result.points)
                 print(
@@ -158,7 +160,7 @@ def race_rounds(quick: bool) -> None:
             ctx = ctx_for(target, Path(tmp) / f"w-{label[:6]}", rows=6)
             case = Case("race", 1, target.head, "delete")
             race = prepare(ctx, case) if kind == "cmd" else CaseRace.prepare(ctx, case)
-            assert not isinstance(race, str), race
+            assert isinstance(race, CaseRace), race
             walls = [race.round(f"r{i}", procs=8)[0].wall for i in range(rounds)]
             print(
                 f"   {label:30}: {sum(walls) / len(walls) * 1000:6.0f} ms per round (mean of {rounds})"
@@ -168,7 +170,7 @@ def race_rounds(quick: bool) -> None:
             if any(shutil.which(t) is None for t in tools):
                 continue
             for meet in (False, True):
-                command_race.BARRIER = meet
+                race_commands.BARRIER = meet
                 for procs in (2, 8):
                     caught = sum(_caught(Path(tmp), which, procs, trial) for trial in range(trials))
                     how = "meeting at the file" if meet else "pipe barrier only  "
@@ -176,12 +178,12 @@ def race_rounds(quick: bool) -> None:
                         f"   {which:9} read-unlocked, {how}, {procs} processes x (1 round + 1 "
                         f"mixed): caught in {caught} of {trials} cases"
                     )
-            command_race.BARRIER = True
+            race_commands.BARRIER = True
 
 
 def _caught(tmp: Path, which: str, procs: int, trial: int) -> bool:
     root = commands.project(
-        tmp / f"c{which}{procs}{trial}{command_race.BARRIER}", which, flaw="read-unlocked"
+        tmp / f"c{which}{procs}{trial}{race_commands.BARRIER}", which, flaw="read-unlocked"
     )
     config = RunConfig(
         spec="pyproject.toml:command",

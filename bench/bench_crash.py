@@ -28,9 +28,9 @@ from migproof.engine import AddColumn, CreateIndex, CreateTable, Step, Steps
 from migproof.harness.cases import RunConfig
 from migproof.harness.checks.crash_recovery import CHECK
 from migproof.harness.context import RunContext
-from migproof.harness.crash import crash_case
-from migproof.harness.crash_images import ImageStore, kill_at, record
-from migproof.harness.crash_pool import run_parallel
+from migproof.harness.crash.pool import run_parallel
+from migproof.harness.crash.statement_images import ImageStore, kill_at, record
+from migproof.harness.crash.statements import crash_case
 from migproof.harness.engine_target import EngineTarget
 from migproof.harness.spec import load_target
 from migproof.harness.starts import FRESH

@@ -21,13 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from migproof.harness import write_crash
 from migproof.harness.cases import RunConfig
 from migproof.harness.certify import Selection, run
 from migproof.harness.checks import by_name
 from migproof.harness.context import RunContext
-from migproof.harness.power import power_case
-from migproof.harness.power_images import DEFAULT_PER_BARRIER, build, images
+from migproof.harness.crash import writes
+from migproof.harness.crash.power import power_case
+from migproof.harness.crash.power_images import DEFAULT_PER_BARRIER, build, images
 from migproof.harness.spec import as_target, load_target
 
 SPEC = "migproof.engine.examples.jobqueue:STEPS"
@@ -44,7 +44,7 @@ def images_per_second(work: Path, starts: list[int]) -> None:
     ops = 0
     for v in starts:
         for mode in ("delete", "wal"):
-            record = write_crash.recorded_run(ctx, v, mode).record
+            record = writes.recorded_run(ctx, v, mode).record
             ops += len(record.ops)
             began = time.perf_counter()
             for image in images(record, seed=f"0:v{v}:{mode}"):  # power_case's seed

@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the race_* migrators live in tests/migrators
 
-from migproof.harness import race_writer  # noqa: E402
 from migproof.harness.cases import RunConfig, Status  # noqa: E402
 from migproof.harness.checks.race import CHECK, CaseRace, NotRaced  # noqa: E402
 from migproof.harness.context import RunContext  # noqa: E402
-from migproof.harness.race import HANDOFF_PAUSE_MAX, PAUSE_MAX  # noqa: E402
+from migproof.harness.race import writer  # noqa: E402
+from migproof.harness.race.rounds import HANDOFF_PAUSE_MAX, PAUSE_MAX  # noqa: E402
 from migproof.harness.spec import load_target  # noqa: E402
 from migproof.harness.starts import start_db  # noqa: E402
 
@@ -202,9 +202,9 @@ def catch_rate(
 def fairness(args: argparse.Namespace) -> None:
     """Mixed rounds of a correct migrator: the writer's duty cycle and the migrators' waits."""
     if args.legacy_writer:  # the forked writer reads these module globals when it runs
-        race_writer.WRITER_GAP_MIN = 0.0005  # type: ignore[misc]
-        race_writer.WRITER_GAP_FACTOR = 0.0  # type: ignore[misc]
-        race_writer.WRITER_HOLD = (0.0, 0.0)  # type: ignore[misc]
+        writer.WRITER_GAP_MIN = 0.0005  # type: ignore[misc]
+        writer.WRITER_GAP_FACTOR = 0.0  # type: ignore[misc]
+        writer.WRITER_HOLD = (0.0, 0.0)  # type: ignore[misc]
     target = load_target(args.spec)
     print(
         f"fairness: {target.name}, {args.rounds} mixed rounds x {args.procs} processes from v1, "

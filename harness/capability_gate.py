@@ -107,14 +107,14 @@ def crash_skip(ctx: Context) -> str | None:
 def run(ctx: Context, check: Check, case: Case) -> CheckResult:
     """Run ``case``, unless the target cannot be looked at that way (then a skip, named).
 
-    A command target's race is judged without a trace (``command_race``): its statements run
+    A command target's race is judged without a trace (``race/commands.py``): its statements run
     in another process, so exactly-once is proven by the final state and data alone.
     """
     why = case_skip(ctx, case)
     if why is not None:
         return CheckResult(case, Status.SKIP, why)
     if case.check == "race" and contract.command_line(ctx.target) is not None:
-        from .command_race import run_case
+        from .race.commands import run_case
 
         return run_case(ctx, case)
     return check.run(ctx, case)

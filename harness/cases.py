@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
+from .crash.power_images import DEFAULT_PER_BARRIER
 from .options import DEFAULT_CASE_TIMEOUT
-from .power_images import DEFAULT_PER_BARRIER
 from .project import NO_PROJECT, Project
 
 if TYPE_CHECKING:

@@ -46,9 +46,9 @@ from . import capability_gate, contract, dbfiles, identity, jobs
 from .baseline import Baseline
 from .cases import Case, CheckResult, RunConfig, Shard, Status, touches_since
 from .context import DEFAULT_ROWS, ReferenceError_, RunContext, safe_name
+from .crash.power_images import MODEL as POWER_MODEL
 from .errors import UsageError
 from .options import DEFAULT_CASE_TIMEOUT
-from .power_images import MODEL as POWER_MODEL
 from .sandbox import CaseTimeout, evidence
 
 if TYPE_CHECKING:

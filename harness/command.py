@@ -44,9 +44,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from . import dbfiles, forked
-from .command_barrier import POLL, Barrier, Meeting, wrap
 from .command_spec import DB, VERSION, CommandSpec, parse
-from .race_verdict import EARLY_REFUSAL_SHARE
+from .race.command_barrier import POLL, Barrier, Meeting, wrap
+from .race.verdict import EARLY_REFUSAL_SHARE
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -200,7 +200,7 @@ def run(
     The group is SIGKILLed when the command exits (whatever it left running), at the
     deadline, and -- through the watchdog -- when this process dies first. With ``barrier``
     (a ``Barrier`` and the database), every process of the command stops at its first lock
-    on the database until all the barrier's parties have (``command_barrier``).
+    on the database until all the barrier's parties have (``race/command_barrier.py``).
     """
     with tempfile.TemporaryDirectory(prefix="migproof-cmd-") as tmp:
         out_path, err_path, log = Path(tmp, "out"), Path(tmp, "err"), Path(tmp, "locks")

@@ -212,7 +212,7 @@ def lock_timeout_errors(target: Target) -> tuple[type[BaseException], ...]:
 
     There is no default class: excusing a whole class such as ``sqlite3.OperationalError``
     would excuse "table already exists" from a step that ran twice too. A target that does not
-    declare one is judged by what its processes did instead (``race_verdict``): SQLite's own
+    declare one is judged by what its processes did instead (``race/verdict.py``): SQLite's own
     "database is locked", raised after waiting the busy timeout its connection set, is a clean
     bounded refusal.
     """

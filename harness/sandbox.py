@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar
 
 from . import forked
-from .race_pipe import qualified_name
+from .race.pipe import qualified_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping

@@ -35,7 +35,7 @@ Busy timeouts. Each traced connection also remembers the busy timeout it waits w
 ``timeout`` it was opened with (``sqlite3.connect``'s default is 5 s), replaced by any
 ``PRAGMA busy_timeout = N`` it runs. ``Trace.busy_timeout`` is that of the connection that ran
 the latest statement, so a caller can tell, when a statement fails with "database is locked",
-whether it had waited as long as SQLite was told to (``race_verdict``).
+whether it had waited as long as SQLite was told to (``race/verdict.py``).
 
 Not seen: connections made by constructing ``sqlite3.Connection(...)`` directly, by references
 to ``connect`` held elsewhere than a module global (a default argument, a class attribute), or
@@ -244,6 +244,12 @@ def _connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
         conn.set_trace_callback(_Hook(trace, _busy_timeout(args, kwargs)))
     trace.connected(conn)
     return conn
+
+
+def connect_untraced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+    """``sqlite3.connect`` itself, never traced: the harness's own reads inside a traced block
+    (where ``sqlite3.connect`` is ours) that must not show up as the target's statements."""
+    return cast("sqlite3.Connection", _REAL_CONNECT(*args, **kwargs))
 
 
 def _aliases() -> list[tuple[dict[str, Any], str]]:

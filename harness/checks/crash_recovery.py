@@ -1,8 +1,9 @@
 """``crash-recovery``: kill the migration at every statement boundary and prove it recovers.
 
 One case per (start version, journal mode); a case may name a crash-point group (``k0-39``)
-so that a long run splits into several items. The oracle is in ``harness/crash_oracle.py``,
-the crash images in ``harness/crash_images.py``, the glue in ``harness/crash.py``.
+so that a long run splits into several items. The machinery is in ``harness/crash/`` (its
+``__init__`` says what is where): the oracle in ``oracle.py``, the crash images in
+``statement_images.py``, the glue in ``statements.py`` (``writes.py`` for ``--crash-at writes``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import re
 from typing import TYPE_CHECKING, Final
 
 from ..cases import Case, CheckResult
-from ..crash import TRACE_TIMEOUT, parse_points, run_case
-from ..crash_images import record
+from ..crash.statement_images import record
+from ..crash.statements import TRACE_TIMEOUT, parse_points, run_case
 from ..starts import start_db, starts
 from ._common import step_starts
 

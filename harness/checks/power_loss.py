@@ -1,8 +1,8 @@
 """``power-loss``: cut the power at every sync barrier and prove the file survives it.
 
 One case per (start version, journal mode); a case may name one sync barrier (``b3``), which
-replays that barrier's images alone. The model is in ``harness/power_images.py``, the glue in
-``harness/power.py``.
+replays that barrier's images alone. The model is in ``harness/crash/power_images.py``, the
+glue in ``harness/crash/power.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING, Final
 
 from ..cases import Case, CheckResult
-from ..power import run_case
+from ..crash.power import run_case
 from ..starts import starts
 from ._common import step_starts
 

@@ -12,7 +12,8 @@ Each case first migrates a copy of the fixture uncontended (one process, traced)
 is the yardstick -- its ledger, its committed DDL, its final schema and data are what every
 race from the same start must reproduce. Then R plain rounds (``--race-rounds``, P processes
 each, ``--race-procs``) and ceil(R/4) mixed rounds, which add a live writer inserting into a
-start-version table throughout (``race_writer``). Judgement is in ``race_verdict``.
+start-version table throughout (``harness/race/writer.py``). The rounds are run by
+``harness/race/rounds.py``; judgement is in ``harness/race/verdict.py``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from .. import data, dbfiles, volatile
 from ..cases import Case, CheckResult, Status
 from ..context import progress, remaining
 from ..contract import declared_between, internal_tables, lock_timeout, read_ledger
-from ..race import HANDOFF_PAUSE_MAX, PAUSE_MAX, RoundResult, run_round
-from ..race_verdict import (
+from ..race.rounds import HANDOFF_PAUSE_MAX, PAUSE_MAX, RoundResult, run_round
+from ..race.verdict import (
     Bounds,
     Finding,
     OutcomeKind,
@@ -40,7 +41,7 @@ from ..race_verdict import (
     judge_trace,
     judge_writer,
 )
-from ..race_writer import WRITER_BUSY_TIMEOUT, WriterPlan, choose_plan, missing_rows
+from ..race.writer import WRITER_BUSY_TIMEOUT, WriterPlan, choose_plan, missing_rows
 from ..sandbox import within
 from ..starts import describe, mode_for_references, start_db, starts
 from ._common import step_starts
@@ -153,8 +154,16 @@ class CaseRace:
     notes: list[str]
 
     @classmethod
-    def prepare(cls, ctx: Context, case: Case) -> CaseRace | NotRaced:
-        """The yardstick for ``case``, or why no round can be judged."""
+    def prepare(
+        cls, ctx: Context, case: Case, *, without_trace: str | None = None
+    ) -> CaseRace | NotRaced:
+        """The yardstick for ``case``, or why no round can be judged.
+
+        ``without_trace`` is for a target whose statements cannot be traced here (a command
+        runs its own SQLite in its own process, ``harness/race/commands.py``): no statement is
+        demanded of the uncontended run, exactly-once rests on the final state and data, and
+        this note, saying so, joins the case's notes.
+        """
         if case.from_version is None or case.journal_mode is None or case.to_version is None:
             raise ValueError(f"{case.id}: a race case names its start, head and journal mode")
         run = _CaseRun(
@@ -178,8 +187,9 @@ class CaseRace:
                 f"{first.error_type} {first.message}); the other "
                 "checks say more -- the race needs a migration that works alone first",
             )
-        expected = _expected(run, solo_path, first.statements, _unstable(run, solo_path, seed))
-        if expected.ledger is None and not expected.changes:
+        statements = first.statements if without_trace is None else ()
+        expected = _expected(run, solo_path, statements, _unstable(run, solo_path, seed))
+        if without_trace is None and expected.ledger is None and not expected.changes:
             # Without a ledger, "each step applied once" is judged from the schema changes and
             # version stamps each process committed. None seen means none can be counted: an
             # empty trace compared with an empty trace would pass a double migration. Not a
@@ -195,7 +205,7 @@ class CaseRace:
                 "...). Enabled by the capability ledger(db_path) -> the versions applied, in "
                 "order (docs/certify.md, the target contract).",
             )
-        notes = list(expected.notes)
+        notes = [*expected.notes, *([without_trace] if without_trace is not None else [])]
         plan: WriterPlan | None = None
         if case.from_version > 0:
             probe = _copy(run.fixture, run.work / "probe.db")
@@ -251,13 +261,14 @@ def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
     labels = race.labels(config.race_rounds)
     totals: dict[str, int] = {}
     wall = writer_wait = 0.0
-    writer_rows = 0
+    writer_rows = restamps = 0
     for label in labels:
         progress(ctx, f"round {label} of {len(labels)}")
         result, findings = race.round(label, procs=config.race_procs)
         wall += result.wall
         for o in result.outcomes:
             totals[o.kind.value] = totals.get(o.kind.value, 0) + 1
+            restamps += len(o.restamps)
         if result.writer is not None:
             writer_rows += len(result.writer.committed)
             writer_wait = max(writer_wait, result.writer.longest_wait)
@@ -271,6 +282,11 @@ def _run_case(ctx: Context, case: Case) -> tuple[Status, str]:
         summary += (
             f"; the live writer committed {writer_rows} rows, none lost, "
             f"longest wait {writer_wait * 1000:.1f} ms"
+        )
+    if restamps:
+        summary += (
+            f"; {restamps} re-stamps not counted (a process wrote back the version it had read "
+            "under its lock: no step applied)"
         )
     return Status.PASS, "; ".join([summary, *race.notes])
 

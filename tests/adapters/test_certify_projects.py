@@ -17,8 +17,8 @@ from migproof.harness.cases import RunConfig, Status
 from migproof.harness.certify import Report, Selection, run
 from migproof.harness.checks import ALL_CHECKS
 from migproof.harness.context import RunContext
-from migproof.harness.crash import crash_case
-from migproof.harness.crash_oracle import Oracle
+from migproof.harness.crash.oracle import Oracle
+from migproof.harness.crash.statements import crash_case
 from migproof.harness.project import Project
 from migproof.harness.starts import FRESH
 

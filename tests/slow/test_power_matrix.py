@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 from migproof.harness.cases import RunConfig
 from migproof.harness.context import RunContext
-from migproof.harness.power import power_case
+from migproof.harness.crash.power import power_case
 from migproof.harness.spec import load_target
 
 from tests.migrators import commands

@@ -22,8 +22,8 @@ from migproof.harness.command import (
     LockTimeoutRefusal,
     TooNewRefusal,
 )
-from migproof.harness.command_barrier import Barrier
 from migproof.harness.command_spec import parse
+from migproof.harness.race.command_barrier import Barrier
 
 from tests.migrators import commands
 

@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
-from migproof.harness.crash_images import (
+from migproof.harness.crash.statement_images import (
     HeldFiles,
     ImageStore,
     WorkerFailed,

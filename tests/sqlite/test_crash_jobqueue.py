@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 from migproof.harness.cases import RunConfig
 from migproof.harness.context import RunContext
-from migproof.harness.crash import crash_case
+from migproof.harness.crash.statements import crash_case
 from migproof.harness.spec import load_target
 
 if TYPE_CHECKING:

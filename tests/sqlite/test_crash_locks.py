@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from migproof.harness.crash_images import HeldFiles
+from migproof.harness.crash.statement_images import HeldFiles
 
 PROBE = """
 import sqlite3, sys

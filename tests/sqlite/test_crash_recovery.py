@@ -9,10 +9,10 @@ import pytest
 from migproof.harness.cases import Case, CheckResult, RunConfig, Status
 from migproof.harness.checks.crash_recovery import CRASH_RECOVERY, CrashRecovery
 from migproof.harness.context import RunContext
-from migproof.harness.crash import crash_case, run_case
-from migproof.harness.crash_images import DB_NAME
-from migproof.harness.crash_oracle import Oracle
-from migproof.harness.crash_pool import run_parallel
+from migproof.harness.crash.oracle import Oracle
+from migproof.harness.crash.pool import run_parallel
+from migproof.harness.crash.statement_images import DB_NAME
+from migproof.harness.crash.statements import crash_case, run_case
 from migproof.harness.spec import load_target
 from migproof.harness.starts import FRESH, describe
 
@@ -184,7 +184,7 @@ def test_a_target_whose_run_fails_is_reported(tmp_path: Path) -> None:
 def test_recovered_data_is_compared_with_storage_classes(tmp_path: Path) -> None:
     import sqlite3
 
-    from migproof.harness.crash import read_data
+    from migproof.harness.crash.recovery import read_data
 
     def db(name: str, value: object) -> Path:
         path = tmp_path / name

@@ -10,8 +10,8 @@ from migproof.harness import dbfiles
 from migproof.harness.cases import Case, RunConfig, Status
 from migproof.harness.checks.crash_recovery import CRASH_RECOVERY
 from migproof.harness.context import RunContext
-from migproof.harness.crash import crash_case, run_case
-from migproof.harness.crash_oracle import Oracle
+from migproof.harness.crash.oracle import Oracle
+from migproof.harness.crash.statements import crash_case, run_case
 from migproof.harness.spec import load_target
 from migproof.harness.starts import FRESH, MISSING, ZERO_LENGTH, start_db
 

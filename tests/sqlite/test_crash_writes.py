@@ -7,13 +7,13 @@ import io
 from pathlib import Path
 
 import pytest
-from migproof.harness import crash, write_crash
 from migproof.harness.cases import RunConfig, Status
 from migproof.harness.certify import Selection, run
 from migproof.harness.checks import by_name
 from migproof.harness.context import RunContext
+from migproof.harness.crash import statements, writes
+from migproof.harness.crash.write_record import OpKind
 from migproof.harness.spec import as_target, load_target
-from migproof.harness.syscall_record import OpKind
 
 from tests.migrators import commands, correct_per_step, mmap_writer
 
@@ -33,7 +33,7 @@ def test_a_python_target_is_recorded_and_the_record_replays_to_its_end(
     tmp_path: Path, mode: str
 ) -> None:
     ctx = context(tmp_path, "tests/migrators/correct_per_step.py:TARGET", correct_per_step.TARGET)
-    recorded = write_crash.record_run(ctx.target, ctx.fixture_db(1, mode), tmp_path / "rec")
+    recorded = writes.record_run(ctx.target, ctx.fixture_db(1, mode), tmp_path / "rec")
     record = recorded.record
     assert recorded.error == ""
     assert record.problem() is None
@@ -48,16 +48,16 @@ def test_every_statement_level_recovery_is_among_the_write_level_ones(
     tmp_path: Path, start: int, mode: str
 ) -> None:
     ctx = context(tmp_path, JOBQUEUE, journal_modes=("delete", "wal"))
-    statements, _ = crash.crash_case(ctx, start, mode)
-    writes, _ = write_crash.crash_case(ctx, start, mode)
-    assert (statements.error, writes.error, writes.skip) == ("", "", "")
-    assert statements.findings == ()
-    assert writes.findings == ()
+    by_statement, _ = statements.crash_case(ctx, start, mode)
+    by_write, _ = writes.crash_case(ctx, start, mode)
+    assert (by_statement.error, by_write.error, by_write.skip) == ("", "", "")
+    assert by_statement.findings == ()
+    assert by_write.findings == ()
     # Finer boundaries: more distinct crash images (a journal's bytes differ run to run -- its
     # header holds a random nonce -- so images are compared by what they recover to).
-    assert len({p.image for p in writes.points}) > len({p.image for p in statements.points})
-    recovered = [r.seen for r in writes.recoveries.values()]
-    for r in statements.recoveries.values():
+    assert len({p.image for p in by_write.points}) > len({p.image for p in by_statement.points})
+    recovered = [r.seen for r in by_write.recoveries.values()]
+    for r in by_statement.recoveries.values():
         assert r.seen in recovered
 
 
@@ -82,7 +82,7 @@ def test_a_write_the_record_cannot_see_makes_the_case_a_skip(tmp_path: Path) -> 
         for c in by_name()["crash-recovery"].cases(ctx)
         if c.from_version == 2 and c.journal_mode == "delete"
     ]
-    result = crash.run_case(ctx, case)
+    result = statements.run_case(ctx, case)
     assert result.status is Status.SKIP
     assert "the write record cannot be trusted" in result.detail
     assert "a write the record did not see" in result.detail
@@ -94,7 +94,7 @@ def test_the_shell_migrator_passes_and_its_crash_flaws_are_caught(tmp_path: Path
     for flaw in (None, "stamp-after", "rm-journal"):
         target = commands.target(tmp_path / str(flaw), "cmd_shell", flaw=flaw)
         ctx = context(tmp_path / f"w-{flaw}", "pyproject.toml:command", target, crash_at="writes")
-        run_, _ = write_crash.crash_case(ctx, 1, "delete")
+        run_, _ = writes.crash_case(ctx, 1, "delete")
         assert (run_.error, run_.skip) == ("", "")
         results[flaw] = {f.oracle.value for f in run_.findings}
     assert results[None] == set()
@@ -104,12 +104,12 @@ def test_the_shell_migrator_passes_and_its_crash_flaws_are_caught(tmp_path: Path
 
 def test_a_bookkeeping_table_made_ahead_of_the_first_step_is_no_half_step(tmp_path: Path) -> None:
     # sqlite-utils creates _sqlite_migrations in a transaction of its own, before migration 1:
-    # the statement level excuses that (crash_oracle ``internal``); the write level must too.
+    # the statement level excuses that (``crash/oracle.py`` ``internal``); the write level must too.
     from tests.adapters import _projects
 
     target = _projects.sqlite_utils()
     ctx = context(tmp_path, "sqlite_utils_app", target)
-    writes, _ = write_crash.crash_case(ctx, 0, "delete")
-    assert (writes.error, writes.skip) == ("", "")
-    assert writes.findings  # the UNIQUE index made in a second autocommit statement
-    assert not [f for f in writes.findings if "_sqlite_migrations is unexpected" in f.found]
+    by_write, _ = writes.crash_case(ctx, 0, "delete")
+    assert (by_write.error, by_write.skip) == ("", "")
+    assert by_write.findings  # the UNIQUE index made in a second autocommit statement
+    assert not [f for f in by_write.findings if "_sqlite_migrations is unexpected" in f.found]

@@ -11,12 +11,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from migproof.harness import crash, power, write_crash
 from migproof.harness.cases import RunConfig, Status
 from migproof.harness.certify import Report, Selection, run
 from migproof.harness.checks import by_name
 from migproof.harness.context import RunContext
-from migproof.harness.power_images import MODEL, barriers, build, images
+from migproof.harness.crash import power, statements, writes
+from migproof.harness.crash.power_images import MODEL, barriers, build, images
 from migproof.harness.spec import as_target, load_target
 
 from tests.migrators import (
@@ -56,9 +56,9 @@ def test_an_image_that_loses_nothing_is_the_write_level_crash_image(
     tmp_path: Path, mode: str
 ) -> None:
     ctx = RunContext(load_target(JOBQUEUE), RunConfig(spec=JOBQUEUE, seed=0, workdir=tmp_path))
-    record = write_crash.recorded_run(ctx, 9, mode).record
+    record = writes.recorded_run(ctx, 9, mode).record
     assert record.problem() is None
-    crash_images = write_crash.ReplayedImages(record)
+    crash_images = writes.ReplayedImages(record)
     kept = [i for i in images(record, seed=0) if i.variant == "keep-all"]
     assert len(kept) == len(barriers(record)) > 2
     for image in kept:
@@ -76,13 +76,13 @@ def test_a_broken_migrator_is_caught_by_power_loss_not_by_crash_recovery(
     assert lost.findings, f"{module} passed power-loss from v1 in {mode} mode"
     # Damage a killed process never leaves: a file that is not a database, or half a step.
     assert {f.finding.oracle.value for f in lost.findings} & {"integrity", "reference-state"}
-    statements, _ = crash.crash_case(ctx, 1, mode)
-    assert (statements.error, statements.findings) == ("", ())
-    writes, _ = write_crash.crash_case(ctx, 1, mode)
-    assert (writes.error, writes.skip) == ("", "")
+    by_statement, _ = statements.crash_case(ctx, 1, mode)
+    assert (by_statement.error, by_statement.findings) == ("", ())
+    by_write, _ = writes.crash_case(ctx, 1, mode)
+    assert (by_write.error, by_write.skip) == ("", "")
     # journal_mode=MEMORY also corrupts when the process dies between two page writes of its
     # commit, which only the write level sees; the other two survive any kill.
-    assert bool(writes.findings) is (module == "power_journal_memory")
+    assert bool(by_write.findings) is (module == "power_journal_memory")
 
 
 @pytest.mark.parametrize("name", ["WAL_FULL", "DELETE_EXTRA"])
@@ -174,13 +174,13 @@ def test_crash_recovery_at_writes_and_power_loss_share_one_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ctx = RunContext(load_target(JOBQUEUE), RunConfig(spec=JOBQUEUE, seed=0, workdir=tmp_path))
-    writes, _ = write_crash.crash_case(ctx, 10, "wal")
-    assert writes.findings == ()
+    by_write, _ = writes.crash_case(ctx, 10, "wal")
+    assert by_write.findings == ()
 
     def again(*_: object, **__: object) -> None:
         raise AssertionError("recorded twice")
 
-    monkeypatch.setattr(write_crash, "record_run", again)
+    monkeypatch.setattr(writes, "record_run", again)
     run_, _ = power.power_case(ctx, 10, "wal")
     assert (run_.error, run_.findings) == ("", ())
 
@@ -219,8 +219,8 @@ def test_a_command_target_is_judged_the_same_way(tmp_path: Path) -> None:
         assert (run_.error, run_.skip) == ("", "")
         results[(flaw, durable)] = {f.finding.oracle.value for f in run_.findings}
         if flaw is not None:
-            writes, _ = write_crash.crash_case(ctx, 1, "delete")
-            assert (writes.error, writes.findings) == ("", ())  # a kill never hurts it
+            by_write, _ = writes.crash_case(ctx, 1, "delete")
+            assert (by_write.error, by_write.findings) == ("", ())  # a kill never hurts it
     # The sqlite3 shell commits with synchronous=FULL in DELETE mode: consistent, not durable.
     assert results[(None, False)] == set()
     assert (

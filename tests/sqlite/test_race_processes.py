@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import pytest
 from migproof.engine.errors import LockTimeoutError
 from migproof.engine.introspect import read_schema
-from migproof.harness.race import RoundResult, run_round
-from migproof.harness.race_verdict import Bounds, OutcomeKind
-from migproof.harness.race_writer import choose_plan, missing_rows
+from migproof.harness.race.rounds import RoundResult, run_round
+from migproof.harness.race.verdict import Bounds, OutcomeKind
+from migproof.harness.race.writer import choose_plan, missing_rows
 
 from tests.migrators.race_correct import TARGET as CORRECT
 
@@ -122,6 +122,63 @@ def test_correct_migrator_applies_once_and_every_other_process_finds_it_current(
     assert_reaped(result)
 
 
+def test_a_restamp_is_reported_apart_and_a_stamp_after_a_stale_read_is_not(
+    tmp_path: Path,
+) -> None:
+    from tests.migrators.race_restamp import TARGET as RESTAMP
+    from tests.migrators.race_swallow import TARGET as SWALLOW
+
+    def stamps(result: RoundResult) -> tuple[int, int]:
+        counted = sum("user_version =" in sql for o in result.outcomes for sql in o.statements)
+        return counted, sum(len(o.restamps) for o in result.outcomes)
+
+    restamp = run_round(RESTAMP, tmp_path / "restamp.db", procs=4, seed="1")
+    assert {o.kind for o in restamp.outcomes} == {OutcomeKind.MIGRATED}
+    # One process applied the steps and stamped; the other three wrote back what they read.
+    assert stamps(restamp) == (1, 3)
+    # race_swallow's processes read the version before the lock: every stamp counts, though
+    # the later ones also leave the version as they found it.
+    swallow = run_round(SWALLOW, tmp_path / "swallow.db", procs=4, seed="1")
+    assert {o.kind for o in swallow.outcomes} == {OutcomeKind.MIGRATED}
+    assert stamps(swallow) == (4, 0)
+    assert_reaped(restamp)
+    assert_reaped(swallow)
+
+
+@pytest.mark.parametrize("mode", ["delete", "wal"])
+def test_reading_the_committed_version_keeps_the_write_lock_of_the_process(
+    tmp_path: Path, mode: str
+) -> None:
+    import subprocess
+    import sys
+
+    from migproof.harness.race.rounds import committed_version
+
+    db = tmp_path / "x.db"
+    make_db(db, f"PRAGMA journal_mode = {mode}", "CREATE TABLE t (a)", "PRAGMA user_version = 3")
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.execute("PRAGMA user_version = 4")
+    assert committed_version(db) == 3  # the last commit, not the open transaction
+    # Another process still finds the write lock taken: the read did not drop it.
+    other = (
+        "import sqlite3, sys\n"
+        f"c = sqlite3.connect({str(db)!r}, timeout=0, isolation_level=None)\n"
+        "try:\n    c.execute('BEGIN IMMEDIATE')\n"
+        "except sqlite3.OperationalError as e:\n    sys.exit(str(e))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", other], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert (run.returncode, run.stderr.strip()) == (1, "database is locked")
+    conn.execute("COMMIT")
+    conn.close()
+    assert committed_version(db) == 4
+    assert committed_version(tmp_path / "missing.db") is None
+    assert not (tmp_path / "missing.db").exists()
+
+
 def make_db(path: Path, *statements: str) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     for sql in statements:
@@ -215,7 +272,7 @@ class ShortWaitEngine:
 
 
 def test_a_declared_lock_timeout_refusal_is_a_refusal_and_waits_its_bound(tmp_path: Path) -> None:
-    from migproof.harness.race_verdict import judge_outcomes
+    from migproof.harness.race.verdict import judge_outcomes
 
     db = tmp_path / "x.db"
     target = ShortWaitEngine()
@@ -311,7 +368,7 @@ def race_against_held_lock(target: object, db: Path) -> RoundResult:
 def test_database_is_locked_after_a_full_wait_is_measured_on_the_failing_statement(
     how: str, timeout: float, failed_sql: str, tmp_path: Path
 ) -> None:
-    from migproof.harness.race_verdict import judge_outcomes
+    from migproof.harness.race.verdict import judge_outcomes
 
     result = race_against_held_lock(LockedOut(how), tmp_path / "x.db")
     for o in result.outcomes:
@@ -325,7 +382,7 @@ def test_database_is_locked_after_a_full_wait_is_measured_on_the_failing_stateme
 
 
 def test_database_is_locked_without_a_busy_timeout_fails_the_round(tmp_path: Path) -> None:
-    from migproof.harness.race_verdict import judge_outcomes
+    from migproof.harness.race.verdict import judge_outcomes
 
     result = race_against_held_lock(LockedOut("no-timeout"), tmp_path / "x.db")
     assert {(o.kind, o.busy_timeout) for o in result.outcomes} == {(OutcomeKind.LOCKED, 0.0)}

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import pytest
 from migproof.engine.schema import Column, Schema, Table
-from migproof.harness.crash import parse_points
-from migproof.harness.crash_oracle import (
+from migproof.harness.crash.oracle import (
     AFTER_LAST,
     Oracle,
     Point,
@@ -12,6 +11,7 @@ from migproof.harness.crash_oracle import (
     data_differences,
     judge,
 )
+from migproof.harness.crash.statements import parse_points
 from migproof.harness.data import cell
 
 

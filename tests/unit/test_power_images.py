@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from migproof.harness.power_images import (
+from migproof.harness.crash.power_images import (
     SECTOR,
     Barrier,
     PowerImage,
@@ -14,7 +14,7 @@ from migproof.harness.power_images import (
     build,
     images,
 )
-from migproof.harness.syscall_record import DIRECTORY, Op, OpKind, Record, replay
+from migproof.harness.crash.write_record import DIRECTORY, Op, OpKind, Record, replay
 
 A, B, J = b"A" * 1024, b"B" * 1024, b"J" * 512
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from migproof.harness.race_verdict import (
+from migproof.harness.race.verdict import (
     Bounds,
     Outcome,
     OutcomeKind,
+    Restamps,
     WriterOutcome,
     committed_changes,
     is_change,
@@ -13,6 +14,8 @@ from migproof.harness.race_verdict import (
     judge_outcomes,
     judge_trace,
     judge_writer,
+    reads_version,
+    stamped_version,
 )
 
 M, R, E = OutcomeKind.MIGRATED, OutcomeKind.REFUSED, OutcomeKind.ERROR
@@ -201,6 +204,51 @@ def test_trace_counts_only_processes_that_migrated() -> None:
     assert judge_trace(outcomes[:1], ["pragma user_version = 2"]) == []
     (skipped,) = judge_trace([Outcome(0, M)], ["pragma user_version = 2"])
     assert "a step was skipped" in skipped.message
+
+
+def test_stamps_and_version_reads_are_told_apart() -> None:
+    assert stamped_version("PRAGMA user_version = 4") == 4
+    assert stamped_version("pragma main.user_version=12;") == 12
+    assert stamped_version("PRAGMA user_version") is None
+    assert stamped_version("PRAGMA aux.user_version = 4") is None  # another schema: counted
+    assert stamped_version("PRAGMA user_version = '4'") is None
+    assert reads_version("PRAGMA user_version")
+    assert reads_version("pragma main.user_version;")
+    assert reads_version("SELECT user_version FROM pragma_user_version")
+    assert not reads_version("PRAGMA user_version = 4")
+    assert not reads_version("PRAGMA schema_version")
+
+
+def _restamps(statements: list[str], committed: int | None) -> set[int]:
+    watch = Restamps(lambda: committed)
+    for k, sql in enumerate(statements):
+        watch.see(k, sql)
+    return watch.found
+
+
+def test_a_restamp_writes_the_version_read_in_the_same_transaction() -> None:
+    read_then_stamp = ["BEGIN IMMEDIATE", "PRAGMA user_version"]
+    read_then_stamp += ["PRAGMA user_version = 4", "COMMIT"]
+    assert _restamps(read_then_stamp, committed=4) == {2}
+    # The stamp moves the version: a step was applied, it counts.
+    assert _restamps(read_then_stamp, committed=3) == set()
+    # Unknown committed version (the file locked exclusively): it counts.
+    assert _restamps(read_then_stamp, committed=None) == set()
+
+
+def test_a_stamp_after_a_read_outside_the_transaction_counts() -> None:
+    # race_swallow: the version read before the lock (stale), the stamp inside it. The
+    # committed version equals the stamp, but nothing says the process knew: it counts.
+    stale = ["PRAGMA user_version", "BEGIN IMMEDIATE", "PRAGMA user_version = 4", "COMMIT"]
+    assert _restamps(stale, committed=4) == set()
+    # A read in an earlier transaction does not carry over to the next one.
+    earlier = [
+        *("BEGIN", "PRAGMA user_version", "COMMIT"),
+        *("BEGIN IMMEDIATE", "PRAGMA user_version = 4", "COMMIT"),
+    ]
+    assert _restamps(earlier, committed=4) == set()
+    # Autocommit: no lock held between the read and the stamp.
+    assert _restamps(["PRAGMA user_version", "PRAGMA user_version = 4"], committed=4) == set()
 
 
 def test_writer_findings() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from migproof.harness.syscall_record import (
+from migproof.harness.crash.write_record import (
     DIRECTORY,
     Op,
     OpKind,
@@ -174,7 +174,7 @@ def test_a_record_with_files_beside_the_database_saves_and_loads(tmp_path: Path)
 
 
 def test_read_files_reads_the_database_and_the_files_named_after_it(tmp_path: Path) -> None:
-    from migproof.harness.syscall_record import read_files
+    from migproof.harness.crash.write_record import read_files
 
     for name, data in [("state.db", b"d"), ("state.db.tmp", b"t"), ("state.db-shm", b"s")]:
         (tmp_path / name).write_bytes(data)

@@ -1,9 +1,9 @@
 """Run one power-loss case: record the run, build its power-loss images, recover, judge.
 
-The record is the write level's (``write_crash.recorded_run``: one run per start file, shared
+The record is the write level's (``writes.recorded_run``: one run per start file, shared
 with ``--crash-at writes``); the images are ``power_images``'s, seeded from the run's seed and
 the case; recovery is the write level's (an image with a journal or WAL beside it is also
-re-run as left); the judge is ``crash_oracle``'s, image by image -- power-loss images are not
+re-run as left); the judge is ``oracle``'s, image by image -- power-loss images are not
 ordered, so "the recovered version never goes back" does not apply between them. What does:
 
 * every image passes ``integrity_check``, shows a clean state between the start version and
@@ -20,22 +20,22 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
-from . import contract, dbfiles, forked
-from .cases import CheckResult, Status
-from .context import safe_name
-from .crash import Observer, References, unstable_columns
-from .crash_images import DB_NAME, image_id
-from .crash_oracle import AFTER_LAST, Finding, Oracle, Point, Recovery, State, judge
+from .. import contract, dbfiles, forked
+from ..cases import CheckResult, Status
+from ..context import safe_name
+from ..starts import describe as describe_start
+from ..starts import start_db
+from .oracle import AFTER_LAST, Finding, Oracle, Point, Recovery, State, judge
 from .power_images import DEFAULT_PER_BARRIER, PowerImage, barriers, build, images
-from .starts import describe as describe_start
-from .starts import start_db
-from .write_crash import AsLeftRecoverer, RecordFailed, recorded_run, reference_states
+from .recovery import Observer, References, unstable_columns
+from .statement_images import DB_NAME, image_id
+from .writes import AsLeftRecoverer, RecordFailed, recorded_run, reference_states
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .cases import Case, Context
-    from .syscall_record import Record
+    from ..cases import Case, Context
+    from .write_record import Record
 
 _FINDINGS_SHOWN: Final = 5
 # Distinct failing images after which a case stops judging: the failure is proven, and each

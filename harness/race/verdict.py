@@ -31,11 +31,18 @@ refusal*. So a round is judged on four things:
    ledger of one uncontended run from the same start. Without one, the schema-changing
    statements the processes actually committed (traced from outside) equal, as a multiset,
    those of the uncontended run -- a step whose DDL appears twice was applied twice, even when
-   ``IF NOT EXISTS`` or a swallowed error hid it from the final schema.
-4. The file afterwards (checked by the shell: ``race.py``): at head, ``integrity_check`` ok,
+   ``IF NOT EXISTS`` or a swallowed error hid it from the final schema. Version stamps
+   (``PRAGMA user_version = N``) count too: a DDL statement that fails is not always traced
+   (SQLite may reject it before it runs), so a swallowed duplicate step can leave nothing but
+   its stamp. One stamp is not an application: a *re-stamp*, which writes the version the
+   process had just read under its lock, inside the same transaction (a migrator that stamps
+   ``max(current, goal)`` on every start). The process sees no pending step and changes
+   nothing; it is recorded apart (``Restamps``, ``Outcome.restamps``) and not counted. A
+   stamp after a version read *outside* the transaction still counts: that read may be stale.
+4. The file afterwards (checked by the shell: ``harness/checks/race.py``): at head, ``integrity_check`` ok,
    schema equal to head's reference, data equal to the uncontended run's.
 
-Everything here is data in, findings out; the processes live in ``race.py``.
+Everything here is data in, findings out; the processes live in ``rounds.py``.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
 
 class OutcomeKind(Enum):
@@ -71,6 +78,7 @@ class Outcome:
     elapsed: float = 0.0  # seconds from the call of migrate() to its return or raise
     jitter: float = 0.0  # seconds the process slept after the release, before migrating
     statements: tuple[str, ...] = ()  # transaction control and counted changes it began
+    restamps: tuple[str, ...] = ()  # no-op version stamps, left out of statements (Restamps)
     exitcode: int | None = None
     # For a process that raised, the statement it was running (none traced: empty), how long
     # it had been running it, and the busy timeout of that statement's connection.
@@ -177,6 +185,61 @@ def committed_changes(statements: Iterable[str]) -> list[str]:
 
 def _canonical(sql: str) -> str:
     return " ".join(sql.strip().rstrip(";").split()).lower()
+
+
+_STAMP_VALUE = re.compile(
+    r"\s*pragma\s+(?:main\s*\.\s*)?user_version\s*=\s*([+-]?\d+)\s*;?\s*$", re.IGNORECASE
+)
+_VERSION_READ = re.compile(
+    r"\s*pragma\s+(?:main\s*\.\s*)?user_version\s*;?\s*$|\bpragma_user_version\b", re.IGNORECASE
+)
+
+
+def stamped_version(sql: str) -> int | None:
+    """N for ``PRAGMA [main.]user_version = N``; None for anything else (another schema's
+    stamp, a value that is not a plain integer: those always count)."""
+    m = _STAMP_VALUE.match(sql)
+    return int(m.group(1)) if m is not None else None
+
+
+def reads_version(sql: str) -> bool:
+    """``PRAGMA user_version`` or a select from ``pragma_user_version``: the main schema's
+    version read, not written."""
+    return bool(_VERSION_READ.search(sql)) and not _STAMP.match(sql)
+
+
+class Restamps:
+    """One racing process's re-stamps: version stamps that change nothing.
+
+    Fed every statement the process begins, in order (the trace fires before each runs).
+    A stamp ``PRAGMA user_version = N`` is a re-stamp when, inside an explicit transaction,
+    the process read the version earlier in that same transaction and ``N`` is the version
+    the file has committed (``committed()``, read when the stamp is about to run). The read
+    inside the transaction is what makes it a no-op rather than a step applied twice: the
+    transaction holds the lock it read under, so the version it saw is still the committed
+    one, and a process that finds its goal already reached applies nothing. A deferred
+    transaction whose snapshot went stale cannot commit its stamp at all (SQLITE_BUSY), so
+    it is no exception. ``committed`` returns None when it cannot tell (the file is locked
+    exclusively): the stamp then counts, as every stamp did before.
+    """
+
+    def __init__(self, committed: Callable[[], int | None]) -> None:
+        self._committed = committed
+        self._in_transaction = False
+        self._read = False  # the version was read inside the open transaction
+        self.found: set[int] = set()  # indexes k of the re-stamps
+
+    def see(self, k: int, sql: str) -> None:
+        if _BEGIN.match(sql):
+            self._in_transaction, self._read = True, False
+        elif _COMMIT.match(sql) or _ROLLBACK.match(sql):
+            self._in_transaction = self._read = False
+        elif reads_version(sql):
+            self._read = self._in_transaction
+        else:
+            stamp = stamped_version(sql)
+            if stamp is not None and self._read and stamp == self._committed():
+                self.found.add(k)
 
 
 # --- judging a round ---------------------------------------------------------------------

@@ -40,9 +40,9 @@ from typing import TYPE_CHECKING, Final
 
 from migproof.engine.steps import quote
 
-from . import dbfiles
-from .race_pipe import qualified_name, send, signal_ready, signal_warm, wait_go
-from .race_verdict import OutcomeKind, WriterOutcome
+from .. import dbfiles
+from .pipe import qualified_name, send, signal_ready, signal_warm, wait_go
+from .verdict import OutcomeKind, WriterOutcome
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -1,7 +1,7 @@
 """Power-loss images of a recorded run: what the disk may hold when the machine dies. Pure.
 
 A killed process leaves every write that returned in the kernel's page cache, so its crash
-images are prefixes of the run's writes (``syscall_record``). A power cut, a kernel panic or a
+images are prefixes of the run's writes (``write_record``). A power cut, a kernel panic or a
 VM reset keeps only what reached the disk, and only ``fsync``/``fdatasync`` says what did.
 This module builds those states offline from the same record, the way ALICE (Pillai et al.,
 OSDI 2014, "All File Systems Are Not Created Equal") and CrashMonkey (Mohan et al., OSDI 2018)
@@ -69,7 +69,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from .syscall_record import DIRECTORY, Files, Op, OpKind, Record, apply, copied
+from .write_record import DIRECTORY, Files, Op, OpKind, Record, apply, copied
 
 SECTOR: Final = 512  # bytes: the unit a write tears at (the smallest sector size in use)
 VARIANTS: Final = ("keep-all", "drop-all", "names-only", "torn", "prefix", "subset")

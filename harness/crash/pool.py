@@ -16,15 +16,15 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
-from .context import DEFAULT_ROWS, RunContext
-from .crash import run_case
-from .spec import load_target
-from .starts import FRESH
+from ..context import DEFAULT_ROWS, RunContext
+from ..spec import load_target
+from ..starts import FRESH
+from .statements import run_case
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .cases import Case, CheckResult, RunConfig
+    from ..cases import Case, CheckResult, RunConfig
 
 
 _worker: RunContext | None = None

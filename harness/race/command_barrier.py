@@ -1,6 +1,6 @@
 """A barrier at the database: racing commands released together at their first lock attempt.
 
-Racing P copies of a command from a pipe barrier (``race.run_round``) releases them at the
+Racing P copies of a command from a pipe barrier (``rounds.run_round``) releases them at the
 same instant, but then each runtime starts up: bun takes ~0.05-0.1 s here, P of them on two
 cores spread over tens of milliseconds -- far longer than the window between "read the
 version" and "take the lock" of a fast migrator, so the processes seldom overlap there.

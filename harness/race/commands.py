@@ -1,6 +1,6 @@
 """The ``race`` check for a command target: P copies of the command on one file, no trace.
 
-The race machinery is the same (``race.run_round``: forked children behind a pipe barrier,
+The race machinery is the same (``rounds.run_round``: forked children behind a pipe barrier,
 each calling ``target.migrate``, which starts the command in a process group of its own and
 kills the group with the child). What differs is the judgement: a command's statements run
 in its own SQLite, in its own process, so "each step applied exactly once" cannot be read
@@ -8,7 +8,7 @@ from a trace. It is judged by what the processes did and what they left:
 
 * every process exits 0, or with its declared lock-timeout refusal (``refusals`` /
   ``refusal_patterns`` kind ``lock-timeout``) -- a duplicate-column error or an immediate
-  "database is locked" is a failure (``race_verdict.judge_outcomes``);
+  "database is locked" is a failure (``verdict.judge_outcomes``);
 * the file afterwards equals one uncontended run from the same start: version, schema,
   integrity and *every row* (a data step applied twice shows in the data; a DDL step applied
   twice fails with an error, which is the first point).
@@ -25,20 +25,16 @@ import shutil
 import time
 from typing import TYPE_CHECKING
 
-from .cases import CheckResult, Status
-from .checks import race as race_check
-from .command import CommandTarget
+from ..cases import CheckResult, Status
+from ..checks.race import CaseRace, NotRaced
+from ..command import CommandTarget
+from ..starts import describe
 from .command_barrier import Barrier
-from .contract import internal_tables
-from .race import run_round
-from .race_verdict import OutcomeKind
-from .race_writer import choose_plan
-from .starts import describe, start_db
 
 if TYPE_CHECKING:
-    from .cases import Case, Context
-    from .race import RoundResult
-    from .race_verdict import Finding
+    from ..cases import Case, Context
+    from .rounds import RoundResult
+    from .verdict import Finding
 
 BARRIER = True  # meet at the first open of the file (the bench turns it off to compare)
 NOTE = (
@@ -47,39 +43,12 @@ NOTE = (
 )
 
 
-def prepare(ctx: Context, case: Case) -> race_check.CaseRace | str:
-    """``CaseRace.prepare`` less its demand for traced statements."""
-    if case.from_version is None or case.journal_mode is None or case.to_version is None:
-        raise ValueError(f"{case.id}: a race case names its start, head and journal mode")
-    run = race_check._CaseRun(
-        ctx,
-        case,
-        case.journal_mode,
-        race_check.bounds_of(ctx.target),
-        internal_tables(ctx.target),
-        start_db(ctx, case.from_version, case.journal_mode),
-        ctx.scratch(f"race-v{case.from_version}-{case.journal_mode}"),
-    )
-    solo_path = race_check._copy(run.fixture, run.work / "uncontended.db")
-    seed = f"{ctx.config.seed}:{case.id}:solo"
-    solo = run_round(run.target, solo_path, procs=1, seed=seed, bounds=run.bounds)
-    first = solo.outcomes[0]
-    if first.kind is not OutcomeKind.MIGRATED:
-        return (
-            f"the uncontended migration from v{case.from_version} ({describe(run.mode)}) already "
-            f"fails ({first.kind.value}: {first.error_type} {first.message}); the other "
-            "checks say more -- the race needs a migration that works alone first"
-        )
-    expected = race_check._expected(run, solo_path, (), race_check._unstable(run, solo_path, seed))
-    notes = [*expected.notes, NOTE]
-    plan = None
-    if case.from_version > 0:
-        probe = race_check._copy(run.fixture, run.work / "probe.db")
-        plan = choose_plan(probe, ctx.schema_of(run.fixture), exclude=run.internal)
-    return race_check.CaseRace(run, expected, plan, notes)
+def prepare(ctx: Context, case: Case) -> CaseRace | NotRaced:
+    """The case's uncontended yardstick (``CaseRace.prepare``), judged without a trace."""
+    return CaseRace.prepare(ctx, case, without_trace=NOTE)
 
 
-def _round(race: race_check.CaseRace, label: str, procs: int) -> tuple[RoundResult, list[Finding]]:
+def _round(race: CaseRace, label: str, procs: int) -> tuple[RoundResult, list[Finding]]:
     """One round, the processes meeting at their first lock (``command_barrier``)."""
     target = race.run.target
     if not (BARRIER and isinstance(target, CommandTarget) and shutil.which("strace")):
@@ -95,8 +64,8 @@ def run_case(ctx: Context, case: Case) -> CheckResult:
     began = time.monotonic()
     config = ctx.config
     race = prepare(ctx, case)
-    if isinstance(race, str):
-        return CheckResult(case, Status.FAIL, race, duration=time.monotonic() - began)
+    if isinstance(race, NotRaced):
+        return CheckResult(case, race.status, race.detail, duration=time.monotonic() - began)
     labels = race.labels(config.race_rounds)
     totals: dict[str, int] = {}
     wall = 0.0

@@ -1,6 +1,6 @@
 """A recorded run's writes to a database's files, and the crash images they imply. Pure.
 
-One uninterrupted migration is recorded once (``write_crash`` runs it under ``strace``); crash
+One uninterrupted migration is recorded once (``writes`` runs it under ``strace``); crash
 states are then built offline, ALICE/CrashMonkey style (CONTEXT.md §4): crash image k is the
 files as they were before the run with the first k *mutating* operations applied. A process
 killed there leaves exactly that: a SIGKILL loses the process's memory, never the kernel's

@@ -1,6 +1,6 @@
 """Crash points at every write, for any process: ``--crash-at writes``.
 
-One uninterrupted run from the start file is recorded under ``strace`` (``syscall_record``
+One uninterrupted run from the start file is recorded under ``strace`` (``write_record``
 says what is kept); crash image k is the start files with the first k writes applied, built
 offline. Any target works the same way: a forked child waits on a pipe, ``strace -f -p``
 attaches to it, and once ``/proc/<pid>/status`` shows the tracer the child is released and
@@ -8,7 +8,7 @@ calls ``target.migrate`` -- for a command target that starts the command, whose 
 strace follows. (Attaching to a warm fork beats spawning a fresh interpreter that must import
 the target by SPEC: bench/bench_command.py measures both.)
 
-Judgement is the statement level's (``crash_oracle``): every image recovers to a clean state
+Judgement is the statement level's (``oracle``): every image recovers to a clean state
 and converges on re-run. One thing is added. After a real crash the first process to open the
 file is the migrator itself, not a careful reader: so for an image with a ``-journal`` or
 ``-wal`` beside it, the re-run happens on the image *as left* (the hot journal still there),
@@ -32,18 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
-from . import contract, dbfiles, forked
-from .crash import CaseRun, Observer, Recoverer, References, integrity, unstable_columns
-from .crash_images import DB_NAME, image_id
-from .crash_oracle import AFTER_LAST, Point, Recovery, State, judge
-from .starts import start_db
-from .syscall_record import SYSCALLS, Record, apply, parse_strace, read_files, replay
+from .. import contract, dbfiles, forked
+from ..starts import start_db
+from .oracle import AFTER_LAST, Point, Recovery, State, judge
+from .recovery import CaseRun, Observer, Recoverer, References, integrity, unstable_columns
+from .statement_images import DB_NAME, image_id
+from .write_record import SYSCALLS, Record, apply, parse_strace, read_files, replay
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .cases import Context
-    from .target import Target
+    from ..cases import Context
+    from ..target import Target
 
 STRING_LIMIT: Final = 1 << 20  # bytes of a write strace shows; longer ones make a record unusable
 ATTACH_TIMEOUT: Final = 30.0  # seconds for strace to attach to the waiting child
@@ -246,7 +246,7 @@ class ReplayedImages:
 
 
 class AsLeftRecoverer(Recoverer):
-    """``crash.Recoverer``, except that an image with a journal or WAL beside it is re-run as
+    """``recovery.Recoverer``, except that an image with a journal or WAL beside it is re-run as
     left: the migrator, not a careful reader, is the first to open it after a crash."""
 
     def __init__(self, observer: Observer, workdir: Path) -> None:

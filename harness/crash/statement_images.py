@@ -38,15 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from . import dbfiles, forked, sandbox
-from .crash_oracle import AFTER_LAST, Point
-from .forked import WorkerTimeout
-from .tracing import traced
+from .. import dbfiles, forked, sandbox
+from ..forked import WorkerTimeout
+from ..tracing import traced
+from .oracle import AFTER_LAST, Point
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .target import Target
+    from ..target import Target
 
 DB_NAME: Final = "state.db"
 _CHUNK: Final = 1 << 20

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Final
 
 from migproof.engine import schema as schema_mod
 
-from .data import show
+from ..data import show
 
 if TYPE_CHECKING:
     from migproof.engine.schema import Schema
 
-    from .data import Cell
+    from ..data import Cell
 
 AFTER_LAST: Final = "(after the last statement)"
 

@@ -12,9 +12,11 @@ interleaved on a busy machine, and a few milliseconds around the end of each tra
 where the lock changes hands -- and sends back an ``Outcome`` (picklable: exception type
 name, message, whether it was the target's declared lock-timeout refusal or SQLite's own
 "database is locked", the statement it failed on with how long it waited there and its
-connection's busy timeout, the statements it began) before leaving through ``os._exit``. An
-optional live writer starts first and keeps inserting until the migrators are done (see
-``race_writer``).
+connection's busy timeout, the statements it began, and apart from them its re-stamps: the
+version stamps that wrote back what it had read under its lock, ``verdict.Restamps``, told
+by reading the committed version on a connection of its own, ``committed_version``) before
+leaving through ``os._exit``. An optional live writer starts first and keeps inserting until
+the migrators are done (see ``writer``).
 
 Everything is bounded: one deadline covers the whole round; a child still running then is
 killed with SIGKILL and reported as hung; every child is reaped before ``run_round`` returns,
@@ -23,7 +25,7 @@ children never touch the parent's state: they run the target and ``os._exit``.
 
 Optional target capabilities used here (read through ``contract``; none is required):
 ``lock_timeout_errors`` (the classes of its own lock-timeout refusal) and ``lock_timeout``
-(the seconds it promises to wait) -- how a refusal is judged is in ``race_verdict``.
+(the seconds it promises to wait) -- how a refusal is judged is in ``verdict``.
 """
 
 from __future__ import annotations
@@ -40,17 +42,17 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from . import contract, forked, sandbox, tracing
-from .race_pipe import READY, WARM, payload, qualified_name, send, signal_ready, wait_go
-from .race_verdict import Bounds, Outcome, OutcomeKind, WriterOutcome, is_kept
-from .race_writer import writer_main
+from .. import contract, forked, sandbox, tracing
+from .pipe import READY, WARM, payload, qualified_name, send, signal_ready, wait_go
+from .verdict import Bounds, Outcome, OutcomeKind, Restamps, WriterOutcome, is_kept
+from .writer import writer_main
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
-    from .race_writer import WriterPlan
-    from .target import Target
+    from ..target import Target
+    from .writer import WriterPlan
 
 DEFAULT_PROCS: Final = 8
 # Jitter after the release: the first HEAD_ON processes start at once, so every round has a
@@ -125,7 +127,7 @@ def run_round(
 
     ``seed`` fixes each process's jitter and pauses (``pause`` before each statement,
     ``handoff`` around the end of a transaction; 0 turns them off). The result lists one
-    outcome per process, in index order; the caller judges it (``race_verdict``).
+    outcome per process, in index order; the caller judges it (``verdict``).
     """
     target = sandbox.unwrap(target)  # each racing process runs it itself, traced
     bounds = bounds or Bounds()
@@ -321,17 +323,18 @@ def _migrator_main(
     rng = random.Random(f"{seed}:{index}:pauses")
     pause, handoff = pauses
     last = _LastStatement()
+    restamps = Restamps(functools.partial(committed_version, db_path))
     after_end = False
 
     def before_statement(k: int, sql: str) -> None:
         nonlocal after_end
-        del k
         ends = bool(_ENDS.match(sql))
         limit = handoff if ends or after_end else pause
         after_end = ends
         if limit:
             time.sleep(rng.uniform(0.0, limit))
         last.started(sql, trace.busy_timeout)
+        restamps.see(k, sql)
 
     # Only connections to the raced file are traced: a target building a reference schema
     # in memory would otherwise seem to apply its steps in every process.
@@ -363,8 +366,38 @@ def _migrator_main(
                 **last.wait(raised),
             )
         elapsed = time.perf_counter() - began
-    kept = tuple(sql for sql in trace.statements if is_kept(sql))
-    send(w, replace(outcome, elapsed=elapsed, statements=kept))
+    kept = tuple(
+        sql for k, sql in enumerate(trace.statements) if is_kept(sql) and k not in restamps.found
+    )
+    again = tuple(trace.statements[k] for k in sorted(restamps.found))
+    send(w, replace(outcome, elapsed=elapsed, statements=kept, restamps=again))
+
+
+def committed_version(db_path: Path) -> int | None:
+    """The file's committed ``user_version``, read at once on an untraced connection of its
+    own; None when it cannot be read without waiting.
+
+    Called inside the trace callback, while this process may hold the write lock through the
+    target's connection. That is safe: SQLite shares one lock state between the connections
+    of a process, so this read takes a shared lock beside the target's reserved one (in WAL
+    mode, it reads the last commit), and closing it does not drop the target's locks -- SQLite
+    keeps a descriptor open until no connection of the process holds a lock on the file
+    (the POSIX hazard of ``harness/crash/statement_images.py`` is a raw open and close).
+    ``timeout=0``: an exclusive lock of our own (a transaction that spilled its cache) must
+    not make us wait on ourselves.
+    """
+    try:
+        conn = tracing.connect_untraced(
+            f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=0
+        )
+    except sqlite3.Error:
+        return None
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
 
 
 _ROLLBACK: Final = re.compile(r"\s*rollback\b", re.IGNORECASE)
