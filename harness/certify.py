@@ -408,8 +408,7 @@ def run(
             with _heartbeat(job_ctx, out, heartbeat):
                 return run_case(job_ctx, planned_case, fp, rows=rows)
 
-        shared = [i for i, p in enumerate(planned) if not jobs.exclusive(p)]
-        if config.jobs > 1 and len(shared) > 1:
+        if config.jobs > 1 and len(planned) > 1:
 
             def job_context() -> RunContext:
                 job_ctx = RunContext(target, config, rows=rows, reuse=True)
@@ -417,7 +416,7 @@ def run(
                 return job_ctx
 
             jobs.run_parallel(
-                job_context, one, planned, shared, jobs=config.jobs, on_result=finished
+                job_context, one, planned, range(len(planned)), jobs=config.jobs, on_result=finished
             )
         for i, planned_case in enumerate(planned):
             if results[i] is None:

@@ -126,7 +126,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         default=None,
         metavar="N",
         help="processes running cases at once (default: [tool.migproof] jobs, else every core; "
-        "race cases always run alone, after the others)",
+        "never two race cases at once)",
     )
     p.add_argument(
         "--keep-failures", type=Path, metavar="DIR", help="copy each failing case's files into DIR"

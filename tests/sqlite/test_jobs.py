@@ -1,11 +1,13 @@
 """certify --jobs: cases on several processes give the same results, in plan order; race cases
-run alone; a job process that dies fails its case by name and the run goes on."""
+never run two at once, and run beside the others; a job process that dies fails its case by name and the run goes on."""
 
 from __future__ import annotations
 
 import io
 import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from migproof.harness import jobs
@@ -16,8 +18,8 @@ from migproof.harness.spec import load_target
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
+    import pytest
     from migproof.harness.cases import Context
 
 SPEC = "tests/migrators/correct_per_step.py:TARGET"
@@ -41,11 +43,7 @@ def test_two_jobs_give_the_results_of_one_in_plan_order(tmp_path: Path) -> None:
     two, text = _run(tmp_path, 2)
     assert two == one
     assert all(status is Status.PASS for _, status in two)
-    # Race cases ran after every other case: their progress lines come last.
-    lines = [line for line in text.splitlines() if line.startswith("[")]
-    races = [i for i, line in enumerate(lines) if " race[" in line]
-    assert races
-    assert races == list(range(len(lines) - len(races), len(lines)))
+    assert " race[" in text
 
 
 @dataclass
@@ -73,6 +71,49 @@ def test_a_job_that_dies_fails_its_case_and_the_others_still_run(tmp_path: Path)
     ]
 
 
-def test_race_is_the_exclusive_check() -> None:
-    assert {"race"} == jobs.EXCLUSIVE
+def test_race_is_the_check_run_one_case_at_a_time() -> None:
+    assert {"race"} == jobs.ONE_AT_A_TIME
     assert "race" in by_name()
+
+
+@dataclass
+class _Marks:
+    """Cases that leave a mark while they run: ``serial`` ones fail if another is running,
+    ``beside`` ones note whether a serial one was running when they started."""
+
+    name: str
+    folder: Path
+    count: int
+    seconds: float
+    description: str = "marks its run"
+
+    def cases(self, ctx: Context) -> Iterator[Case]:
+        yield from (Case(self.name, v, v + 1) for v in range(self.count))
+
+    def run(self, ctx: Context, case: Case) -> CheckResult:
+        running = self.folder / "serial-running"
+        if self.name == "serial":
+            try:
+                fd = os.open(running, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return CheckResult(case, Status.FAIL, "another serial case was running")
+            os.close(fd)
+            time.sleep(self.seconds)
+            running.unlink()
+        else:
+            if running.exists():
+                (self.folder / f"beside-{case.from_version}").touch()
+            time.sleep(self.seconds)
+        return CheckResult(case, Status.PASS)
+
+
+def test_one_at_a_time_cases_never_overlap_and_the_others_run_beside_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "ONE_AT_A_TIME", frozenset({"serial"}))
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    checks = (_Marks("serial", marks, 4, 0.2), _Marks("beside", marks, 8, 0.05))
+    results, _ = _run(tmp_path, 2, checks=checks)
+    assert [status for _, status in results] == [Status.PASS] * 12, results
+    assert any(p.name.startswith("beside-") for p in marks.iterdir())
