@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench_race import catch_rate, cpu_hogs
+
+from tests.migrators.commands import project
 
 ROOT = Path(__file__).resolve().parent.parent
 CERTIFY_TIMEOUT = 3600.0  # seconds for one certify; a hang is reported, never waited out
@@ -43,6 +47,23 @@ CORRECT: tuple[tuple[str, str | None], ...] = (
     ("tests/migrators/race_ledger_correct.py:TARGET", "race"),
     ("tests/migrators/race_restamp.py:TARGET", "race"),  # re-stamps its version at every start
 )
+# Migrators in other runtimes, each from its project folder (skipped when the runtime is not
+# installed: .ci/run installs sqlite3 and bun).
+COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("command:cmd_shell", ("bash", "sqlite3", "strace")),
+    ("command:cmd_bun", ("bun", "strace")),
+)
+
+
+def runnable() -> tuple[tuple[str, str | None], ...]:
+    found = list(CORRECT)
+    for spec, tools in COMMANDS:
+        missing = [t for t in tools if shutil.which(t) is None]
+        if missing:
+            print(f"  ({spec} left out: {', '.join(missing)} not on PATH)")
+        else:
+            found.append((spec, None))
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +75,29 @@ class Certified:
 
 
 def certify(spec: str, only: str | None, work: Path) -> Certified:
+    """``spec`` is a SPEC, or ``command:<name>``: the command project ``tests/migrators/<name>``
+    certified from its folder's ``[tool.migproof]`` table alone, as its users would."""
     out = work / "certificate.json"
-    cmd = [sys.executable, "-m", "migproof", "certify", spec, "--json", str(out)]
+    cwd = ROOT
+    argv = [spec]
+    if spec.startswith("command:"):
+        cwd = project(work, spec.partition(":")[2])
+        argv = []
+    cmd = [sys.executable, "-m", "migproof", "certify", *argv, "--json", str(out)]
     cmd += ["--workdir", str(work / "run")]
     if only:
         cmd += ["--only", only]
     began = time.monotonic()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
         proc = subprocess.run(
-            cmd, cwd=ROOT, capture_output=True, text=True, timeout=CERTIFY_TIMEOUT, check=False
+            cmd,
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=CERTIFY_TIMEOUT,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         failure = ("(the whole run)", f"certify ran past {CERTIFY_TIMEOUT:g} s and was killed", "")
@@ -80,14 +115,17 @@ def certify(spec: str, only: str | None, work: Path) -> Certified:
 
 def short(spec: str) -> str:
     """``tests/migrators/wal_guarded.py:TARGET`` -> ``wal_guarded``; a module: its last part."""
+    if spec.startswith("command:"):
+        return spec.partition(":")[2]
     where = spec.partition(":")[0]
     return Path(where).stem if "/" in where else where.rpartition(".")[2]
 
 
 def false_alarms(runs: int, load: int) -> list[Certified]:
+    migrators = runnable()
     print(
-        f"false alarms: {runs} runs of certify (default settings) on {len(CORRECT)} migrators, "
-        f"{load} CPU hogs throughout"
+        f"false alarms: {runs} runs of certify (default settings) on {len(migrators)} "
+        f"migrators, {load} CPU hogs throughout"
     )
     alarms: list[Certified] = []
     with cpu_hogs(load):
@@ -95,7 +133,7 @@ def false_alarms(runs: int, load: int) -> list[Certified]:
             began = time.monotonic()
             parts: list[str] = []
             failing = 0
-            for spec, only in CORRECT:
+            for spec, only in migrators:
                 with tempfile.TemporaryDirectory(prefix="migproof-fa-") as tmp:
                     got = certify(spec, only, Path(tmp))
                 failing += len(got.failed)
