@@ -5,7 +5,7 @@ from the warm certify process. Each builds a ``RunContext`` of its own over the 
 (``reuse``: the cache is shared, and ``RunContext._shared`` lets one process build a
 reference or fixture file while the others wait for it, with filelock), and so its own
 sandbox worker for the target. The parent hands out case indexes one at a time over a pipe
-per job, in plan order, and reads back each ``CheckResult`` (pickled) as it finishes: a job
+per job, in plan order (race cases aside: below), and reads back each ``CheckResult`` (pickled) as it finishes: a job
 that is done with a slow case takes the next one, so the cores stay busy.
 
 Race cases (``ONE_AT_A_TIME``) run on the jobs too, but never two at once: a race judges
@@ -16,7 +16,8 @@ saturated besides). A free job takes a race case whenever none is running (the r
 the longest chain of the run: 52 cases of 2-3 s each on a 25-version history, mostly spent
 waiting out SQLite's busy handler, so the other job's cases fill the cores meanwhile), else
 the next other case in plan order; when only races are left it waits for the running one.
-Before, races ran alone after everything else: 3 min 5 s -> 2 min 17 s on that history.
+Before, races ran alone after everything else: 3 min 5 s -> 2 min 36 s on that history
+(docs/benchmarks.md, "Real-size histories").
 
 A job that dies (a crash of the harness, not of the target, which runs in the job's
 sandbox) fails the case it was running, and its remaining work goes to the others. Every
