@@ -78,13 +78,15 @@ class Meeting:
     """One party's side of the barrier, driven by ``poll()`` whenever strace writes.
 
     Nothing here polls on a timer. A first version re-read strace's log file and the arrivals
-    folder every 0.2 ms while its command ran: P racing children, each a Python process that
-    woke 5000 times a second, took ~4.6 s of CPU per round each (measured, P = 8, beside two
-    busy loops on this 2-core machine) -- from the very commands they were racing, whose
-    tracer needs the CPU twice for every system call of theirs (strace without seccomp stops
-    a tracee at each one). The commands then ran so slowly that lock-timeout refusals came
-    10-50 s after 2 s of waiting, rounds reached their 60 s deadline, and the killed children
-    were themselves too starved to finish exiting within the 10 s reap grace. So:
+    folder every 0.2 ms while its command ran. Beside two busy loops and another test suite on
+    this 2-core machine, its P = 8 racing children (Python processes waking thousands of times a
+    second) each used ~4.6 s of CPU in a round that ran into its deadline -- taken from the very
+    commands they raced, whose strace needs the CPU twice for every system call of theirs
+    (without seccomp it stops a tracee at each one, not only at openat and fcntl), and from the
+    party still starting up while seven others spun waiting for it. Lock-timeout refusals came
+    14-58 s after a 2 s busy timeout, rounds reached their 60 s deadline, and the killed
+    children were too starved to finish exiting within the 10 s reap grace (docs/benchmarks.md:
+    8 of 19 runs failed before, 0 of 19 after). So:
 
     * strace writes into a FIFO (``log``) whose read end is ``fileno()``: the caller sleeps in
       ``select`` on it (and on its command's exit) and calls ``poll()`` when a line is there;
