@@ -34,6 +34,7 @@ import contextlib
 import glob
 import os
 import re
+import select
 import signal
 import sqlite3
 import subprocess
@@ -208,35 +209,33 @@ def run(
         if barrier is not None:
             meeting = Meeting(barrier[0], log)
             argv = wrap(tuple(argv), barrier[1], log, pause=barrier[0].pause_for(os.getpid()))
-        with out_path.open("wb") as out, err_path.open("wb") as err:
-            proc = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
+        try:
+            with out_path.open("wb") as out, err_path.open("wb") as err:
+                proc = subprocess.Popen(
+                    list(argv),
+                    cwd=cwd,
+                    env=dict(env),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                )
+        except BaseException:
+            if meeting is not None:
+                meeting.close()
+            raise
         dog, dog_w = _watchdog(proc.pid)
         timed_out = False
         began = time.monotonic()
         deadline = began + timeout
         try:
-            while True:
+            if meeting is None:
                 try:
-                    proc.wait(
-                        timeout=POLL
-                        if meeting is not None
-                        else max(0.0, deadline - time.monotonic())
-                    )
-                    break
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
-                    if time.monotonic() >= deadline:
-                        timed_out = True
-                        break
-                    assert meeting is not None
-                    meeting.poll()
+                    timed_out = True
+            else:
+                timed_out = not _meet(proc, meeting, deadline)
         finally:
             kill_group(proc.pid)
             if proc.poll() is None:
@@ -252,6 +251,34 @@ def run(
         text += out_path.read_bytes().decode("utf-8", "replace")
     since = None if meeting is None or meeting.released is None else ended - meeting.released
     return Finished(proc.returncode, text, timed_out, since, ended - began)
+
+
+def _meet(proc: subprocess.Popen[bytes], meeting: Meeting, deadline: float) -> bool:
+    """Run the barrier's side of a command until it exits (True) or the deadline (False).
+
+    Sleeps in ``select`` on strace's FIFO and on a pidfd of the command: it wakes when strace
+    writes a line or the command exits, never on a timer (``Meeting`` says why that matters).
+    """
+    try:
+        exited: int | None = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfd (kernel before 5.3): look now and then
+        exited = None
+    try:
+        while True:
+            if proc.poll() is not None:
+                meeting.poll()  # its last lines (a process that stopped as it ended)
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            fds = [meeting.fileno()] if exited is None else [meeting.fileno(), exited]
+            wait = remaining if exited is not None else min(remaining, POLL)
+            readable, _, _ = select.select(fds, [], [], wait)
+            if meeting.fileno() in readable:
+                meeting.poll()
+    finally:
+        if exited is not None:
+            os.close(exited)
 
 
 # --- the target ------------------------------------------------------------------------------

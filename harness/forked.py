@@ -49,6 +49,13 @@ class WorkerTimeout(Exception):
     """A forked child outlived its deadline; it was killed (and reaped, unless SIGKILL failed)."""
 
 
+class NotReaped(WorkerTimeout):
+    """A forked child of migproof's own was SIGKILLed and still had not exited ``KILL_GRACE``
+    seconds later: stuck in the kernel (an exit that cannot get the CPU or a lock on a starved
+    machine, an uninterruptible wait). migproof's problem, not a verdict on the target: the
+    message says what the child and everything under it were doing (``procstate``)."""
+
+
 def route_output(path: Path | None) -> None:
     """Send the stdout and stderr of children forked from now on to ``path`` (None: inherit)."""
     global _routed  # noqa: PLW0603 -- one routing per process, set per case by the runner
@@ -129,14 +136,15 @@ def reap(pid: int, *, timeout: float) -> tuple[int, bool]:
     Whatever the child left running in its group is killed too.
 
     Interrupted (a signal's exception), it kills and reaps before passing the exception on.
-    Raises ``WorkerTimeout`` if the child is still there ``KILL_GRACE`` seconds after SIGKILL.
+    Raises ``NotReaped`` (a ``WorkerTimeout``) if the child is still there ``KILL_GRACE``
+    seconds after SIGKILL.
     """
     try:
         killed = not _wait_exit(pid, timeout)
         if killed:
             _kill_group(pid)
             if not _wait_exit(pid, KILL_GRACE):
-                raise WorkerTimeout(f"child {pid} did not die within {KILL_GRACE} s of SIGKILL")
+                raise NotReaped(not_reaped(pid))
     except WorkerTimeout:
         raise
     except BaseException:
@@ -146,6 +154,18 @@ def reap(pid: int, *, timeout: float) -> tuple[int, bool]:
         raise
     _kill_group(pid)  # stragglers: the exited child is a zombie, so its group id is not reused
     return _collect(pid), killed
+
+
+def not_reaped(pid: int) -> str:
+    """The message of ``NotReaped`` for ``pid``, with what it is doing now."""
+    from .procstate import describe
+
+    return (
+        f"migproof could not reap its own child process {pid}: it did not die within "
+        f"{KILL_GRACE:g} s of SIGKILL (a harness or machine problem -- an exit starved of CPU "
+        "or stuck in the kernel -- not a verdict on the target). Its state then:\n"
+        f"{describe(pid)}"
+    )
 
 
 def forget_parents_children() -> None:

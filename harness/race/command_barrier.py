@@ -23,6 +23,7 @@ import contextlib
 import os
 import random
 import re
+import select
 import signal
 import time
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ from pathlib import Path
 from typing import Final
 
 _STOPPED: Final = re.compile(r"^(\d+)\s+--- stopped by SIGSTOP ---", re.MULTILINE)
-POLL: Final = 0.0002  # seconds between looks at the log and the arrivals
+POLL: Final = 0.001  # seconds between looks at a command without a pidfd (kernels before 5.3)
+RELEASE: Final = ".release"  # the FIFO in a barrier's folder that wakes the waiting parties
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,49 +75,118 @@ def wrap(argv: tuple[str, ...], db: str, log: Path, *, pause: int = 0) -> list[s
 
 
 class Meeting:
-    """One party's side of the barrier, driven by ``poll()`` while its command runs."""
+    """One party's side of the barrier, driven by ``poll()`` whenever strace writes.
+
+    Nothing here polls on a timer. A first version re-read strace's log file and the arrivals
+    folder every 0.2 ms while its command ran. Beside two busy loops and another test suite on
+    this 2-core machine, its P = 8 racing children (Python processes waking thousands of times a
+    second) each used ~4.6 s of CPU in a round that ran into its deadline -- taken from the very
+    commands they raced, whose strace needs the CPU twice for every system call of theirs
+    (without seccomp it stops a tracee at each one, not only at openat and fcntl), and from the
+    party still starting up while seven others spun waiting for it. Lock-timeout refusals came
+    14-58 s after a 2 s busy timeout, rounds reached their 60 s deadline, and the killed
+    children were too starved to finish exiting within the 10 s reap grace (docs/benchmarks.md:
+    8 of 19 runs failed before, 0 of 19 after). So:
+
+    * strace writes into a FIFO (``log``) whose read end is ``fileno()``: the caller sleeps in
+      ``select`` on it (and on its command's exit) and calls ``poll()`` when a line is there;
+    * parties wait for each other on a FIFO in the barrier's folder (``RELEASE``): each opens
+      its read end before it arrives, the party that completes the count opens and closes its
+      write end, and every reader sees the hang-up at once (``_wait_all``).
+    """
 
     def __init__(self, barrier: Barrier, log: Path) -> None:
         self.barrier = barrier
         self.log = log
         self.released: float | None = None  # time.monotonic() of our release
-        self._offset = 0
+        self._partial = b""
         self._continued: set[int] = set()
+        os.mkfifo(log)
+        # Non-blocking, so this open does not wait for strace, and a read never blocks. Our
+        # own write end, never written, keeps the FIFO from reading as ended before strace
+        # opens it or after it exits: it is readable only when there is something to read.
+        self._fd = os.open(log, os.O_RDONLY | os.O_NONBLOCK)
+        self._keep = os.open(log, os.O_WRONLY | os.O_NONBLOCK)
 
-    def _arrive(self) -> None:
-        self.barrier.folder.mkdir(parents=True, exist_ok=True)
-        (self.barrier.folder / str(os.getpid())).touch()
+    def fileno(self) -> int:
+        """The FIFO to wait on: readable when strace has written."""
+        return self._fd
 
-    def _wait_all(self) -> None:
-        deadline = time.monotonic() + self.barrier.timeout
-        while time.monotonic() < deadline:
-            if len(os.listdir(self.barrier.folder)) >= self.barrier.parties:
-                return
-            time.sleep(POLL)
+    def close(self) -> None:
+        for fd in (self._fd, self._keep):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._keep = -1
+
+    def _read(self) -> bytes:
+        chunks = []
+        while self._fd >= 0:
+            try:
+                chunk = os.read(self._fd, 65536)
+            except BlockingIOError:
+                break  # nothing more for now
+            if not chunk:
+                break  # cannot happen while we hold a write end
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def poll(self) -> None:
         """Continue every process of ours that stopped at its first lock (the first one only
         once all parties have arrived)."""
-        try:
-            with self.log.open("r", encoding="ascii", errors="replace") as f:
-                f.seek(self._offset)
-                text = f.read()
-        except FileNotFoundError:
-            return
-        cut = text.rfind("\n") + 1  # a line still being written is read next time
-        self._offset += cut
-        for pid in map(int, _STOPPED.findall(text[:cut])):
+        data = self._partial + self._read()
+        cut = data.rfind(b"\n") + 1  # a line still being written is read next time
+        self._partial = data[cut:]
+        self.handle(data[:cut].decode("ascii", "replace"))
+
+    def handle(self, text: str) -> None:
+        """Act on complete lines of strace's output."""
+        for pid in map(int, _STOPPED.findall(text)):
             if pid in self._continued:
                 continue
             if self.released is None:
-                self._arrive()
                 self._wait_all()
                 self.released = time.monotonic()
             self._continued.add(pid)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
 
+    def _arrivals(self) -> int:
+        return sum(1 for name in os.listdir(self.barrier.folder) if name != RELEASE)
+
+    def _arrive(self) -> None:
+        """Mark our arrival; the party that completes the count releases everyone."""
+        (self.barrier.folder / str(os.getpid())).touch()
+        if self._arrivals() >= self.barrier.parties:
+            try:
+                fd = os.open(self.barrier.folder / RELEASE, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: no party is waiting (all gave up): nobody to wake
+                return
+            os.close(fd)  # the readers see the writer come and go: a hang-up, all at once
+
+    def _open_release(self) -> int:
+        self.barrier.folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkfifo(self.barrier.folder / RELEASE)
+        return os.open(self.barrier.folder / RELEASE, os.O_RDONLY | os.O_NONBLOCK)
+
+    def _wait_all(self) -> None:
+        """Arrive, and wait (up to the barrier's timeout) until every party has."""
+        # Opened before arriving: whoever completes the count after our arrival finds us
+        # reading, so its open and close of the write end wakes us.
+        fd = self._open_release()
+        try:
+            self._arrive()
+            if self._arrivals() < self.barrier.parties:
+                select.select([fd], [], [], self.barrier.timeout)
+        finally:
+            os.close(fd)
+
     def leave(self) -> None:
         """The command ended: if it never reached the database, do not hold the others."""
         if self.released is None:
-            self._arrive()
+            fd = self._open_release()
+            try:
+                self._arrive()
+            finally:
+                os.close(fd)
+        self.close()

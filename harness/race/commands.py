@@ -21,6 +21,7 @@ and a lock-timeout refusal is timed from there (``command.EarlyLockTimeout``).
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from typing import TYPE_CHECKING
@@ -30,11 +31,11 @@ from ..checks.race import CaseRace, NotRaced
 from ..command import CommandTarget
 from ..starts import describe
 from .command_barrier import Barrier
+from .verdict import Finding, OutcomeKind
 
 if TYPE_CHECKING:
     from ..cases import Case, Context
     from .rounds import RoundResult
-    from .verdict import Finding
 
 BARRIER = True  # meet at the first open of the file (the bench turns it off to compare)
 NOTE = (
@@ -53,11 +54,27 @@ def _round(race: CaseRace, label: str, procs: int) -> tuple[RoundResult, list[Fi
     target = race.run.target
     if not (BARRIER and isinstance(target, CommandTarget) and shutil.which("strace")):
         return race.round(label, procs=procs)
-    target.barrier = Barrier(race.run.work / f"barrier-{label}", procs)
+    barrier = target.barrier = Barrier(race.run.work / f"barrier-{label}", procs)
     try:
-        return race.round(label, procs=procs)
+        result, findings = race.round(label, procs=procs)
     finally:
         target.barrier = None
+    if any(o.kind in (OutcomeKind.HUNG, OutcomeKind.NOT_STARTED) for o in result.outcomes):
+        findings.append(Finding(_arrivals(barrier)))
+    return result, findings
+
+
+def _arrivals(barrier: Barrier) -> str:
+    """Who had reached the file when a round ran into its deadline (a process of the round
+    marks its arrival at the barrier with its pid), for the failure message."""
+    try:
+        names = sorted(n for n in os.listdir(barrier.folder) if n.isdigit())
+    except OSError:
+        names = []
+    return (
+        f"at the deadline {len(names)} of the {barrier.parties} racing children had seen their "
+        f"command reach the file (the barrier's arrivals: {', '.join(names) or 'none'})"
+    )
 
 
 def run_case(ctx: Context, case: Case) -> CheckResult:

@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from .. import contract, forked, sandbox, tracing
+from .. import contract, forked, procstate, sandbox, tracing
 from .pipe import READY, WARM, payload, qualified_name, send, signal_ready, wait_go
 from .verdict import Bounds, Outcome, OutcomeKind, Restamps, WriterOutcome, is_kept
 from .writer import writer_main
@@ -96,6 +96,7 @@ class _Child:
     buf: bytearray = field(default_factory=bytearray)
     eof: bool = False
     status: int | None = None  # exit code as os.waitstatus_to_exitcode gives it
+    state: str = ""  # what it (and its processes) were doing when it was found still running
 
     @property
     def ready(self) -> bool:
@@ -203,6 +204,12 @@ def run_round(
         for fd in (go_r, go_w, writer_go_r, writer_go_w, stop_r, stop_w):
             if fd >= 0:
                 os.close(fd)
+        for c in everyone:
+            if not c.eof:
+                # About to be killed as hung: say what it was doing, from /proc, so a hang
+                # explains itself (a lock wait, a process stopped by its tracer, an exit
+                # stuck in the kernel, a machine too busy to run it).
+                c.state = procstate.describe(c.pid)
         _reap(everyone)
     outcomes = tuple(_outcome(i, c) for i, c in enumerate(migrators))
     return RoundResult(
@@ -269,9 +276,9 @@ def _outcome(index: int, c: _Child) -> Outcome:
         reported: Outcome = pickle.loads(c.payload)  # our own child's report: trusted
         return reported
     if not c.ready:
-        return Outcome(index, OutcomeKind.NOT_STARTED, exitcode=c.status)
+        return Outcome(index, OutcomeKind.NOT_STARTED, message=c.state, exitcode=c.status)
     if not c.eof:
-        return Outcome(index, OutcomeKind.HUNG, exitcode=c.status)
+        return Outcome(index, OutcomeKind.HUNG, message=c.state, exitcode=c.status)
     return Outcome(index, OutcomeKind.DIED, exitcode=c.status)
 
 
@@ -280,7 +287,8 @@ def _writer_outcome(c: _Child) -> WriterOutcome:
         reported: WriterOutcome = pickle.loads(c.payload)  # our own child's report: trusted
         return reported
     kind = OutcomeKind.HUNG if c.ready and not c.eof else OutcomeKind.DIED
-    return WriterOutcome(kind if c.ready else OutcomeKind.NOT_STARTED, exitcode=c.status)
+    kind = kind if c.ready else OutcomeKind.NOT_STARTED
+    return WriterOutcome(kind, message=c.state, exitcode=c.status)
 
 
 # --- the child's side --------------------------------------------------------------------

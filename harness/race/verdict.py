@@ -57,6 +57,17 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
 
+def _doing(state: str) -> str:
+    """What a hung process was doing at the deadline (``Outcome.message``, read from /proc by
+    the round), as the tail of its finding -- a process stopped by its tracer or a machine too
+    busy to run it reads differently from a lock wait."""
+    if not state:
+        return ""
+    return "; at the deadline its processes were:\n" + "\n".join(
+        f"      {line}" for line in state.splitlines()
+    )
+
+
 class OutcomeKind(Enum):
     MIGRATED = "migrated"  # migrate() returned
     REFUSED = "refused"  # raised a class the target declares as its lock-timeout refusal
@@ -266,7 +277,8 @@ def judge_outcomes(outcomes: Sequence[Outcome], bounds: Bounds) -> list[Finding]
                 Finding(
                     f"process {o.index} was still running {bounds.deadline:g} s after the "
                     "release and was killed: the migration hangs under contention (a lock "
-                    "wait without a timeout, or a deadlock between processes)",
+                    "wait without a timeout, or a deadlock between processes)"
+                    + _doing(o.message),
                     (o.index,),
                 )
             )
@@ -281,7 +293,8 @@ def judge_outcomes(outcomes: Sequence[Outcome], bounds: Bounds) -> list[Finding]
             found.append(
                 Finding(
                     f"process {o.index} never reached the start barrier within "
-                    f"{bounds.deadline:g} s (status {o.exitcode}); the round did not run",
+                    f"{bounds.deadline:g} s (status {o.exitcode}); the round did not run"
+                    + _doing(o.message),
                     (o.index,),
                 )
             )
@@ -488,7 +501,12 @@ def judge_writer(
         )
         found.append(Finding(f"the live writer raised {writer.error_type}: {writer.message}{why}"))
     elif writer.kind is not OutcomeKind.MIGRATED:
-        found.append(Finding(f"the live writer {writer.kind.value} (status {writer.exitcode})"))
+        found.append(
+            Finding(
+                f"the live writer {writer.kind.value} (status {writer.exitcode})"
+                + _doing(writer.message)
+            )
+        )
     if missing:
         shown = ", ".join(repr(m) for m in list(missing)[:5])
         found.append(

@@ -69,6 +69,11 @@ def test_a_hung_child_is_killed_reported_and_reaped(tmp_path: Path) -> None:
     result = run_round(Misbehaving("hang"), tmp_path / "x.db", procs=3, bounds=Bounds(deadline=1.0))
     assert [o.kind for o in result.outcomes] == [OutcomeKind.HUNG] * 3
     assert all(o.exitcode == -9 for o in result.outcomes)  # SIGKILL
+    for o, pid in zip(result.outcomes, result.pids, strict=False):
+        # What it was doing when it was killed, read from /proc: sleeping (S), not running.
+        thread = o.message.splitlines()[1]
+        assert thread.split(",")[0].strip().startswith(f"{pid}/{pid} ")
+        assert thread.split(",")[0].endswith(" S")
     assert_reaped(result)
 
 
