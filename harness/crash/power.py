@@ -27,9 +27,9 @@ from ..starts import describe as describe_start
 from ..starts import start_db
 from .oracle import AFTER_LAST, Finding, Oracle, Point, Recovery, State, judge
 from .power_images import DEFAULT_PER_BARRIER, PowerImage, barriers, build, images
-from .recovery import Observer, References, unstable_columns
+from .recovery import Observer, References, reference_states, unstable_columns
 from .statement_images import DB_NAME, image_id
-from .writes import AsLeftRecoverer, RecordFailed, recorded_run, reference_states
+from .writes import AsLeftRecoverer, RecordFailed, recorded_run
 
 if TYPE_CHECKING:
     from pathlib import Path

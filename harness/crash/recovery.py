@@ -14,14 +14,14 @@ import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .. import data, dbfiles, volatile
+from .. import contract, data, dbfiles, volatile
 from ..contract import internal_tables, read_ledger
 from ..sandbox import describe
 from .oracle import Data, Finding, Point, Recovery, State
 from .statement_images import DB_NAME, ImageStore, image_id
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from migproof.engine.schema import Schema
@@ -172,6 +172,29 @@ class References:
         state = self.observer.observe(db)
         self._states[version] = state
         return state
+
+
+def reference_states(
+    target: Target, refs: References, start_version: int, recoveries: Iterable[Recovery]
+) -> tuple[State, dict[int, State], list[str]]:
+    """The uninterrupted run's result, the clean state at every version a recovery shows
+    within [start, head], and notes on what could not be compared. Raises what the target's
+    reference run raises."""
+    notes: list[str] = []
+    final = refs.state(None)
+    references: dict[int, State] = {}
+    for r in recoveries:
+        w = r.seen.version if r.seen is not None else -1
+        if not start_version <= w <= target.head or w in references:
+            continue
+        if w in (start_version, target.head) or contract.can_migrate_to(target):
+            references[w] = refs.state(w)
+        else:
+            # No migrate_to: the clean state at w cannot be built from this start.
+            notes.append(f"recoveries at v{w} not compared with a clean v{w} (no migrate_to)")
+            assert r.seen is not None
+            references[w] = r.seen
+    return final, references, notes
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from .recovery import (
     Observer,
     Recoverer,
     References,
+    reference_states,
     unstable_columns,
 )
 from .statement_images import (
@@ -171,13 +172,9 @@ def crash_case(  # noqa: PLR0911 -- one early return per way a case cannot be ju
     }
     refs = References(observer, start, start_version, work / "reference")
     try:
-        final = refs.state(None)
-        needed = {
-            r.seen.version
-            for r in recoveries.values()
-            if r.seen is not None and start_version <= r.seen.version <= target.head
-        }
-        references = {w: refs.state(w) for w in sorted(needed)}
+        final, references, notes = reference_states(
+            target, refs, start_version, recoveries.values()
+        )
     except Exception as err:
         return failed(
             f"the uninterrupted reference run from v{start_version} failed: {err}", recording
@@ -192,7 +189,12 @@ def crash_case(  # noqa: PLR0911 -- one early return per way a case cannot be ju
         internal=internal_tables(target),
     )
     run = CaseRun(
-        tuple(chosen), recording.statements, recoveries, findings, recoverer.distinct_states
+        tuple(chosen),
+        recording.statements,
+        recoveries,
+        findings,
+        recoverer.distinct_states,
+        note="; ".join(notes),
     )
     return run, images
 

@@ -35,13 +35,19 @@ from typing import TYPE_CHECKING, Final, Protocol
 from .. import contract, dbfiles, forked
 from ..starts import start_db
 from .oracle import AFTER_LAST, Point, Recovery, State, judge
-from .recovery import CaseRun, Observer, Recoverer, References, integrity, unstable_columns
+from .recovery import (
+    CaseRun,
+    Observer,
+    Recoverer,
+    References,
+    integrity,
+    reference_states,
+    unstable_columns,
+)
 from .statement_images import DB_NAME, image_id
 from .write_record import SYSCALLS, Record, apply, parse_strace, read_files, replay
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from ..cases import Context
     from ..target import Target
 
@@ -294,29 +300,6 @@ class AsLeftRecoverer(Recoverer):
 
 
 # --- one case -------------------------------------------------------------------------------------
-
-
-def reference_states(
-    target: Target, refs: References, start_version: int, recoveries: Iterable[Recovery]
-) -> tuple[State, dict[int, State], list[str]]:
-    """The uninterrupted run's result, the clean state at every version a recovery shows
-    within [start, head], and notes on what could not be compared. Raises what the target's
-    reference run raises."""
-    notes: list[str] = []
-    final = refs.state(None)
-    references: dict[int, State] = {}
-    for r in recoveries:
-        w = r.seen.version if r.seen is not None else -1
-        if not start_version <= w <= target.head or w in references:
-            continue
-        if w in (start_version, target.head) or contract.can_migrate_to(target):
-            references[w] = refs.state(w)
-        else:
-            # No migrate_to: the clean state at w cannot be built from this start.
-            notes.append(f"recoveries at v{w} not compared with a clean v{w} (no migrate_to)")
-            assert r.seen is not None
-            references[w] = r.seen
-    return final, references, notes
 
 
 def crash_case(
