@@ -64,7 +64,7 @@ class _Queue:
     @classmethod
     def of(cls, planned: Sequence[Planned], indexes: Sequence[int]) -> _Queue:
         serial = [i for i in indexes if one_at_a_time(planned[i])]
-        return cls(serial, [i for i in indexes if i not in set(serial)])
+        return cls(serial, [i for i in indexes if not one_at_a_time(planned[i])])
 
     def take(self) -> int | None:
         """The next case for a free job, or None: nothing it may take now (or ever)."""
